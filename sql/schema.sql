@@ -1,0 +1,292 @@
+-- crm_integrations schema: a minimal CRM core and the integration tables of CRM-AI-PRO.
+--
+-- Table and column names of the integration tables follow the reference document (they are the
+-- compatibility contract). Additions are marked "added:" with the reason.
+-- Every table holding account_id gets row-level security in rls.sql.
+
+-- Who is calling, the way PostgREST/Supabase pass identity: the JWT claims in
+-- request.jwt.claims. account_id, else app_metadata.account_id, else the crm.users row whose id
+-- is the token's sub. SECURITY DEFINER so the users lookup is not itself subject to RLS (the
+-- users policy calls this function). A claim that is not a UUID identifies nobody.
+CREATE FUNCTION crm.current_account_id() RETURNS uuid
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    raw    text := current_setting('request.jwt.claims', true);
+    claims jsonb;
+    v      text;
+    uuid_re constant text := '^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$';
+BEGIN
+    IF raw IS NULL OR raw = '' THEN
+        RETURN NULL;
+    END IF;
+    claims := raw::jsonb;
+    IF jsonb_typeof(claims) <> 'object' THEN
+        RETURN NULL;
+    END IF;
+    v := coalesce(claims ->> 'account_id', claims -> 'app_metadata' ->> 'account_id');
+    IF v IS NOT NULL THEN
+        RETURN CASE WHEN v ~ uuid_re THEN v::uuid END;
+    END IF;
+    v := claims ->> 'sub';
+    IF v ~ uuid_re THEN
+        RETURN (SELECT u.account_id FROM crm.users u WHERE u.id = v::uuid);
+    END IF;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION crm.current_account_id() IS
+    'The caller''s account from request.jwt.claims (account_id, app_metadata.account_id, or the users row of sub); NULL when none.';
+
+-- Whether the current role acts as Supabase's service_role (is it, or a member of it).
+-- Supabase's service_role has BYPASSRLS; this keeps the "service_role sees all" rule true on a
+-- plain Postgres where the role was created without it.
+CREATE FUNCTION crm.is_service_role() RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT EXISTS (SELECT 1 FROM pg_roles r
+                   WHERE r.rolname = 'service_role'
+                     AND pg_has_role(current_user, r.oid, 'USAGE'))
+$$;
+
+-- updated_at is maintained here, not by callers.
+CREATE FUNCTION crm.touch_updated_at() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    NEW.updated_at := now();
+    RETURN NEW;
+END
+$$;
+
+------------------------------------------------------------------------------------------------
+-- CRM core
+------------------------------------------------------------------------------------------------
+
+CREATE TABLE crm.accounts (
+    id         uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    name       text NOT NULL CHECK (length(name) BETWEEN 1 AND 200),
+    slug       text UNIQUE CHECK (slug ~ '^[a-z0-9][a-z0-9-]{0,62}$'),
+    -- added: the sender used when a message names none (delivery issue)
+    default_from_email text,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE crm.users (
+    id         uuid PRIMARY KEY DEFAULT gen_random_uuid(),  -- = auth.users.id on Supabase (the JWT sub)
+    account_id uuid NOT NULL REFERENCES crm.accounts (id) ON DELETE CASCADE,
+    email      text NOT NULL CHECK (length(email) <= 320 AND email ~ '^[^@\s]+@[^@\s]+$'),
+    full_name  text,
+    role       text NOT NULL DEFAULT 'member'
+               CHECK (role IN ('owner', 'admin', 'dispatcher', 'tech', 'sales', 'member')),
+    created_at timestamptz NOT NULL DEFAULT now(),
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (account_id, email)
+);
+CREATE INDEX users_account_id_idx ON crm.users (account_id);
+
+CREATE TABLE crm.contacts (
+    id         uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    account_id uuid NOT NULL REFERENCES crm.accounts (id) ON DELETE CASCADE,
+    first_name text,
+    last_name  text,
+    email      text CHECK (email IS NULL OR (length(email) <= 320 AND email ~ '^[^@\s]+@[^@\s]+$')),
+    phone      text,
+    address    text,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX contacts_account_id_idx ON crm.contacts (account_id);
+
+CREATE TABLE crm.jobs (
+    id              uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    account_id      uuid NOT NULL REFERENCES crm.accounts (id) ON DELETE CASCADE,
+    contact_id      uuid REFERENCES crm.contacts (id) ON DELETE SET NULL,
+    assigned_to     uuid REFERENCES crm.users (id) ON DELETE SET NULL,
+    title           text NOT NULL,
+    description     text,
+    status          text NOT NULL DEFAULT 'lead'
+                    CHECK (status IN ('lead', 'scheduled', 'in_progress', 'completed', 'paid', 'cancelled')),
+    scheduled_start timestamptz,
+    scheduled_end   timestamptz,
+    address         text,
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    updated_at      timestamptz NOT NULL DEFAULT now(),
+    CHECK (scheduled_end IS NULL OR scheduled_start IS NULL OR scheduled_end >= scheduled_start)
+);
+CREATE INDEX jobs_account_id_status_idx ON crm.jobs (account_id, status);
+CREATE INDEX jobs_account_id_start_idx ON crm.jobs (account_id, scheduled_start);
+
+CREATE TABLE crm.invoices (
+    id                       uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    account_id               uuid NOT NULL REFERENCES crm.accounts (id) ON DELETE CASCADE,
+    job_id                   uuid REFERENCES crm.jobs (id) ON DELETE SET NULL,
+    contact_id               uuid REFERENCES crm.contacts (id) ON DELETE SET NULL,
+    invoice_number           text,
+    amount                   bigint NOT NULL CHECK (amount >= 0),          -- cents
+    currency                 text NOT NULL DEFAULT 'usd' CHECK (currency ~ '^[a-z]{3}$'),
+    status                   text NOT NULL DEFAULT 'draft'
+                             CHECK (status IN ('draft', 'sent', 'paid', 'void')),
+    stripe_payment_intent_id text UNIQUE,
+    due_date                 date,
+    paid_at                  timestamptz,
+    created_at               timestamptz NOT NULL DEFAULT now(),
+    updated_at               timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (account_id, invoice_number)
+);
+CREATE INDEX invoices_account_id_status_idx ON crm.invoices (account_id, status);
+CREATE INDEX invoices_job_id_idx ON crm.invoices (job_id);
+
+CREATE TABLE crm.payments (
+    id                       uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    account_id               uuid NOT NULL REFERENCES crm.accounts (id) ON DELETE CASCADE,
+    invoice_id               uuid REFERENCES crm.invoices (id) ON DELETE SET NULL,
+    amount                   bigint NOT NULL CHECK (amount >= 0),          -- cents
+    currency                 text NOT NULL DEFAULT 'usd' CHECK (currency ~ '^[a-z]{3}$'),
+    status                   text NOT NULL DEFAULT 'pending'
+                             CHECK (status IN ('pending', 'succeeded', 'failed', 'refunded')),
+    stripe_payment_intent_id text,
+    failure_message          text,
+    created_at               timestamptz NOT NULL DEFAULT now(),
+    updated_at               timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX payments_account_id_idx ON crm.payments (account_id);
+CREATE INDEX payments_invoice_id_idx ON crm.payments (invoice_id);
+CREATE INDEX payments_intent_idx ON crm.payments (stripe_payment_intent_id);
+
+------------------------------------------------------------------------------------------------
+-- Integration tables (reference document)
+------------------------------------------------------------------------------------------------
+
+-- OAuth credentials for email services. Tokens are crm.encrypt_token() output, bound to the
+-- context '<table>:<id>:access_token' / ':refresh_token' (see README, Token vault).
+CREATE TABLE crm.email_providers (
+    id                      uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    account_id              uuid NOT NULL REFERENCES crm.accounts (id) ON DELETE CASCADE,
+    user_id                 uuid REFERENCES crm.users (id) ON DELETE CASCADE,
+    provider                text NOT NULL CHECK (provider IN ('gmail', 'microsoft', 'resend', 'smtp')),
+    provider_email          text NOT NULL,
+    access_token_encrypted  text NOT NULL,
+    refresh_token_encrypted text,
+    token_expires_at        timestamptz,
+    is_active               boolean NOT NULL DEFAULT true,
+    is_default              boolean NOT NULL DEFAULT false,
+    last_synced_at          timestamptz,
+    created_at              timestamptz NOT NULL DEFAULT now(),
+    updated_at              timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX idx_email_providers_account_user ON crm.email_providers (account_id, user_id);
+CREATE INDEX idx_email_providers_provider ON crm.email_providers (provider);
+CREATE INDEX idx_email_providers_active ON crm.email_providers (is_active, is_default);
+-- added: at most one default email provider per account and user (user_id NULL = account-wide)
+CREATE UNIQUE INDEX email_providers_one_default
+    ON crm.email_providers (account_id, user_id) NULLS NOT DISTINCT WHERE is_default;
+
+CREATE TABLE crm.calendar_providers (
+    id                      uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    account_id              uuid NOT NULL REFERENCES crm.accounts (id) ON DELETE CASCADE,
+    user_id                 uuid REFERENCES crm.users (id) ON DELETE CASCADE,
+    provider                text NOT NULL CHECK (provider IN ('google', 'outlook')),
+    provider_email          text NOT NULL,
+    access_token_encrypted  text NOT NULL,
+    refresh_token_encrypted text,
+    token_expires_at        timestamptz,
+    is_active               boolean NOT NULL DEFAULT true,
+    is_default              boolean NOT NULL DEFAULT false,
+    last_synced_at          timestamptz,
+    created_at              timestamptz NOT NULL DEFAULT now(),
+    updated_at              timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX idx_calendar_providers_account_user ON crm.calendar_providers (account_id, user_id);
+CREATE INDEX idx_calendar_providers_provider ON crm.calendar_providers (provider);
+CREATE INDEX idx_calendar_providers_active ON crm.calendar_providers (is_active, is_default);
+-- added: at most one default calendar provider per account and user
+CREATE UNIQUE INDEX calendar_providers_one_default
+    ON crm.calendar_providers (account_id, user_id) NULLS NOT DISTINCT WHERE is_default;
+
+-- account_id NULL = a global template every account sees; an account's template of the same
+-- name overrides it.
+CREATE TABLE crm.email_templates (
+    id           uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    account_id   uuid REFERENCES crm.accounts (id) ON DELETE CASCADE,
+    name         text NOT NULL CHECK (length(name) BETWEEN 1 AND 200),
+    description  text,
+    subject      text NOT NULL,
+    html_content text NOT NULL,
+    text_content text,
+    variables    text[] NOT NULL DEFAULT '{}',
+    is_active    boolean NOT NULL DEFAULT true,
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    updated_at   timestamptz NOT NULL DEFAULT now()
+);
+CREATE UNIQUE INDEX email_templates_account_name
+    ON crm.email_templates (account_id, name) NULLS NOT DISTINCT;
+
+CREATE TABLE crm.email_queue (
+    id                 uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    account_id         uuid NOT NULL REFERENCES crm.accounts (id) ON DELETE CASCADE,
+    recipient_email    text NOT NULL,
+    recipient_name     text,
+    subject            text NOT NULL,
+    html_content       text,
+    text_content       text,
+    template_id        uuid REFERENCES crm.email_templates (id) ON DELETE SET NULL,
+    template_variables jsonb NOT NULL DEFAULT '{}',
+    from_email         text,
+    reply_to           text,
+    status             text NOT NULL DEFAULT 'pending'
+                       CHECK (status IN ('pending', 'scheduled', 'processing', 'sent', 'failed', 'cancelled')),
+    attempts           integer NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+    max_attempts       integer NOT NULL DEFAULT 3 CHECK (max_attempts BETWEEN 1 AND 20),
+    last_error         text,
+    scheduled_at       timestamptz,
+    sent_at            timestamptz,
+    created_at         timestamptz NOT NULL DEFAULT now(),
+    updated_at         timestamptz NOT NULL DEFAULT now(),
+    metadata           jsonb NOT NULL DEFAULT '{}',
+    provider           text NOT NULL DEFAULT 'resend'
+                       CHECK (provider IN ('resend', 'gmail', 'microsoft', 'smtp')),
+    batch_id           text,
+    -- added: higher first (reference: "priority queue support")
+    priority           integer NOT NULL DEFAULT 0,
+    -- added: the same key for the same account queues once
+    idempotency_key    text CHECK (length(idempotency_key) <= 256)
+);
+CREATE UNIQUE INDEX email_queue_idempotency
+    ON crm.email_queue (account_id, idempotency_key) WHERE idempotency_key IS NOT NULL;
+CREATE INDEX email_queue_account_status_idx ON crm.email_queue (account_id, status, created_at);
+CREATE INDEX email_queue_batch_idx ON crm.email_queue (batch_id) WHERE batch_id IS NOT NULL;
+
+CREATE TABLE crm.email_analytics (
+    id              uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    message_id      text NOT NULL,
+    recipient_email text NOT NULL,
+    event           text NOT NULL
+                    CHECK (event IN ('sent', 'delivered', 'delivery_delayed', 'opened', 'clicked', 'bounced', 'complained')),
+    "timestamp"     timestamptz NOT NULL DEFAULT now(),
+    data            jsonb NOT NULL DEFAULT '{}',
+    ip_address      inet,
+    user_agent      text,
+    queue_item_id   uuid REFERENCES crm.email_queue (id) ON DELETE SET NULL,
+    -- added: the owning account, for row-level security (NULL: not matched to a queued email)
+    account_id      uuid REFERENCES crm.accounts (id) ON DELETE CASCADE,
+    UNIQUE (message_id, recipient_email, event, "timestamp")
+);
+CREATE INDEX email_analytics_account_time_idx ON crm.email_analytics (account_id, "timestamp");
+CREATE INDEX email_analytics_queue_item_idx ON crm.email_analytics (queue_item_id);
+
+DO $$
+DECLARE t text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['accounts', 'users', 'contacts', 'jobs', 'invoices', 'payments',
+                             'email_providers', 'calendar_providers', 'email_templates', 'email_queue']
+    LOOP
+        EXECUTE format('CREATE TRIGGER touch_updated_at BEFORE UPDATE ON crm.%I
+                        FOR EACH ROW EXECUTE FUNCTION crm.touch_updated_at()', t);
+    END LOOP;
+END
+$$;

@@ -1,0 +1,104 @@
+-- Runs after every generated function exists: key rotation, function privileges and the grants
+-- to Supabase's API roles.
+
+-- Re-encrypt every stored OAuth token under the current key, batch_size rows at a time (keyset
+-- pagination by id, rows locked FOR UPDATE), and return how many tokens were rewritten.
+-- Tokens already under the current key are left alone, so running it twice is cheap and the
+-- second run returns 0. A token keeps its binding: one bound to '<table>:<id>:<column>' is
+-- re-bound to the same context, one stored without context stays without.
+-- After it returns, the old key can be dropped from crm.encryption_key_previous.
+CREATE FUNCTION crm.rotate_encryption_key(batch_size integer DEFAULT 500) RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    tbl      text;
+    last_id  uuid;
+    n_rows   bigint;
+    n_tokens bigint;
+    total    bigint := 0;
+BEGIN
+    IF batch_size IS NULL OR batch_size NOT BETWEEN 1 AND 100000 THEN
+        RAISE EXCEPTION 'batch_size must be between 1 and 100000, not %', batch_size
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- Fail before taking any lock when the key is missing or malformed.
+    PERFORM crm.current_key_fingerprint();
+    FOREACH tbl IN ARRAY ARRAY['email_providers', 'calendar_providers'] LOOP
+        last_id := NULL;
+        LOOP
+            EXECUTE format($q$
+                WITH batch AS (
+                    SELECT id,
+                           coalesce(crm.token_needs_rotation(access_token_encrypted), false) AS a,
+                           coalesce(crm.token_needs_rotation(refresh_token_encrypted), false) AS r
+                    FROM crm.%1$I
+                    WHERE $1::uuid IS NULL OR id > $1
+                    ORDER BY id
+                    LIMIT $2
+                    FOR UPDATE),
+                rewritten AS (
+                    UPDATE crm.%1$I t
+                    SET access_token_encrypted = CASE WHEN b.a
+                            THEN crm._rotate_token(t.access_token_encrypted, %2$L || t.id || ':access_token')
+                            ELSE t.access_token_encrypted END,
+                        refresh_token_encrypted = CASE WHEN b.r
+                            THEN crm._rotate_token(t.refresh_token_encrypted, %2$L || t.id || ':refresh_token')
+                            ELSE t.refresh_token_encrypted END
+                    FROM batch b
+                    WHERE t.id = b.id AND (b.a OR b.r)
+                    RETURNING 1)
+                SELECT (SELECT id FROM batch ORDER BY id DESC LIMIT 1),
+                       (SELECT count(*) FROM batch),
+                       (SELECT count(*) FILTER (WHERE a) + count(*) FILTER (WHERE r) FROM batch)
+                $q$, tbl, tbl || ':')
+            INTO last_id, n_rows, n_tokens
+            USING last_id, batch_size;
+            total := total + n_tokens;
+            EXIT WHEN n_rows < batch_size;
+        END LOOP;
+    END LOOP;
+    RETURN total;
+END
+$$;
+
+-- Decryption is for the server side only: superusers and service_role.
+REVOKE ALL ON FUNCTION crm.decrypt_token(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION crm.decrypt_token(text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION crm._rotate_token(text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION crm.rotate_encryption_key(integer) FROM PUBLIC;
+
+-- Grant Supabase's API roles what they need, for those that exist. Runs at CREATE EXTENSION;
+-- on a plain Postgres where the roles are created later, a superuser calls it again.
+-- Returns the roles it granted to.
+CREATE FUNCTION crm.apply_role_grants() RETURNS text[]
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    done text[] := '{}';
+BEGIN
+    IF to_regrole('authenticated') IS NOT NULL THEN
+        GRANT USAGE ON SCHEMA crm TO authenticated;
+        GRANT SELECT, UPDATE ON crm.accounts TO authenticated;
+        GRANT SELECT, INSERT, UPDATE, DELETE ON
+            crm.users, crm.contacts, crm.jobs, crm.invoices, crm.payments,
+            crm.email_providers, crm.calendar_providers, crm.email_templates, crm.email_queue
+            TO authenticated;
+        GRANT SELECT ON crm.email_analytics TO authenticated;
+        done := done || 'authenticated'::text;
+    END IF;
+    IF to_regrole('service_role') IS NOT NULL THEN
+        GRANT USAGE ON SCHEMA crm TO service_role;
+        GRANT ALL ON ALL TABLES IN SCHEMA crm TO service_role;
+        GRANT EXECUTE ON FUNCTION crm.decrypt_token(text), crm.decrypt_token(text, text),
+            crm.rotate_encryption_key(integer) TO service_role;
+        done := done || 'service_role'::text;
+    END IF;
+    -- anon gets nothing: no table privilege, and no policy matches a caller without an account.
+    RETURN done;
+END
+$$;
+REVOKE ALL ON FUNCTION crm.apply_role_grants() FROM PUBLIC;
+
+SELECT crm.apply_role_grants();

@@ -1,0 +1,50 @@
+//! Every `crm.*` setting, registered once in `_PG_init`.
+//!
+//! Secrets are `SUSET` + `SUPERUSER_ONLY` + `NO_SHOW_ALL`: only a superuser can set them, and a
+//! non-superuser cannot read them through `SHOW`, `current_setting()` or `pg_settings`.
+//! Secrets get no check hook on purpose: Postgres quotes a rejected value in the error it logs
+//! ("invalid value for parameter ...: <value>"), which would put the key in the server log.
+//! Keys are validated where they are used, with errors that never quote them.
+
+use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
+use std::ffi::{CStr, CString};
+
+pub static ENCRYPTION_KEY: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+pub static ENCRYPTION_KEY_PREVIOUS: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(None);
+
+const SECRET: GucFlags = GucFlags::SUPERUSER_ONLY.union(GucFlags::NO_SHOW_ALL);
+
+pub fn register() {
+    GucRegistry::define_string_guc(
+        c"crm.encryption_key",
+        c"Token vault key: 32 bytes as base64 or 64 hex digits (superuser only).",
+        c"Encrypts new tokens. Set it in postgresql.conf or ALTER SYSTEM, never with ALTER DATABASE/ROLE (pg_db_role_setting is world-readable).",
+        &ENCRYPTION_KEY,
+        GucContext::Suset,
+        SECRET,
+    );
+    GucRegistry::define_string_guc(
+        c"crm.encryption_key_previous",
+        c"Comma-separated earlier vault keys, still accepted for decryption (superuser only).",
+        c"Keep a retired key here until crm.rotate_encryption_key() has re-encrypted every token.",
+        &ENCRYPTION_KEY_PREVIOUS,
+        GucContext::Suset,
+        SECRET,
+    );
+}
+
+/// The bytes of a string setting as Postgres holds them, without copying. Postgres replaces
+/// the pointer (never the bytes behind it) when the value changes, so the slice is valid until
+/// the next SET or configuration reload, which cannot happen while a function call runs.
+pub fn raw(setting: &'static GucSetting<Option<CString>>) -> &'static [u8] {
+    // SAFETY: the pointer is either null or a NUL-terminated string owned by the GUC machinery.
+    unsafe {
+        let ptr = *setting.as_ptr();
+        if ptr.is_null() {
+            &[]
+        } else {
+            CStr::from_ptr(ptr).to_bytes()
+        }
+    }
+}

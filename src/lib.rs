@@ -1,0 +1,37 @@
+//! crm_integrations: a field-service CRM's third-party integrations inside PostgreSQL.
+//!
+//! The logic lives in the `crm_core` crate (no Postgres there); this crate is the SQL shell:
+//! settings, SQL functions and the schema files under `sql/`.
+
+use pgrx::prelude::*;
+
+mod guc;
+mod schema;
+mod vault;
+
+::pgrx::pg_module_magic!();
+
+#[pg_guard]
+pub extern "C-unwind" fn _PG_init() {
+    guc::register();
+}
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pg_schema]
+mod tests {
+    // The #[pg_test]s live next to the code they test (vault.rs); this module only has to exist.
+}
+
+/// Required by `cargo pgrx test`.
+#[cfg(test)]
+pub mod pg_test {
+    pub fn setup(_options: Vec<&str>) {}
+
+    #[must_use]
+    pub fn postgresql_conf_options() -> Vec<&'static str> {
+        vec![
+            "shared_preload_libraries = 'crm_integrations'",
+            "crm.encryption_key = '000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f'",
+        ]
+    }
+}

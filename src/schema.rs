@@ -1,0 +1,6 @@
+//! The reviewed SQL under `sql/`, in the order CREATE EXTENSION runs it: the schema first,
+//! then row-level security, then (after every generated function) privileges and rotation.
+
+pgrx::extension_sql_file!("../sql/schema.sql", name = "schema", bootstrap);
+pgrx::extension_sql_file!("../sql/rls.sql", name = "rls", requires = ["schema"]);
+pgrx::extension_sql_file!("../sql/security.sql", name = "security", finalize);
