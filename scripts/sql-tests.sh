@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# SQL-level integration tests: the installed extension in a real, freshly made cluster, driven
+# by pgTAP files under tests/sql/ (run with pg_prove, in name order).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+NAME=sqltest
+PORT=${CRM_SQLTEST_PORT:-55433}
+LOG=${CRM_CLUSTER_BASE:-/tmp/crm_integrations}/$NAME/server.log
+
+# log_statement = 'all' and verbose errors make zz_server_log.sql's "the key is not in the
+# log" check meaningful.
+bash scripts/cluster.sh start $NAME "$PORT" \
+  "shared_preload_libraries = 'crm_integrations, pg_cron'" \
+  "cron.database_name = 'crm_test'" \
+  "log_statement = 'all'" "log_min_error_statement = error" "log_error_verbosity = verbose" \
+  "crm_test.log_file = '$LOG'"
+trap 'bash scripts/cluster.sh stop $NAME' EXIT
+eval "$(bash scripts/cluster.sh env $NAME "$PORT")"
+
+psql -X -q -v ON_ERROR_STOP=1 -d postgres -c "CREATE DATABASE crm_test"
+psql -X -q -v ON_ERROR_STOP=1 -d crm_test <<'SQL'
+-- The three roles a plain Postgres needs to stand in for Supabase (same lines as the README).
+CREATE ROLE anon NOLOGIN;
+CREATE ROLE authenticated NOLOGIN;
+CREATE ROLE service_role NOLOGIN BYPASSRLS;
+CREATE EXTENSION pgtap;
+CREATE EXTENSION crm_integrations;
+\i tests/sql/_helpers.sql
+SQL
+
+pg_prove --dbname crm_test --failures tests/sql/[a-z]*.sql

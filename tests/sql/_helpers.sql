@@ -1,0 +1,98 @@
+-- Loaded once per test database (after CREATE EXTENSION pgtap, crm_integrations).
+CREATE SCHEMA tests;
+GRANT USAGE ON SCHEMA tests TO PUBLIC;
+
+-- pgTAP keeps its state in temp tables owned by the session's first role; a test that switches
+-- to authenticated/service_role must be allowed to write them.
+CREATE FUNCTION tests.share_tap() RETURNS void LANGUAGE plpgsql AS $$
+DECLARE r record;
+BEGIN
+    FOR r IN SELECT c.relname, c.relkind FROM pg_class c
+             WHERE c.relnamespace = pg_my_temp_schema() AND c.relkind IN ('r', 'S')
+    LOOP
+        EXECUTE format('GRANT ALL ON %s pg_temp.%I TO PUBLIC',
+                       CASE r.relkind WHEN 'S' THEN 'SEQUENCE' ELSE 'TABLE' END, r.relname);
+    END LOOP;
+END $$;
+
+-- Act as an API caller: the role PostgREST would switch to, with these JWT claims.
+CREATE FUNCTION tests.login(as_role text, claims jsonb) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM set_config('request.jwt.claims', coalesce(claims::text, ''), true);
+    EXECUTE format('SET LOCAL ROLE %I', as_role);
+END $$;
+
+CREATE FUNCTION tests.logout() RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    RESET ROLE;
+    PERFORM set_config('request.jwt.claims', '', true);
+END $$;
+GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA tests TO PUBLIC;
+
+-- Two fixed keys for tests that need to know them (the cluster's own key is random).
+CREATE FUNCTION tests.k1() RETURNS text IMMUTABLE LANGUAGE sql
+    AS $$ SELECT '000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f' $$;
+CREATE FUNCTION tests.k2() RETURNS text IMMUTABLE LANGUAGE sql
+    AS $$ SELECT 'ISIjJCUmJygpKissLS4vMDEyMzQ1Njc4OTo7PD0+P0A=' $$;
+
+-- Every text an error carries (message, detail, hint, context), for "no secret in it" checks.
+CREATE FUNCTION tests.error_text(q text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE m text; d text; h text; c text;
+BEGIN
+    EXECUTE q;
+    RETURN NULL;
+EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS m = MESSAGE_TEXT, d = PG_EXCEPTION_DETAIL, h = PG_EXCEPTION_HINT, c = PG_EXCEPTION_CONTEXT;
+    RETURN concat_ws(' | ', m, d, h, c);
+END $$;
+
+CREATE FUNCTION tests.explain_lines(q text) RETURNS SETOF text LANGUAGE plpgsql AS $$
+DECLARE line text;
+BEGIN
+    FOR line IN EXECUTE q LOOP RETURN NEXT line; END LOOP;
+END $$;
+
+-- What the current caller can do to one tenant table: rows visible of its own account and of
+-- another, and the outcome (SQLSTATE or row count) of writing the other account's rows.
+CREATE FUNCTION tests.rls_probe(tbl text, own uuid, other uuid) RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+    col text := CASE tbl WHEN 'accounts' THEN 'id' ELSE 'account_id' END;
+    out jsonb := '{}';
+    n bigint;
+BEGIN
+    BEGIN
+        EXECUTE format('SELECT count(*) FROM crm.%I WHERE %I = $1', tbl, col) INTO n USING own;
+        out := out || jsonb_build_object('see_own', n);
+        EXECUTE format('SELECT count(*) FROM crm.%I WHERE %I = $1', tbl, col) INTO n USING other;
+        out := out || jsonb_build_object('see_other', n);
+    EXCEPTION WHEN OTHERS THEN out := out || jsonb_build_object('select', SQLSTATE);
+    END;
+    BEGIN  -- copy one of our own rows into the other account
+        EXECUTE format('INSERT INTO crm.%1$I SELECT (jsonb_populate_record(NULL::crm.%1$I,
+                            to_jsonb(r) || jsonb_build_object(''id'', gen_random_uuid(), %2$L, $2::text))).*
+                        FROM crm.%1$I r WHERE %2$I = $1 LIMIT 1', tbl, col) USING own, other;
+        GET DIAGNOSTICS n = ROW_COUNT;
+        out := out || jsonb_build_object('insert_other', n);
+    EXCEPTION WHEN OTHERS THEN out := out || jsonb_build_object('insert_other', SQLSTATE);
+    END;
+    BEGIN
+        EXECUTE format('UPDATE crm.%1$I SET %2$I = %2$I WHERE %2$I = $1', tbl, col) USING other;
+        GET DIAGNOSTICS n = ROW_COUNT;
+        out := out || jsonb_build_object('update_other', n);
+    EXCEPTION WHEN OTHERS THEN out := out || jsonb_build_object('update_other', SQLSTATE);
+    END;
+    BEGIN  -- move our own rows to the other account
+        EXECUTE format('UPDATE crm.%1$I SET %2$I = $2 WHERE %2$I = $1', tbl, col) USING own, other;
+        GET DIAGNOSTICS n = ROW_COUNT;
+        out := out || jsonb_build_object('move_to_other', n);
+    EXCEPTION WHEN OTHERS THEN out := out || jsonb_build_object('move_to_other', SQLSTATE);
+    END;
+    BEGIN
+        EXECUTE format('DELETE FROM crm.%I WHERE %I = $1', tbl, col) USING other;
+        GET DIAGNOSTICS n = ROW_COUNT;
+        out := out || jsonb_build_object('delete_other', n);
+    EXCEPTION WHEN OTHERS THEN out := out || jsonb_build_object('delete_other', SQLSTATE);
+    END;
+    RETURN out;
+END $$;
+GRANT EXECUTE ON FUNCTION tests.rls_probe(text, uuid, uuid) TO PUBLIC;
