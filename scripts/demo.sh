@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# The walk-through: a throwaway cluster with the extension preloaded (as production would have
+# it), then the extension used the way a Supabase project uses it. Every step is real SQL
+# against the installed extension; the output is what Postgres answered.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+NAME=demo
+PORT=${CRM_DEMO_PORT:-55435}
+DB=crm_demo
+
+bash scripts/cluster.sh start $NAME "$PORT" \
+  "shared_preload_libraries = 'crm_integrations, pg_cron'" "cron.database_name = '$DB'"
+eval "$(bash scripts/cluster.sh env $NAME "$PORT")"
+export PGDATABASE=$DB
+DATA=${CRM_CLUSTER_BASE:-/tmp/crm_integrations}/$NAME/data
+
+say()  { printf '\n\033[1;34m▶ %s\033[0m\n' "$*"; }
+sql()  { psql -X -v ON_ERROR_STOP=1 -P footer=off "$@"; }
+# Run as an API caller: the role PostgREST switches to, with the JWT claims it sets.
+# (claims must not contain spaces: PGOPTIONS splits on them)
+as_api() { local role=$1 claims=$2; shift 2
+  PGOPTIONS="-c role=$role -c request.jwt.claims=$claims" sql "$@"; }
+
+say "Cluster on port $PORT, shared_preload_libraries = 'crm_integrations, pg_cron'; a random vault key in postgresql.conf"
+psql -X -d postgres -q -c "CREATE DATABASE $DB"
+sql -q <<'SQL'
+-- Supabase has these roles; on plain Postgres we create them (README, "Roles").
+CREATE ROLE anon NOLOGIN;
+CREATE ROLE authenticated NOLOGIN;
+CREATE ROLE service_role NOLOGIN BYPASSRLS;
+CREATE EXTENSION pg_cron;
+CREATE EXTENSION crm_integrations;
+SQL
+sql -c "SELECT extname, extversion FROM pg_extension WHERE extname IN ('crm_integrations', 'pg_cron') ORDER BY 1"
+
+say "Two field-service companies share the database"
+sql -q <<'SQL'
+INSERT INTO crm.accounts (id, name, slug) VALUES
+  ('a0000000-0000-0000-0000-000000000001', '317 Plumber', '317-plumber'),
+  ('b0000000-0000-0000-0000-000000000002', 'Northside HVAC', 'northside-hvac');
+INSERT INTO crm.users (id, account_id, email, full_name, role) VALUES
+  ('a1000000-0000-0000-0000-000000000001', 'a0000000-0000-0000-0000-000000000001', 'dana@317plumber.com', 'Dana Owner', 'owner'),
+  ('b1000000-0000-0000-0000-000000000002', 'b0000000-0000-0000-0000-000000000002', 'lee@northside.example', 'Lee Owner', 'owner');
+INSERT INTO crm.contacts (id, account_id, first_name, last_name, email, address) VALUES
+  ('a2000000-0000-0000-0000-000000000001', 'a0000000-0000-0000-0000-000000000001', 'John', 'Smith', 'john@example.com', '12 Elm St, Indianapolis'),
+  ('b2000000-0000-0000-0000-000000000002', 'b0000000-0000-0000-0000-000000000002', 'Ana', 'Lopez', 'ana@example.com', '9 Oak Ave, Carmel');
+INSERT INTO crm.jobs (account_id, contact_id, title, status, scheduled_start, scheduled_end, address) VALUES
+  ('a0000000-0000-0000-0000-000000000001', 'a2000000-0000-0000-0000-000000000001', 'Water heater replacement', 'scheduled',
+   '2026-12-01 09:00-05', '2026-12-01 12:00-05', '12 Elm St, Indianapolis'),
+  ('b0000000-0000-0000-0000-000000000002', 'b2000000-0000-0000-0000-000000000002', 'Furnace tune-up', 'scheduled',
+   '2026-12-02 13:00-05', '2026-12-02 14:00-05', '9 Oak Ave, Carmel');
+SQL
+sql -c "SELECT a.name AS account, count(j.*) AS jobs FROM crm.accounts a LEFT JOIN crm.jobs j ON j.account_id = a.id GROUP BY 1 ORDER BY 1"
+
+say "317 Plumber connects Gmail: tokens go into the vault, bound to their row and column"
+sql -q <<'SQL'
+WITH p AS (SELECT 'e0000000-0000-0000-0000-000000000001'::uuid AS id)
+INSERT INTO crm.email_providers (id, account_id, user_id, provider, provider_email,
+                                 access_token_encrypted, refresh_token_encrypted, token_expires_at, is_default)
+SELECT p.id, 'a0000000-0000-0000-0000-000000000001', 'a1000000-0000-0000-0000-000000000001', 'gmail', 'dana@317plumber.com',
+       crm.encrypt_token('ya29.a0-demo-access-token', 'email_providers:' || p.id || ':access_token'),
+       crm.encrypt_token('1//0demo-refresh-token', 'email_providers:' || p.id || ':refresh_token'),
+       now() + interval '1 hour', true
+FROM p;
+WITH p AS (SELECT 'e0000000-0000-0000-0000-000000000002'::uuid AS id)
+INSERT INTO crm.email_providers (id, account_id, provider, provider_email, access_token_encrypted, is_default)
+SELECT p.id, 'b0000000-0000-0000-0000-000000000002', 'microsoft', 'office@northside.example',
+       crm.encrypt_token('EwB-demo-graph-token', 'email_providers:' || p.id || ':access_token'), true
+FROM p;
+SQL
+sql -c "SELECT provider, provider_email, left(access_token_encrypted, 32) || '…' AS stored_ciphertext,
+               crm.token_key_fingerprint(access_token_encrypted) AS key_fingerprint
+        FROM crm.email_providers ORDER BY provider_email"
+echo "Encrypting the same token twice gives two different ciphertexts (fresh 96-bit nonce each time):"
+sql -c "SELECT crm.encrypt_token('same') = crm.encrypt_token('same') AS equal_ciphertexts"
+
+say "Dana calls through Supabase (role authenticated, her JWT claims): she sees only 317 Plumber's rows"
+as_api authenticated '{"sub":"a1000000-0000-0000-0000-000000000001","role":"authenticated"}' \
+  -c "SELECT crm.current_account_id()" \
+  -c "SELECT provider, provider_email FROM crm.email_providers" \
+  -c "SELECT title, status FROM crm.jobs"
+echo "Writing into the other company's account is refused by row-level security:"
+as_api authenticated '{"sub":"a1000000-0000-0000-0000-000000000001"}' \
+  -c "INSERT INTO crm.jobs (account_id, title) VALUES ('b0000000-0000-0000-0000-000000000002', 'sneaky')" 2>&1 | grep -E "ERROR" || true
+echo "She can neither read the vault key nor decrypt tokens:"
+as_api authenticated '{"sub":"a1000000-0000-0000-0000-000000000001"}' -c "SHOW crm.encryption_key" 2>&1 | grep ERROR || true
+as_api authenticated '{"sub":"a1000000-0000-0000-0000-000000000001"}' \
+  -c "SELECT crm.decrypt_token(access_token_encrypted) FROM crm.email_providers" 2>&1 | grep ERROR || true
+as_api authenticated '{"sub":"a1000000-0000-0000-0000-000000000001"}' \
+  -c "SELECT count(*) AS visible_key_settings FROM pg_settings WHERE name LIKE 'crm.encryption%'"
+
+say "The server side (service_role) decrypts — and a token moved to another row does not decrypt"
+as_api service_role '{}' -c "SELECT provider_email, crm.decrypt_token(access_token_encrypted, 'email_providers:' || id || ':access_token') AS access_token
+                              FROM crm.email_providers ORDER BY provider_email"
+sql -c "SELECT crm.decrypt_token(a.access_token_encrypted, 'email_providers:' || b.id || ':access_token')
+        FROM crm.email_providers a, crm.email_providers b
+        WHERE a.provider = 'gmail' AND b.provider = 'microsoft'" 2>&1 | grep ERROR || true
+
+say "Key rotation: new key in, old key kept as previous, reload, re-encrypt, old key out"
+OLD_FP=$(sql -XAtc "SELECT crm.current_key_fingerprint()")
+OLD_KEY=$(runuser -u postgres -- grep -E "^crm.encryption_key = " "$DATA/postgresql.conf" | tail -1 | sed -E "s/.*= '(.*)'/\1/")
+NEW_KEY=$(head -c 32 /dev/urandom | base64)
+sql -q -c "ALTER SYSTEM SET crm.encryption_key = '$NEW_KEY'" -c "ALTER SYSTEM SET crm.encryption_key_previous = '$OLD_KEY'" -c "SELECT pg_reload_conf()" >/dev/null
+sleep 0.5
+sql -c "SELECT '$OLD_FP' AS old_key, crm.current_key_fingerprint() AS new_key"
+sql -c "SELECT crm.rotate_encryption_key() AS tokens_reencrypted"
+sql -c "SELECT crm.rotate_encryption_key() AS second_run_reencrypts"
+sql -q -c "ALTER SYSTEM RESET crm.encryption_key_previous" -c "SELECT pg_reload_conf()" >/dev/null
+sleep 0.5
+echo "With the old key gone from the configuration, every token still decrypts:"
+sql -c "SELECT provider_email, crm.token_key_fingerprint(access_token_encrypted) AS key_fingerprint,
+               crm.decrypt_token(access_token_encrypted, 'email_providers:' || id || ':access_token') AS access_token,
+               crm.decrypt_token(refresh_token_encrypted, 'email_providers:' || id || ':refresh_token') AS refresh_token
+        FROM crm.email_providers ORDER BY provider_email"
+
+say "Done. The demo cluster is still running for you to explore:"
+echo "  $(bash scripts/cluster.sh env $NAME "$PORT"); psql $DB"
+echo "  stop it with: bash scripts/cluster.sh stop $NAME"

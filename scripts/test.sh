@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Every test: plain Rust unit tests of the pure core, #[pg_test]s inside Postgres, and the
+# SQL-level integration tests against the installed extension in a fresh cluster.
+# Installs whatever is missing first (scripts/setup.sh), so it runs on a fresh machine.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:$PATH"
+PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
+BASE=${CRM_CLUSTER_BASE:-/tmp/crm_integrations}
+
+bash scripts/setup.sh
+
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+step "unit tests (crm_core: no Postgres)"
+cargo test -p crm_core --quiet
+
+step "#[pg_test]s (cargo pgrx test, cluster run as postgres)"
+mkdir -p "$BASE" && chmod 755 "$BASE"
+rm -rf "$BASE/pgrx-test" && install -d -o postgres -g postgres "$BASE/pgrx-test"
+cargo pgrx test pg15 --runas postgres --pgdata "$BASE/pgrx-test/data"
+
+step "install the extension (without the pg_test functions)"
+cargo pgrx install --pg-config "$PG_CONFIG" >/dev/null
+
+step "SQL integration tests (pgTAP)"
+bash scripts/sql-tests.sh
