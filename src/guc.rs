@@ -13,6 +13,11 @@ pub static ENCRYPTION_KEY: GucSetting<Option<CString>> = GucSetting::<Option<CSt
 pub static ENCRYPTION_KEY_PREVIOUS: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(None);
 
+pub static TEMPLATE_TIMEZONE: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(Some(c"UTC"));
+pub static TEMPLATE_MAX_BYTES: GucSetting<i32> = GucSetting::<i32>::new(256 * 1024);
+pub static TEMPLATE_MAX_OUTPUT_BYTES: GucSetting<i32> = GucSetting::<i32>::new(1024 * 1024);
+
 const SECRET: GucFlags = GucFlags::SUPERUSER_ONLY.union(GucFlags::NO_SHOW_ALL);
 
 pub fn register() {
@@ -32,6 +37,40 @@ pub fn register() {
         GucContext::Suset,
         SECRET,
     );
+    GucRegistry::define_string_guc(
+        c"crm.template_timezone",
+        c"IANA time zone for dates in templates, unless the variables carry _timezone.",
+        c"",
+        &TEMPLATE_TIMEZONE,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    // Limits protect the server, so only a superuser may raise them.
+    GucRegistry::define_int_guc(
+        c"crm.template_max_bytes",
+        c"Largest template text crm.render_template accepts.",
+        c"",
+        &TEMPLATE_MAX_BYTES,
+        1024,
+        64 * 1024 * 1024,
+        GucContext::Suset,
+        GucFlags::UNIT_BYTE,
+    );
+    GucRegistry::define_int_guc(
+        c"crm.template_max_output_bytes",
+        c"Largest output crm.render_template produces before refusing.",
+        c"",
+        &TEMPLATE_MAX_OUTPUT_BYTES,
+        1024,
+        256 * 1024 * 1024,
+        GucContext::Suset,
+        GucFlags::UNIT_BYTE,
+    );
+}
+
+/// A string setting as a Rust string (lossy), for non-secret settings.
+pub fn text(setting: &'static GucSetting<Option<CString>>) -> String {
+    String::from_utf8_lossy(raw(setting)).into_owned()
 }
 
 /// The bytes of a string setting as Postgres holds them, without copying. Postgres replaces

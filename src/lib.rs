@@ -7,6 +7,7 @@ use pgrx::prelude::*;
 
 mod guc;
 mod schema;
+mod templates;
 mod vault;
 
 ::pgrx::pg_module_magic!();

@@ -1,6 +1,17 @@
 //! The reviewed SQL under `sql/`, in the order CREATE EXTENSION runs it: the schema first,
-//! then row-level security, then (after every generated function) privileges and rotation.
+//! then row-level security, the template store (after the Rust functions its trigger calls),
+//! then (after every generated function) privileges and rotation.
 
 pgrx::extension_sql_file!("../sql/schema.sql", name = "schema", bootstrap);
 pgrx::extension_sql_file!("../sql/rls.sql", name = "rls", requires = ["schema"]);
+pgrx::extension_sql_file!(
+    "../sql/templates.sql",
+    name = "templates",
+    requires = [
+        "rls",
+        crate::templates::render_template,
+        crate::templates::template_variables,
+        crate::templates::html_to_text
+    ]
+);
 pgrx::extension_sql_file!("../sql/security.sql", name = "security", finalize);

@@ -1,1 +1,2 @@
 pub mod vault;
+pub mod template;

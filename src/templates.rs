@@ -1,0 +1,132 @@
+//! SQL face of the template engine (`crm_core::template`): `crm.render_template`,
+//! `crm.template_variables` and `crm.html_to_text`. The template store and the default
+//! templates are SQL (sql/templates.sql).
+//!
+//! | condition | SQLSTATE |
+//! |---|---|
+//! | template does not parse (message names line and column) | 22023 |
+//! | variables not a JSON object, unknown format or time zone | 22023 |
+//! | strict mode: a variable is missing (message names it) | 22023 |
+//! | a helper refuses its input (`{{money "abc"}}`) | 22023 |
+//! | partials or decorators | 0A000 |
+//! | template over crm.template_max_bytes, output over crm.template_max_output_bytes | 54000 |
+
+use crate::guc;
+use crm_core::template::{dates, text, Engine, Format, Limits, Options, TemplateError};
+use pgrx::pg_sys::panic::ErrorReport;
+use pgrx::prelude::*;
+use pgrx::{JsonB, PgLogLevel};
+use std::cell::RefCell;
+
+thread_local! {
+    // Per backend: compiled templates are cached across calls and statements.
+    static ENGINE: RefCell<Engine> = RefCell::new(Engine::new());
+}
+
+fn raise(code: PgSqlErrorCode, message: String) -> ! {
+    ErrorReport::new(code, message, "crm.templates").report(PgLogLevel::ERROR);
+    unreachable!("ERROR does not return")
+}
+
+fn raise_template_error(err: &TemplateError, part: Option<&str>) -> ! {
+    let code = match err {
+        TemplateError::TemplateTooLarge { .. } | TemplateError::OutputTooLarge { .. } => {
+            PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED
+        }
+        TemplateError::Unsupported(_) => PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+        _ => PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+    };
+    match part {
+        Some(p) => raise(code, format!("{p}: {err}")),
+        None => raise(code, err.to_string()),
+    }
+}
+
+fn limits() -> Limits {
+    Limits {
+        max_template_bytes: guc::TEMPLATE_MAX_BYTES.get().max(0) as usize,
+        max_output_bytes: guc::TEMPLATE_MAX_OUTPUT_BYTES.get().max(0) as usize,
+    }
+}
+
+fn options(format: Option<&str>, strict: Option<bool>) -> Options {
+    let format = match format {
+        None => Format::Html,
+        Some(f) => Format::parse(f).unwrap_or_else(|| {
+            raise(
+                PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+                "format must be 'html' or 'text'".to_string(),
+            )
+        }),
+    };
+    let tz_name = guc::text(&guc::TEMPLATE_TIMEZONE);
+    let timezone = dates::parse_timezone(&tz_name)
+        .unwrap_or_else(|| raise_template_error(&TemplateError::BadTimezone(tz_name.clone()), Some("crm.template_timezone")));
+    Options { format, strict: strict.unwrap_or(false), timezone, limits: limits() }
+}
+
+/// Render a handlebars template with `variables` (a JSON object).
+/// `format => 'text'` turns HTML escaping off; `strict => true` makes a missing variable an
+/// error. NULL template gives NULL; NULL variables count as `{}`.
+#[pg_extern(stable, parallel_safe)]
+fn render_template(
+    template: Option<&str>,
+    variables: default!(Option<JsonB>, "'{}'"),
+    format: default!(Option<&str>, "'html'"),
+    strict: default!(Option<bool>, false),
+) -> Option<String> {
+    let template = template?;
+    let opts = options(format, strict);
+    let vars = variables.map_or_else(|| serde_json::Value::Object(Default::default()), |j| j.0);
+    Some(
+        ENGINE
+            .with(|e| e.borrow_mut().render(template, vars, &opts))
+            .unwrap_or_else(|e| raise_template_error(&e, None)),
+    )
+}
+
+/// Compile a template (raising on any error, prefixed with `part`) and list the variable paths
+/// it reads. Used by the email_templates trigger.
+#[pg_extern(stable, parallel_safe)]
+fn template_variables(template: Option<&str>, part: default!(&str, "'template'")) -> Option<Vec<String>> {
+    let template = template?;
+    let limits = limits();
+    let compiled = ENGINE
+        .with(|e| e.borrow_mut().compiled(template, &limits))
+        .unwrap_or_else(|e| raise_template_error(&e, Some(part)));
+    Some(compiled.variables.clone())
+}
+
+/// A plain-text rendering of HTML: block ends become line breaks, links "text (url)".
+#[pg_extern(immutable, parallel_safe, strict)]
+fn html_to_text(html: &str) -> String {
+    text::html_to_text(html)
+}
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pg_schema]
+mod tests {
+    use pgrx::prelude::*;
+
+    #[pg_test]
+    fn renders_through_sql() {
+        let out = Spi::get_one::<String>(
+            r#"SELECT crm.render_template('Hi {{name}} <{{tag}}>', '{"name": "Jo", "tag": "<b>"}')"#,
+        );
+        assert_eq!(out, Ok(Some("Hi Jo <&lt;b&gt;>".to_string())));
+    }
+
+    #[pg_test]
+    fn timezone_setting_is_used() {
+        Spi::run("SET crm.template_timezone = 'America/Chicago'").unwrap();
+        let out = Spi::get_one::<String>(
+            r#"SELECT crm.render_template('{{t:HH:mm}}', '{"t": "2025-01-15T18:00:00Z"}')"#,
+        );
+        assert_eq!(out, Ok(Some("12:00".to_string())));
+    }
+
+    #[pg_test(error = "template variables must be a JSON object, not an array")]
+    fn array_variables_are_refused() {
+        Spi::run("SELECT crm.render_template('x', '[1]')").unwrap();
+    }
+}
