@@ -4,7 +4,7 @@
 PG_CONFIG ?= /usr/lib/postgresql/15/bin/pg_config
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: setup install demo test bench clean
+.PHONY: setup install demo test bench fuzz clean
 
 setup:
 	bash scripts/setup.sh
@@ -24,6 +24,10 @@ test:
 ## bench: the benchmarks whose figures the README reports
 bench: install
 	bash scripts/bench.sh
+
+## fuzz: the template fuzz target with 2,000,000 cases per property (FUZZ_CASES to change)
+fuzz:
+	PROPTEST_CASES=$${FUZZ_CASES:-2000000} cargo test -p crm_core --release --test fuzz_templates
 
 clean:
 	cargo clean

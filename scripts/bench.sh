@@ -10,12 +10,13 @@ bash scripts/cluster.sh start $NAME "$PORT" \
   "shared_buffers = '512MB'" "work_mem = '64MB'"
 trap 'bash scripts/cluster.sh stop $NAME' EXIT
 eval "$(bash scripts/cluster.sh env $NAME "$PORT")"
-psql -X -q -c "CREATE EXTENSION crm_integrations"
+psql -X -q -c "CREATE EXTENSION crm_integrations" -c "CREATE SCHEMA bench"
+export PGHOST PGPORT PGUSER
 
 mkdir -p .bench-out
-suites=${BENCH_SUITES:-vault}
+suites=${BENCH_SUITES:-vault templates}
 for s in $suites; do
   { echo "### suite: $s  ($(nproc) cores, $(date -u +%F), $(psql -XAtc 'select version()' | cut -d' ' -f1-2))"
-    psql -X -q -f "bench/$s.sql"; } 2>&1 | tee ".bench-out/$s.txt"
+    if [ -x "bench/$s.sh" ]; then "bench/$s.sh"; else psql -X -q -f "bench/$s.sql"; fi; } 2>&1 | tee ".bench-out/$s.txt"
 done
 echo "figures saved under .bench-out/"

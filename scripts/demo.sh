@@ -113,6 +113,27 @@ sql -c "SELECT provider_email, crm.token_key_fingerprint(access_token_encrypted)
                crm.decrypt_token(refresh_token_encrypted, 'email_providers:' || id || ':refresh_token') AS refresh_token
         FROM crm.email_providers ORDER BY provider_email"
 
+say "Templates: the four default templates, rendered with realistic variables"
+sql -q -f bench/template_cases.sql 2>/dev/null || { sql -q -c "CREATE SCHEMA bench"; sql -q -f bench/template_cases.sql; }
+OUT=${CRM_CLUSTER_BASE:-/tmp/crm_integrations}/$NAME/emails
+mkdir -p "$OUT"
+for name in "Welcome Email" "Job Status Update" "Invoice Notification" "Appointment Reminder"; do
+  file="$OUT/$(echo "$name" | tr ' A-Z' '-a-z').html"
+  sql -XAt -c "SELECT html FROM bench.template_cases c, crm.render_email_template(c.name, c.vars, NULL) WHERE c.name = '$name'" > "$file"
+  printf '\n\033[1m%s\033[0m  (variables: %s)\n' "$name" "$(sql -XAt -c "SELECT array_to_string(variables, ', ') FROM crm.email_templates WHERE account_id IS NULL AND name = '$name'")"
+  sql -XAt -c "SELECT 'Subject: ' || subject || E'\n' || E'\n' || text FROM bench.template_cases c, crm.render_email_template(c.name, c.vars, NULL) WHERE c.name = '$name'"
+  echo "  → HTML ($(wc -c < "$file") bytes) saved to $file"
+done
+echo
+echo "317 Plumber overrides the global Welcome Email with its own; Northside still gets the default:"
+as_api authenticated '{"sub":"a1000000-0000-0000-0000-000000000001"}' -q \
+  -c "SELECT crm.create_email_template('Welcome Email', 'Welcome to 317 Plumber, {{firstName}}!', '<p>Hi {{firstName}}, your plumber is one call away: {{phone}}</p>') IS NOT NULL AS created"
+as_api authenticated '{"sub":"a1000000-0000-0000-0000-000000000001"}' -c "SELECT subject, text FROM crm.render_email_template('Welcome Email', '{\"firstName\":\"John\",\"phone\":\"317-555-0100\"}')"
+as_api authenticated '{"sub":"b1000000-0000-0000-0000-000000000002"}' -c "SELECT subject FROM crm.render_email_template('Welcome Email', '{\"firstName\":\"Ana\"}')"
+echo "A broken template is refused with its position, and escaping keeps markup out of HTML:"
+sql -c "SELECT crm.create_email_template('Broken', 'Hi', '<p>{{#if paid}}Paid</p>')" 2>&1 | grep ERROR || true
+sql -c "SELECT crm.render_template('<p>{{name}}</p>', '{\"name\": \"<script>alert(1)</script>\"}') AS escaped"
+
 say "Done. The demo cluster is still running for you to explore:"
 echo "  $(bash scripts/cluster.sh env $NAME "$PORT"); psql $DB"
 echo "  stop it with: bash scripts/cluster.sh stop $NAME"

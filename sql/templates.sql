@@ -192,6 +192,7 @@ Status: {{status}}
 {{/if}}{{#if jobUrl}}
 View your job: {{jobUrl}}
 {{/if}}
+
 {{#if companyName}}{{companyName}}{{else}}CRM-AI Pro{{/if}}$text$),
 
 (NULL, 'Invoice Notification', 'Invoice delivery with amount, due date and a pay link',

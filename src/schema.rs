@@ -9,9 +9,9 @@ pgrx::extension_sql_file!(
     name = "templates",
     requires = [
         "rls",
-        crate::templates::render_template,
-        crate::templates::template_variables,
-        crate::templates::html_to_text
+        templates::render_template,
+        templates::template_variables,
+        templates::html_to_text
     ]
 );
 pgrx::extension_sql_file!("../sql/security.sql", name = "security", finalize);

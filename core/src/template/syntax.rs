@@ -30,7 +30,8 @@ pub fn prepare(src: &str) -> Result<Prepared, Problem> {
     let mut shifts = Vec::new();
     let mut copied = 0; // src[..copied] is already in out
     let mut i = 0;
-    let mut depth = 0usize;
+    // Open blocks: (name, offset of their `{{`), to name the culprit of a mismatch.
+    let mut open: Vec<(&str, usize)> = Vec::new();
     while let Some(rel) = src[i..].find("{{") {
         let start = i + rel;
         if start > 0 && src.as_bytes()[start - 1] == b'\\' {
@@ -56,13 +57,27 @@ pub fn prepare(src: &str) -> Result<Prepared, Problem> {
         let end = inner_start + end_rel + close.len();
         let head = inner.trim_start_matches('~').trim_start();
 
-        if head.starts_with('#') || (head.starts_with('^') && head[1..].trim_start().chars().next().is_some_and(|c| c != '~')) {
-            depth += 1;
-            if depth > MAX_BLOCK_DEPTH {
+        let opens = head.starts_with('#')
+            || (head.starts_with('^') && head[1..].trim_start().chars().next().is_some_and(|c| c != '~'));
+        if opens {
+            open.push((block_name(&head[1..]), start));
+            if open.len() > MAX_BLOCK_DEPTH {
                 return Err(problem_at(src, start, format!("blocks nest deeper than {MAX_BLOCK_DEPTH} levels")));
             }
-        } else if head.starts_with('/') {
-            depth = depth.saturating_sub(1);
+        } else if let Some(closing) = head.strip_prefix('/') {
+            let name = block_name(closing);
+            match open.pop() {
+                Some((opened, at)) if opened != name => {
+                    let (l, c) = position_of(src, at);
+                    return Err(problem_at(
+                        src,
+                        start,
+                        format!("{{{{/{name}}}}} does not close {{{{#{opened}}}}} opened at line {l}, column {c}"),
+                    ));
+                }
+                Some(_) => {}
+                None => return Err(problem_at(src, start, format!("{{{{/{name}}}}} closes no open block"))),
+            }
         }
         if paren_depth(inner) > MAX_SUBEXPRESSION_DEPTH {
             return Err(problem_at(src, start, format!("subexpressions nest deeper than {MAX_SUBEXPRESSION_DEPTH} levels")));
@@ -78,8 +93,18 @@ pub fn prepare(src: &str) -> Result<Prepared, Problem> {
         }
         i = end;
     }
+    if let Some(&(name, at)) = open.last() {
+        return Err(problem_at(src, at, format!("{{{{#{name}}}}} is never closed")));
+    }
     out.push_str(&src[copied..]);
     Ok(Prepared { source: out, shifts })
+}
+
+/// The helper name of a block tag: `#each items` → `each`, `#> layout` → `>`… as written.
+fn block_name(after_sigil: &str) -> &str {
+    let t = after_sigil.trim_start_matches(['>', '*']).trim_start();
+    let end = t.find(|c: char| c.is_whitespace() || c == '~' || c == '}').unwrap_or(t.len());
+    &t[..end]
 }
 
 /// `when:PATTERN` → `{{__crm_date when "PATTERN"}}`, if `inner` has that shape.
@@ -205,7 +230,7 @@ mod tests {
     fn bounds_nesting() {
         let ok = "{{#if a}}".repeat(MAX_BLOCK_DEPTH) + &"{{/if}}".repeat(MAX_BLOCK_DEPTH);
         assert!(prepare(&ok).is_ok());
-        let deep = "{{#if a}}".repeat(MAX_BLOCK_DEPTH + 1);
+        let deep = "{{#if a}}".repeat(MAX_BLOCK_DEPTH + 1) + &"{{/if}}".repeat(MAX_BLOCK_DEPTH + 1);
         let err = prepare(&deep).err().unwrap();
         assert_eq!((err.line, err.column), (1, 9 * MAX_BLOCK_DEPTH + 1));
         let sub = format!("{{{{x {}a{}}}}}", "(f ".repeat(17), ")".repeat(17));
@@ -215,11 +240,23 @@ mod tests {
     }
 
     #[test]
+    fn names_unbalanced_blocks() {
+        let err = |s: &str| prepare(s).err().unwrap();
+        let e = err("<p>{{#if paid}}Paid</p>");
+        assert_eq!((e.reason.as_str(), e.line, e.column), ("{{#if}} is never closed", 1, 4));
+        let e = err("{{#each xs}}\n  {{#if a}}x{{/each}}");
+        assert_eq!(e.reason, "{{/each}} does not close {{#if}} opened at line 2, column 3");
+        assert_eq!((e.line, e.column), (2, 13));
+        assert_eq!(err("x{{/if}}").reason, "{{/if}} closes no open block");
+        assert!(prepare("{{#if a}}{{else if b}}{{^}}{{/if}}{{^x}}y{{/x}}").is_ok());
+    }
+
+    #[test]
     fn maps_positions_back() {
-        let src = "ab {{d:YYYY}} {{#if}}";
+        let src = "ab {{d:YYYY}} {{foo =}}";
         let p = prepare(src).unwrap();
-        // "{{#if}}" starts at column 15 in src; find it in the rewritten text.
-        let rewritten_col = p.source.find("{{#if").unwrap() + 1;
+        // "{{foo" starts at column 15 in src; find it in the rewritten text.
+        let rewritten_col = p.source.find("{{foo").unwrap() + 1;
         assert_eq!(p.original_position(src, 1, rewritten_col), (1, 15));
         assert_eq!(p.original_position(src, 1, 2), (1, 2));
     }
