@@ -25,6 +25,7 @@ CREATE ROLE anon NOLOGIN;
 CREATE ROLE authenticated NOLOGIN;
 CREATE ROLE service_role NOLOGIN BYPASSRLS;
 CREATE EXTENSION pgtap;
+CREATE EXTENSION pgcrypto;
 CREATE EXTENSION crm_integrations;
 \i tests/sql/_helpers.sql
 SQL

@@ -156,7 +156,9 @@ CREATE TABLE crm.payments (
 );
 CREATE INDEX payments_account_id_idx ON crm.payments (account_id);
 CREATE INDEX payments_invoice_id_idx ON crm.payments (invoice_id);
-CREATE INDEX payments_intent_idx ON crm.payments (stripe_payment_intent_id);
+-- One payment per Stripe payment intent, whatever order its events arrive in (webhooks.sql).
+CREATE UNIQUE INDEX payments_intent_idx ON crm.payments (stripe_payment_intent_id)
+    WHERE stripe_payment_intent_id IS NOT NULL;
 
 ------------------------------------------------------------------------------------------------
 -- Integration tables (reference document)
@@ -259,6 +261,8 @@ CREATE TABLE crm.email_queue (
 CREATE UNIQUE INDEX email_queue_idempotency
     ON crm.email_queue (account_id, idempotency_key) WHERE idempotency_key IS NOT NULL;
 CREATE INDEX email_queue_account_status_idx ON crm.email_queue (account_id, status, created_at);
+-- Webhook events find their queue row by the provider's message id (webhooks.sql).
+CREATE INDEX email_queue_provider_message_idx ON crm.email_queue ((metadata ->> 'provider_message_id'));
 CREATE INDEX email_queue_batch_idx ON crm.email_queue (batch_id) WHERE batch_id IS NOT NULL;
 
 CREATE TABLE crm.email_analytics (

@@ -85,17 +85,26 @@ BEGIN
             crm.users, crm.contacts, crm.jobs, crm.invoices, crm.payments,
             crm.email_providers, crm.calendar_providers, crm.email_templates, crm.email_queue
             TO authenticated;
-        GRANT SELECT ON crm.email_analytics TO authenticated;
+        GRANT SELECT ON crm.email_analytics, crm.email_delivery_health TO authenticated;
+        GRANT SELECT, DELETE ON crm.email_suppressions TO authenticated;
         done := done || 'authenticated'::text;
     END IF;
     IF to_regrole('service_role') IS NOT NULL THEN
         GRANT USAGE ON SCHEMA crm TO service_role;
         GRANT ALL ON ALL TABLES IN SCHEMA crm TO service_role;
+        GRANT ALL ON ALL SEQUENCES IN SCHEMA crm TO service_role;
+        GRANT EXECUTE ON FUNCTION crm.purge_webhook_events(interval) TO service_role;
         GRANT EXECUTE ON FUNCTION crm.decrypt_token(text), crm.decrypt_token(text, text),
             crm.rotate_encryption_key(integer) TO service_role;
         done := done || 'service_role'::text;
     END IF;
-    -- anon gets nothing: no table privilege, and no policy matches a caller without an account.
+    -- anon reaches only functions: USAGE on the schema is what lets PostgREST call the webhook
+    -- entry points (crm.stripe_webhook, crm.resend_webhook) for an unauthenticated sender. No
+    -- table privilege, and no policy matches a caller without an account.
+    IF to_regrole('anon') IS NOT NULL THEN
+        GRANT USAGE ON SCHEMA crm TO anon;
+        done := done || 'anon'::text;
+    END IF;
     RETURN done;
 END
 $$;

@@ -18,6 +18,12 @@ pub static TEMPLATE_TIMEZONE: GucSetting<Option<CString>> =
 pub static TEMPLATE_MAX_BYTES: GucSetting<i32> = GucSetting::<i32>::new(256 * 1024);
 pub static TEMPLATE_MAX_OUTPUT_BYTES: GucSetting<i32> = GucSetting::<i32>::new(1024 * 1024);
 
+pub static STRIPE_WEBHOOK_SECRET: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+pub static RESEND_WEBHOOK_SECRET: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+pub static STRIPE_WEBHOOK_TOLERANCE: GucSetting<i32> = GucSetting::<i32>::new(300);
+pub static RESEND_WEBHOOK_TOLERANCE: GucSetting<i32> = GucSetting::<i32>::new(300);
+pub static WEBHOOK_MAX_BODY: GucSetting<i32> = GucSetting::<i32>::new(1024 * 1024);
+
 const SECRET: GucFlags = GucFlags::SUPERUSER_ONLY.union(GucFlags::NO_SHOW_ALL);
 
 pub fn register() {
@@ -63,6 +69,55 @@ pub fn register() {
         &TEMPLATE_MAX_OUTPUT_BYTES,
         1024,
         256 * 1024 * 1024,
+        GucContext::Suset,
+        GucFlags::UNIT_BYTE,
+    );
+}
+
+pub fn register_webhooks() {
+    GucRegistry::define_string_guc(
+        c"crm.stripe_webhook_secret",
+        c"Stripe endpoint signing secrets (whsec_...), comma-separated while rolling (superuser only).",
+        c"",
+        &STRIPE_WEBHOOK_SECRET,
+        GucContext::Suset,
+        SECRET,
+    );
+    GucRegistry::define_string_guc(
+        c"crm.resend_webhook_secret",
+        c"Resend (Svix) webhook signing secrets (whsec_<base64>), comma-separated (superuser only).",
+        c"",
+        &RESEND_WEBHOOK_SECRET,
+        GucContext::Suset,
+        SECRET,
+    );
+    GucRegistry::define_int_guc(
+        c"crm.stripe_webhook_tolerance",
+        c"Largest accepted distance between a Stripe signature's timestamp and now (0 = no check).",
+        c"",
+        &STRIPE_WEBHOOK_TOLERANCE,
+        0,
+        86400,
+        GucContext::Suset,
+        GucFlags::UNIT_S,
+    );
+    GucRegistry::define_int_guc(
+        c"crm.resend_webhook_tolerance",
+        c"Largest accepted distance between a Svix timestamp and now (0 = no check).",
+        c"",
+        &RESEND_WEBHOOK_TOLERANCE,
+        0,
+        86400,
+        GucContext::Suset,
+        GucFlags::UNIT_S,
+    );
+    GucRegistry::define_int_guc(
+        c"crm.webhook_max_body",
+        c"Largest webhook body crm.ingest_webhook accepts.",
+        c"",
+        &WEBHOOK_MAX_BODY,
+        1024,
+        64 * 1024 * 1024,
         GucContext::Suset,
         GucFlags::UNIT_BYTE,
     );

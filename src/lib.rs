@@ -9,12 +9,14 @@ mod guc;
 mod schema;
 mod templates;
 mod vault;
+mod webhooks;
 
 ::pgrx::pg_module_magic!();
 
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     guc::register();
+    guc::register_webhooks();
 }
 
 #[cfg(any(test, feature = "pg_test"))]

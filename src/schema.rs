@@ -14,4 +14,9 @@ pgrx::extension_sql_file!(
         templates::html_to_text
     ]
 );
+pgrx::extension_sql_file!(
+    "../sql/webhooks.sql",
+    name = "webhooks",
+    requires = ["templates", webhooks::_verify_webhook]
+);
 pgrx::extension_sql_file!("../sql/security.sql", name = "security", finalize);

@@ -1,2 +1,3 @@
 pub mod vault;
 pub mod template;
+pub mod webhooks;

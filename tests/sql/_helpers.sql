@@ -96,3 +96,36 @@ BEGIN
     RETURN out;
 END $$;
 GRANT EXECUTE ON FUNCTION tests.rls_probe(text, uuid, uuid) TO PUBLIC;
+
+-- Webhook signatures made the way the providers make them, with pgcrypto's HMAC (an
+-- implementation independent of the extension's).
+CREATE FUNCTION tests.stripe_headers(body text, secret text, ts bigint DEFAULT extract(epoch FROM clock_timestamp())::bigint)
+RETURNS jsonb LANGUAGE sql AS $$
+    SELECT jsonb_build_object('Stripe-Signature',
+        't=' || ts || ',v1=' || encode(hmac(convert_to(ts || '.' || body, 'UTF8'), convert_to(secret, 'UTF8'), 'sha256'), 'hex'))
+$$;
+CREATE FUNCTION tests.svix_headers(id text, body text, secret text, ts bigint DEFAULT extract(epoch FROM clock_timestamp())::bigint)
+RETURNS jsonb LANGUAGE sql AS $$
+    SELECT jsonb_build_object('svix-id', id, 'svix-timestamp', ts::text, 'svix-signature',
+        'v1,' || encode(hmac(convert_to(id || '.' || ts || '.' || body, 'UTF8'),
+                             decode(regexp_replace(secret, '^whsec_', ''), 'base64'), 'sha256'), 'base64'))
+$$;
+-- A Stripe payment_intent event body.
+CREATE FUNCTION tests.stripe_event(event_id text, type text, intent text, invoice uuid, amount bigint DEFAULT 12345,
+                                   failure text DEFAULT NULL)
+RETURNS text LANGUAGE sql AS $$
+    SELECT jsonb_build_object('id', event_id, 'object', 'event', 'type', type, 'created', 1764000000,
+        'data', jsonb_build_object('object', jsonb_build_object('id', intent, 'object', 'payment_intent',
+            'amount', amount, 'amount_received', CASE WHEN type = 'payment_intent.succeeded' THEN amount ELSE 0 END,
+            'currency', 'usd', 'metadata', CASE WHEN invoice IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('invoice_id', invoice) END,
+            'last_payment_error', CASE WHEN failure IS NULL THEN NULL ELSE jsonb_build_object('message', failure) END)))::text
+$$;
+-- A Resend event body.
+CREATE FUNCTION tests.resend_event(type text, email_id text, recipient text, created_at text DEFAULT '2026-11-20T10:00:00.000Z',
+                                   extra jsonb DEFAULT '{}')
+RETURNS text LANGUAGE sql AS $$
+    SELECT jsonb_build_object('type', type, 'created_at', created_at,
+        'data', jsonb_build_object('created_at', created_at, 'email_id', email_id, 'from', 'CRM <noreply@example.com>',
+                                   'to', jsonb_build_array(recipient), 'subject', 'Hello') || extra)::text
+$$;
+GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA tests TO PUBLIC;
