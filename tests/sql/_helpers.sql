@@ -99,12 +99,12 @@ GRANT EXECUTE ON FUNCTION tests.rls_probe(text, uuid, uuid) TO PUBLIC;
 
 -- Webhook signatures made the way the providers make them, with pgcrypto's HMAC (an
 -- implementation independent of the extension's).
-CREATE FUNCTION tests.stripe_headers(body text, secret text, ts bigint DEFAULT extract(epoch FROM clock_timestamp())::bigint)
+CREATE FUNCTION tests.stripe_headers(body text, secret text, ts bigint DEFAULT floor(extract(epoch FROM clock_timestamp()))::bigint)
 RETURNS jsonb LANGUAGE sql AS $$
     SELECT jsonb_build_object('Stripe-Signature',
         't=' || ts || ',v1=' || encode(hmac(convert_to(ts || '.' || body, 'UTF8'), convert_to(secret, 'UTF8'), 'sha256'), 'hex'))
 $$;
-CREATE FUNCTION tests.svix_headers(id text, body text, secret text, ts bigint DEFAULT extract(epoch FROM clock_timestamp())::bigint)
+CREATE FUNCTION tests.svix_headers(id text, body text, secret text, ts bigint DEFAULT floor(extract(epoch FROM clock_timestamp()))::bigint)
 RETURNS jsonb LANGUAGE sql AS $$
     SELECT jsonb_build_object('svix-id', id, 'svix-timestamp', ts::text, 'svix-signature',
         'v1,' || encode(hmac(convert_to(id || '.' || ts || '.' || body, 'UTF8'),
