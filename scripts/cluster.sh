@@ -32,7 +32,9 @@ start)
     echo "port = $port"
     echo "listen_addresses = '127.0.0.1'"
     echo "unix_socket_directories = '$dir'"
-    echo "fsync = off"                       # throwaway clusters: durability is not the point
+    # Throwaway clusters skip fsync (durability is not what tests check); benchmarks of
+    # writes set CRM_DURABLE=1 to measure with the server's real commit path.
+    [ "${CRM_DURABLE:-0}" = 1 ] || echo "fsync = off"
     echo "max_connections = 100"
     echo "crm.encryption_key = '$key'"
     for line in "$@"; do echo "$line"; done
