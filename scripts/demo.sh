@@ -8,8 +8,12 @@ NAME=demo
 PORT=${CRM_DEMO_PORT:-55435}
 DB=crm_demo
 
+# Demo webhook secrets: the ones Stripe's and Resend's dashboards would show you.
+STRIPE_SECRET=whsec_demo_stripe_signing_secret
+RESEND_SECRET=whsec_$(printf 'demo-resend-svix-signing-key-32b' | base64)
 bash scripts/cluster.sh start $NAME "$PORT" \
-  "shared_preload_libraries = 'crm_integrations, pg_cron'" "cron.database_name = '$DB'"
+  "shared_preload_libraries = 'crm_integrations, pg_cron'" "cron.database_name = '$DB'" \
+  "crm.stripe_webhook_secret = '$STRIPE_SECRET'" "crm.resend_webhook_secret = '$RESEND_SECRET'"
 eval "$(bash scripts/cluster.sh env $NAME "$PORT")"
 export PGDATABASE=$DB
 DATA=${CRM_CLUSTER_BASE:-/tmp/crm_integrations}/$NAME/data
@@ -133,6 +137,67 @@ as_api authenticated '{"sub":"b1000000-0000-0000-0000-000000000002"}' -c "SELECT
 echo "A broken template is refused with its position, and escaping keeps markup out of HTML:"
 sql -c "SELECT crm.create_email_template('Broken', 'Hi', '<p>{{#if paid}}Paid</p>')" 2>&1 | grep ERROR || true
 sql -c "SELECT crm.render_template('<p>{{name}}</p>', '{\"name\": \"<script>alert(1)</script>\"}') AS escaped"
+
+say "Webhooks: Stripe pays an invoice, Resend reports what happened to the emails"
+sql -q -c "CREATE EXTENSION pgcrypto"   # only to sign the demo's webhooks the way Stripe and Svix do
+sql -q <<'SQL'
+INSERT INTO crm.invoices (id, account_id, job_id, contact_id, invoice_number, amount, currency, status, due_date)
+SELECT 'a3000000-0000-0000-0000-000000000001', account_id, id, contact_id, 'INV-1042', 123456, 'usd', 'sent', '2026-12-15'
+FROM crm.jobs WHERE title = 'Water heater replacement';
+UPDATE crm.jobs SET status = 'completed' WHERE title = 'Water heater replacement';
+SQL
+sql -c "SELECT i.invoice_number, i.status AS invoice, j.status AS job FROM crm.invoices i JOIN crm.jobs j ON j.id = i.job_id"
+STRIPE_BODY='{"id":"evt_demo_1","object":"event","type":"payment_intent.succeeded","created":1764000000,"data":{"object":{"id":"pi_demo_1","object":"payment_intent","amount":123456,"amount_received":123456,"currency":"usd","metadata":{"invoice_id":"a3000000-0000-0000-0000-000000000001"}}}}'
+TS=$(date +%s)
+SIG=$(printf '%s' "$TS.$STRIPE_BODY" | openssl dgst -sha256 -hmac "$STRIPE_SECRET" -r | cut -d' ' -f1)
+echo "Stripe POSTs payment_intent.succeeded to /rest/v1/rpc/stripe_webhook (Stripe-Signature: t=$TS,v1=${SIG:0:16}…)."
+echo "PostgREST, as anon, calls crm.stripe_webhook(raw body) with the headers in request.headers:"
+cat > "$OUT/stripe.sql" <<SQL
+SET ROLE anon;
+SELECT set_config('request.headers', json_build_object('stripe-signature', 't=$TS,v1=$SIG')::text, false) IS NOT NULL AS headers_set \\gset
+SELECT crm.stripe_webhook(\$body\$$STRIPE_BODY\$body\$) AS response;
+SQL
+sql -f "$OUT/stripe.sql"
+echo "Stripe retries (the same event): nothing happens twice."
+sql -f "$OUT/stripe.sql"
+sql -c "SELECT i.invoice_number, i.status AS invoice, i.paid_at IS NOT NULL AS paid_at_set, j.status AS job, p.amount, p.currency, p.status AS payment
+        FROM crm.invoices i JOIN crm.jobs j ON j.id = i.job_id JOIN crm.payments p ON p.invoice_id = i.id"
+echo "A forged request (signed with another secret) is refused, and nothing is written:"
+sql -c "SELECT crm.ingest_webhook('stripe', jsonb_build_object('Stripe-Signature', 't=$TS,v1=' || encode(hmac('$TS.{}', 'whsec_guess', 'sha256'), 'hex')), '{}')" 2>&1 | grep ERROR || true
+
+echo
+echo "The emails the delivery worker sent (provider message ids recorded), and Resend's events for them:"
+sql -q <<'SQL'
+INSERT INTO crm.email_queue (account_id, recipient_email, subject, html_content, status, sent_at, template_id, metadata)
+SELECT 'a0000000-0000-0000-0000-000000000001', r, 'Invoice INV-1042', '<p>…</p>', 'sent', now(),
+       (SELECT id FROM crm.email_templates WHERE account_id IS NULL AND name = 'Invoice Notification'),
+       jsonb_build_object('provider_message_id', 're_demo_' || n)
+FROM (VALUES (1, 'john@example.com'), (2, 'ana.lopez@example.com'), (3, 'no-such-user@example.com')) v(n, r);
+SQL
+send_resend() { # id type email_id recipient extra-json
+  local body="{\"type\":\"$2\",\"created_at\":\"$(date -u +%Y-%m-%dT%H:%M:%S.000Z)\",\"data\":{\"email_id\":\"$3\",\"to\":[\"$4\"],\"subject\":\"Invoice INV-1042\"$5}}"
+  local ts; ts=$(date +%s)
+  local key; key=$(printf '%s' "${RESEND_SECRET#whsec_}" | base64 -d | xxd -p -c 256)
+  local sig; sig=$(printf '%s' "$1.$ts.$body" | openssl dgst -sha256 -mac HMAC -macopt "hexkey:$key" -binary | base64)
+  sql -XAt -c "SELECT '$2 → ' || (crm.ingest_webhook('resend', '{\"svix-id\":\"$1\",\"svix-timestamp\":\"$ts\",\"svix-signature\":\"v1,$sig\"}', \$b\$$body\$b\$) ->> 'status')"
+}
+send_resend msg_d1 email.sent re_demo_1 john@example.com ""
+send_resend msg_d2 email.sent re_demo_2 ana.lopez@example.com ""
+send_resend msg_d3 email.sent re_demo_3 no-such-user@example.com ""
+send_resend msg_d4 email.delivered re_demo_1 john@example.com ""
+send_resend msg_d5 email.delivered re_demo_2 ana.lopez@example.com ""
+send_resend msg_d6 email.bounced re_demo_3 no-such-user@example.com ',"bounce":{"type":"Permanent","message":"550 no such user"}'
+send_resend msg_d7 email.opened re_demo_1 john@example.com ""
+send_resend msg_d8 email.clicked re_demo_1 john@example.com ',"click":{"link":"https://pay.example/i/1042","ipAddress":"203.0.113.7","userAgent":"Mozilla/5.0"}'
+send_resend msg_d8 email.clicked re_demo_1 john@example.com ',"click":{"link":"https://pay.example/i/1042","ipAddress":"203.0.113.7","userAgent":"Mozilla/5.0"}'
+echo
+echo "317 Plumber's email report for today, and per template (as Dana, through RLS):"
+as_api authenticated '{"sub":"a1000000-0000-0000-0000-000000000001"}' \
+  -c "SELECT period_start::date AS day, sent, delivered, opened, clicked, bounced, delivery_rate, open_rate, click_rate, bounce_rate
+      FROM crm.get_email_analytics(date_trunc('day', now()), date_trunc('day', now()) + interval '1 day')" \
+  -c "SELECT template_name, sent, delivery_rate, open_rate, click_rate FROM crm.get_template_performance(now() - interval '1 day', now() + interval '1 day')" \
+  -c "SELECT sent_7d, delivered_7d, delivery_rate_7d, below_target FROM crm.email_delivery_health" \
+  -c "SELECT email, reason FROM crm.email_suppressions"
 
 say "Done. The demo cluster is still running for you to explore:"
 echo "  $(bash scripts/cluster.sh env $NAME "$PORT"); psql $DB"
