@@ -256,10 +256,27 @@ CREATE TABLE crm.email_queue (
     -- added: higher first (reference: "priority queue support")
     priority           integer NOT NULL DEFAULT 0,
     -- added: the same key for the same account queues once
-    idempotency_key    text CHECK (length(idempotency_key) <= 256)
+    idempotency_key    text CHECK (length(idempotency_key) <= 256),
+    -- added (delivery): every recipient (recipient_email is the first of to_addresses)
+    to_addresses       text[] NOT NULL DEFAULT '{}',
+    cc                 text[] NOT NULL DEFAULT '{}',
+    bcc                text[] NOT NULL DEFAULT '{}',
+    headers            jsonb NOT NULL DEFAULT '{}',
+    attachments        jsonb NOT NULL DEFAULT '[]',
+    -- added (delivery): when the row is next due (scheduled_at, then the retry backoff)
+    next_attempt_at    timestamptz NOT NULL DEFAULT now(),
+    -- added (delivery): the claim lease; a 'processing' row past it is claimed again
+    locked_until       timestamptz,
+    -- added (delivery): the Idempotency-Key of the request that carried this row, so a
+    -- reclaimed row is re-sent under the same key and the provider drops the copy
+    send_key           text
 );
 CREATE UNIQUE INDEX email_queue_idempotency
     ON crm.email_queue (account_id, idempotency_key) WHERE idempotency_key IS NOT NULL;
+-- The delivery claim: due rows, and rows whose lease expired.
+CREATE INDEX email_queue_due_idx ON crm.email_queue (next_attempt_at)
+    WHERE status IN ('pending', 'scheduled');
+CREATE INDEX email_queue_lease_idx ON crm.email_queue (locked_until) WHERE status = 'processing';
 CREATE INDEX email_queue_account_status_idx ON crm.email_queue (account_id, status, created_at);
 -- Webhook events find their queue row by the provider's message id (webhooks.sql).
 CREATE INDEX email_queue_provider_message_idx ON crm.email_queue ((metadata ->> 'provider_message_id'));

@@ -24,6 +24,16 @@ pub static STRIPE_WEBHOOK_TOLERANCE: GucSetting<i32> = GucSetting::<i32>::new(30
 pub static RESEND_WEBHOOK_TOLERANCE: GucSetting<i32> = GucSetting::<i32>::new(300);
 pub static WEBHOOK_MAX_BODY: GucSetting<i32> = GucSetting::<i32>::new(1024 * 1024);
 
+pub static RESEND_API_KEY: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+pub static RESEND_BASE_URL: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c"https://api.resend.com"));
+pub static RESEND_VERIFIED_DOMAIN: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+pub static RESEND_RATE_LIMIT: GucSetting<f64> = GucSetting::<f64>::new(2.0);
+pub static EMAIL_RETRY_BASE: GucSetting<i32> = GucSetting::<i32>::new(300);
+pub static EMAIL_RETRY_FACTOR: GucSetting<f64> = GucSetting::<f64>::new(2.0);
+pub static EMAIL_LEASE_SECONDS: GucSetting<i32> = GucSetting::<i32>::new(120);
+pub static EMAIL_HTTP_TIMEOUT_MS: GucSetting<i32> = GucSetting::<i32>::new(10_000);
+pub static EMAIL_MAX_ATTACHMENT_BYTES: GucSetting<i32> = GucSetting::<i32>::new(10 * 1024 * 1024);
+
 const SECRET: GucFlags = GucFlags::SUPERUSER_ONLY.union(GucFlags::NO_SHOW_ALL);
 
 pub fn register() {
@@ -121,6 +131,29 @@ pub fn register_webhooks() {
         GucContext::Suset,
         GucFlags::UNIT_BYTE,
     );
+}
+
+pub fn register_delivery() {
+    GucRegistry::define_string_guc(c"crm.resend_api_key", c"Resend API key (re_...), superuser only.", c"",
+        &RESEND_API_KEY, GucContext::Suset, SECRET);
+    GucRegistry::define_string_guc(c"crm.resend_base_url", c"Base URL of the Resend API (tests point it at the emulator).", c"",
+        &RESEND_BASE_URL, GucContext::Suset, GucFlags::default());
+    GucRegistry::define_string_guc(c"crm.resend_verified_domain",
+        c"Domain of the default sender CRM <noreply@DOMAIN>; a value with an @ is the sender address itself.", c"",
+        &RESEND_VERIFIED_DOMAIN, GucContext::Suset, GucFlags::default());
+    GucRegistry::define_float_guc(c"crm.resend_rate_limit",
+        c"Requests per second to Resend from one process (Resend's documented default: 2); 0 = unlimited.", c"",
+        &RESEND_RATE_LIMIT, 0.0, 100000.0, GucContext::Suset, GucFlags::default());
+    GucRegistry::define_int_guc(c"crm.email_retry_base", c"First retry delay (the reference: 5 minutes).", c"",
+        &EMAIL_RETRY_BASE, 0, 86400, GucContext::Suset, GucFlags::UNIT_S);
+    GucRegistry::define_float_guc(c"crm.email_retry_factor", c"Growth of the retry delay per attempt (the reference: 2).", c"",
+        &EMAIL_RETRY_FACTOR, 1.0, 10.0, GucContext::Suset, GucFlags::default());
+    GucRegistry::define_int_guc(c"crm.email_lease", c"How long a claimed row is reserved for its sender before others may claim it.", c"",
+        &EMAIL_LEASE_SECONDS, 5, 86400, GucContext::Suset, GucFlags::UNIT_S);
+    GucRegistry::define_int_guc(c"crm.email_http_timeout", c"Timeout of one provider request.", c"",
+        &EMAIL_HTTP_TIMEOUT_MS, 100, 300000, GucContext::Suset, GucFlags::UNIT_MS);
+    GucRegistry::define_int_guc(c"crm.email_max_attachment_bytes", c"Largest total attachment size of one message.", c"",
+        &EMAIL_MAX_ATTACHMENT_BYTES, 0, 64 * 1024 * 1024, GucContext::Suset, GucFlags::UNIT_BYTE);
 }
 
 /// A string setting as a Rust string (lossy), for non-secret settings.

@@ -5,6 +5,7 @@
 
 use pgrx::prelude::*;
 
+mod delivery;
 mod guc;
 mod schema;
 mod templates;
@@ -17,6 +18,7 @@ mod webhooks;
 pub extern "C-unwind" fn _PG_init() {
     guc::register();
     guc::register_webhooks();
+    guc::register_delivery();
 }
 
 #[cfg(any(test, feature = "pg_test"))]

@@ -19,4 +19,9 @@ pgrx::extension_sql_file!(
     name = "webhooks",
     requires = ["templates", webhooks::_verify_webhook]
 );
+pgrx::extension_sql_file!(
+    "../sql/delivery.sql",
+    name = "delivery",
+    requires = ["webhooks", delivery::_validate_email_message, delivery::_validate_email_batch]
+);
 pgrx::extension_sql_file!("../sql/security.sql", name = "security", finalize);

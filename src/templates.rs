@@ -49,7 +49,7 @@ fn limits() -> Limits {
     }
 }
 
-fn options(format: Option<&str>, strict: Option<bool>) -> Options {
+pub(crate) fn options(format: Option<&str>, strict: Option<bool>) -> Options {
     let format = match format {
         None => Format::Html,
         Some(f) => Format::parse(f).unwrap_or_else(|| {
@@ -63,6 +63,11 @@ fn options(format: Option<&str>, strict: Option<bool>) -> Options {
     let timezone = dates::parse_timezone(&tz_name)
         .unwrap_or_else(|| raise_template_error(&TemplateError::BadTimezone(tz_name.clone()), Some("crm.template_timezone")));
     Options { format, strict: strict.unwrap_or(false), timezone, limits: limits() }
+}
+
+/// Run `f` with this backend's engine (its compile cache is shared with crm.render_template).
+pub(crate) fn with_engine<R>(f: impl FnOnce(&mut Engine) -> R) -> R {
+    ENGINE.with(|e| f(&mut e.borrow_mut()))
 }
 
 /// Render a handlebars template with `variables` (a JSON object).

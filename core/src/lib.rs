@@ -1,3 +1,4 @@
 pub mod vault;
 pub mod template;
 pub mod webhooks;
+pub mod delivery;

@@ -1,0 +1,23 @@
+//! Email delivery, the parts that need no database or network: message validation for
+//! `crm.enqueue_email`, provider wire formats, and what an answer means (sent, retry, failed).
+
+pub mod message;
+pub mod outcome;
+pub mod resend;
+
+use serde_json::Value;
+
+/// One email ready to hand to a provider: content rendered, sender resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outgoing {
+    pub from: String,
+    pub to: Vec<String>,
+    pub cc: Vec<String>,
+    pub bcc: Vec<String>,
+    pub reply_to: Option<String>,
+    pub subject: String,
+    pub html: Option<String>,
+    pub text: Option<String>,
+    pub headers: Value,
+    pub attachments: Value,
+}

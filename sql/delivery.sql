@@ -1,0 +1,222 @@
+-- Email delivery, the SQL half: enqueue (validation is crm._validate_email_message, in Rust),
+-- batch, cancel, list. Sending is crm.process_email_queue (Rust: src/delivery/).
+
+-- The sender when a message names none: the account's default sender, else a mailbox of the
+-- account's connected provider, else CRM <noreply@DOMAIN> from crm.resend_verified_domain —
+-- where a value with an @ (the reference's 'noreply@resend.dev' case) is the address itself,
+-- and no setting means Resend's shared test sender.
+CREATE FUNCTION crm._default_sender(account uuid, provider_email text) RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT coalesce(
+        (SELECT a.default_from_email FROM crm.accounts a WHERE a.id = $1),
+        $2,
+        CASE WHEN d IS NULL THEN 'CRM <onboarding@resend.dev>'
+             WHEN position('@' IN d) > 0 THEN 'CRM <' || d || '>'
+             ELSE 'CRM <noreply@' || d || '>' END)
+    FROM (SELECT nullif(trim(current_setting('crm.resend_verified_domain', true)), '') AS d) s
+$$;
+
+-- Queue one validated, normalized message (from crm._validate_email_message).
+CREATE FUNCTION crm._enqueue_one(m jsonb, batch text) RETURNS uuid
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+    acct       uuid := coalesce((m ->> 'account_id')::uuid, crm.current_account_id());
+    tpl_id     uuid;
+    tpl_subj   text;
+    prov       text := m ->> 'provider';
+    prov_email text;
+    rcpts      text[];
+    blocked    text;
+    due        timestamptz := coalesce((m ->> 'scheduled_at')::timestamptz, now());
+    new_id     uuid;
+BEGIN
+    IF acct IS NULL THEN
+        RAISE EXCEPTION 'message.account_id: no account (pass account_id, or call with JWT claims naming one)'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF m ? 'template' THEN
+        SELECT t.id, t.subject INTO tpl_id, tpl_subj FROM crm.email_templates t
+        WHERE t.name = m ->> 'template' AND t.is_active AND (t.account_id = acct OR t.account_id IS NULL)
+        ORDER BY t.account_id NULLS LAST LIMIT 1;
+        IF tpl_id IS NULL THEN
+            RAISE EXCEPTION 'message.template: unknown template "%"', m ->> 'template'
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+    END IF;
+    rcpts := ARRAY(SELECT lower(jsonb_array_elements_text(m -> 'to'))
+                   UNION ALL SELECT lower(jsonb_array_elements_text(m -> 'cc'))
+                   UNION ALL SELECT lower(jsonb_array_elements_text(m -> 'bcc')));
+    SELECT s.email INTO blocked FROM crm.email_suppressions s
+    WHERE s.account_id = acct AND s.email = ANY (rcpts) LIMIT 1;
+    IF blocked IS NOT NULL THEN
+        RAISE EXCEPTION 'message.to: % is on the suppression list (it bounced or complained)', blocked
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'crm.unsuppress_email() lifts it once the address is fixed.';
+    END IF;
+    -- Provider: the message's, else the account's default active connection, else Resend.
+    IF prov IS NULL THEN
+        SELECT p.provider, p.provider_email INTO prov, prov_email FROM crm.email_providers p
+        WHERE p.account_id = acct AND p.is_active AND p.is_default
+        ORDER BY p.user_id NULLS FIRST LIMIT 1;
+        prov := coalesce(prov, 'resend');
+    ELSIF prov IN ('gmail', 'microsoft') THEN
+        SELECT p.provider_email INTO prov_email FROM crm.email_providers p
+        WHERE p.account_id = acct AND p.is_active AND p.provider = prov
+        ORDER BY p.is_default DESC, p.user_id NULLS FIRST LIMIT 1;
+        IF prov_email IS NULL THEN
+            RAISE EXCEPTION 'message.provider: the account has no active % connection', prov
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+    END IF;
+
+    INSERT INTO crm.email_queue (
+        account_id, recipient_email, recipient_name, to_addresses, cc, bcc, subject, html_content, text_content,
+        template_id, template_variables, from_email, reply_to, headers, attachments, status, scheduled_at,
+        next_attempt_at, priority, provider, metadata, idempotency_key, max_attempts, batch_id)
+    VALUES (
+        acct, m -> 'to' ->> 0, m ->> 'to_name',
+        ARRAY(SELECT jsonb_array_elements_text(m -> 'to')),
+        ARRAY(SELECT jsonb_array_elements_text(m -> 'cc')),
+        ARRAY(SELECT jsonb_array_elements_text(m -> 'bcc')),
+        coalesce(m ->> 'subject', tpl_subj), m ->> 'html', m ->> 'text',
+        tpl_id, m -> 'variables',
+        coalesce(m ->> 'from', crm._default_sender(acct, prov_email)), m ->> 'reply_to',
+        m -> 'headers', m -> 'attachments',
+        CASE WHEN due > now() THEN 'scheduled' ELSE 'pending' END,
+        (m ->> 'scheduled_at')::timestamptz, due,
+        (m ->> 'priority')::int, prov, m -> 'metadata', m ->> 'idempotency_key', (m ->> 'max_attempts')::int, batch)
+    ON CONFLICT (account_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+    RETURNING id INTO new_id;
+    IF new_id IS NULL THEN   -- the same idempotency key was queued before: that row is the answer
+        SELECT q.id INTO new_id FROM crm.email_queue q
+        WHERE q.account_id = acct AND q.idempotency_key = m ->> 'idempotency_key';
+    END IF;
+    RETURN new_id;
+END
+$$;
+
+-- Queue one email. Keys: account_id, to (address or array), to_name, cc, bcc, subject, html,
+-- text, or template + variables, from, reply_to, headers, attachments
+-- ([{filename, content_base64, content_type}]), scheduled_at (ISO 8601), priority (higher
+-- first), provider, metadata, idempotency_key, max_attempts. Errors: 22023 naming the field.
+CREATE FUNCTION crm.enqueue_email(message jsonb) RETURNS uuid
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT crm._enqueue_one(crm._validate_email_message($1), NULL)
+$$;
+
+-- Up to 100 messages, all or none, sharing one batch_id.
+CREATE FUNCTION crm.enqueue_batch(messages jsonb) RETURNS SETOF uuid
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    batch text := gen_random_uuid()::text;
+    m     jsonb;
+BEGIN
+    FOR m IN SELECT jsonb_array_elements(crm._validate_email_batch($1)) LOOP
+        RETURN NEXT crm._enqueue_one(m, batch);
+    END LOOP;
+END
+$$;
+
+-- Cancel a queued email that has not started sending. True if it was cancelled.
+CREATE FUNCTION crm.cancel_email(id uuid) RETURNS boolean
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH c AS (UPDATE crm.email_queue q SET status = 'cancelled', locked_until = NULL
+               WHERE q.id = $1 AND q.status IN ('pending', 'scheduled') RETURNING 1)
+    SELECT count(*) = 1 FROM c
+$$;
+
+-- The caller's queue (row-level security applies), newest first.
+CREATE FUNCTION crm.list_email_queue(status text DEFAULT NULL, "limit" integer DEFAULT 50)
+RETURNS SETOF crm.email_queue
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF $1 IS NOT NULL AND $1 NOT IN ('pending', 'scheduled', 'processing', 'sent', 'failed', 'cancelled') THEN
+        RAISE EXCEPTION 'status must be one of pending, scheduled, processing, sent, failed, cancelled'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF $2 IS NULL OR $2 NOT BETWEEN 1 AND 1000 THEN
+        RAISE EXCEPTION 'limit must be between 1 and 1000' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    RETURN QUERY
+    SELECT q.* FROM crm.email_queue q
+    WHERE $1 IS NULL OR q.status = $1
+    ORDER BY q.created_at DESC
+    LIMIT $2;
+END
+$$;
+
+-- Claim up to max_items due rows (and rows whose lease expired: their sender died) for
+-- sending: FOR UPDATE SKIP LOCKED, so any number of workers and pg_cron calls can claim at
+-- once without taking the same row; each claimed row becomes 'processing' with a lease.
+-- Returns what the sender needs, templates included (the template as it is now, so a
+-- template fixed before sending is the one used).
+CREATE FUNCTION crm._claim_emails(max_items integer, lease_seconds double precision) RETURNS jsonb
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH expired AS (
+        SELECT id FROM crm.email_queue
+        WHERE status = 'processing' AND locked_until < now()
+        ORDER BY locked_until LIMIT $1 FOR UPDATE SKIP LOCKED
+    ), due AS (
+        SELECT id, priority, next_attempt_at FROM crm.email_queue
+        WHERE status IN ('pending', 'scheduled') AND next_attempt_at <= now()
+        ORDER BY priority DESC, next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED
+    ), pick AS (
+        SELECT id FROM (SELECT id, 0 AS o, NULL::int AS p, NULL::timestamptz AS t FROM expired
+                        UNION ALL SELECT id, 1, priority, next_attempt_at FROM due) x
+        ORDER BY o, p DESC, t LIMIT $1
+    ), claimed AS (
+        UPDATE crm.email_queue q
+        SET status = 'processing', attempts = q.attempts + 1,
+            locked_until = now() + make_interval(secs => $2)
+        FROM pick WHERE q.id = pick.id
+        RETURNING q.*
+    )
+    SELECT coalesce(jsonb_agg(jsonb_build_object(
+               'id', c.id, 'account_id', c.account_id, 'provider', c.provider, 'from', c.from_email,
+               'to', to_jsonb(CASE WHEN cardinality(c.to_addresses) > 0 THEN c.to_addresses ELSE ARRAY[c.recipient_email] END),
+               'cc', to_jsonb(c.cc), 'bcc', to_jsonb(c.bcc), 'reply_to', c.reply_to,
+               'subject', c.subject, 'html', c.html_content, 'text', c.text_content,
+               'headers', c.headers, 'attachments', c.attachments,
+               'template', CASE WHEN t.id IS NOT NULL THEN jsonb_build_object(
+                   'subject', t.subject, 'html', t.html_content, 'text', t.text_content) END,
+               'variables', c.template_variables,
+               'attempts', c.attempts, 'max_attempts', c.max_attempts)
+           ORDER BY c.priority DESC, c.next_attempt_at), '[]'::jsonb)
+    FROM claimed c LEFT JOIN crm.email_templates t ON t.id = c.template_id
+$$;
+
+-- Record what the providers answered: [{id, outcome: sent|retry|failed, provider_message_id,
+-- error, after_seconds}]. Only rows still 'processing' change.
+CREATE FUNCTION crm._record_email_outcomes(outcomes jsonb) RETURNS void
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    UPDATE crm.email_queue q
+    SET status = CASE o.outcome WHEN 'sent' THEN 'sent' WHEN 'retry' THEN 'pending' ELSE 'failed' END,
+        sent_at = CASE WHEN o.outcome = 'sent' THEN now() END,
+        last_error = CASE WHEN o.outcome = 'sent' THEN NULL ELSE left(o.error, 2000) END,
+        next_attempt_at = CASE WHEN o.outcome = 'retry' THEN now() + make_interval(secs => o.after_seconds) ELSE q.next_attempt_at END,
+        locked_until = NULL,
+        metadata = CASE WHEN o.provider_message_id IS NOT NULL
+                        THEN q.metadata || jsonb_build_object('provider_message_id', o.provider_message_id)
+                        ELSE q.metadata END
+    FROM jsonb_to_recordset($1) AS o(id uuid, outcome text, provider_message_id text, error text, after_seconds double precision)
+    WHERE q.id = o.id AND q.status = 'processing'
+$$;
+REVOKE ALL ON FUNCTION crm._claim_emails(integer, double precision) FROM PUBLIC;
+REVOKE ALL ON FUNCTION crm._record_email_outcomes(jsonb) FROM PUBLIC;

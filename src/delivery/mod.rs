@@ -1,0 +1,149 @@
+//! Email delivery, the SQL shell: `crm._validate_email_message` / `_validate_email_batch`
+//! (enqueue's validation, from `crm_core::delivery::message`) and `crm.process_email_queue`:
+//! claim due rows (sql/delivery.sql), render and send them, record the outcomes.
+//!
+//! Each send carries `Idempotency-Key: <queue row id>`, so a row re-sent after a crash
+//! between the provider's 2xx and our status update is dropped by the provider.
+
+mod resend;
+
+use crate::guc;
+use chrono::Utc;
+use crm_core::delivery::message::{self, Invalid, Limits};
+use crm_core::delivery::outcome::{self, Answer, Backoff, Outcome};
+use crm_core::delivery::Outgoing;
+use crm_core::template::{Format, Options};
+use pgrx::pg_sys::panic::ErrorReport;
+use pgrx::prelude::*;
+use pgrx::{JsonB, PgLogLevel};
+use serde_json::{json, Value};
+
+fn raise_invalid(e: &Invalid) -> ! {
+    ErrorReport::new(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, e.to_string(), "crm.delivery").report(PgLogLevel::ERROR);
+    unreachable!()
+}
+
+fn limits() -> Limits {
+    Limits { max_attachment_bytes: guc::EMAIL_MAX_ATTACHMENT_BYTES.get().max(0) as usize, ..Limits::default() }
+}
+
+/// Validate and normalize one message for `crm.enqueue_email` (22023 naming the field).
+#[pg_extern(stable, parallel_safe)]
+fn _validate_email_message(message: JsonB) -> JsonB {
+    JsonB(message::validate(&message.0, &limits(), Utc::now()).unwrap_or_else(|e| raise_invalid(&e)))
+}
+
+/// Validate and normalize a batch (a JSON array of at most 100 messages).
+#[pg_extern(stable, parallel_safe)]
+fn _validate_email_batch(messages: JsonB) -> JsonB {
+    JsonB(json!(message::validate_batch(&messages.0, &limits(), Utc::now()).unwrap_or_else(|e| raise_invalid(&e))))
+}
+
+/// A claimed row made ready to send, or the reason it cannot be.
+fn prepare(job: &Value) -> Result<Outgoing, String> {
+    let strs = |k: &str| -> Vec<String> {
+        job[k].as_array().map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect()).unwrap_or_default()
+    };
+    let s = |k: &str| job[k].as_str().map(str::to_owned);
+    let (subject, html, text) = match job.get("template").filter(|t| !t.is_null()) {
+        None => (s("subject").unwrap_or_default(), s("html"), s("text")),
+        Some(t) => {
+            let vars = job["variables"].clone();
+            let render = |src: Option<&str>, format| -> Result<Option<String>, String> {
+                let Some(src) = src else { return Ok(None) };
+                let opts = Options { format, ..crate::templates::options(None, None) };
+                crate::templates::with_engine(|e| e.render(src, vars.clone(), &opts)).map(Some).map_err(|e| format!("template: {e}"))
+            };
+            let html = render(t["html"].as_str(), Format::Html)?;
+            let text = match render(t["text"].as_str(), Format::Text)? {
+                Some(t) => Some(t),
+                None => html.as_deref().map(crm_core::template::text::html_to_text),
+            };
+            (render(t["subject"].as_str(), Format::Text)?.unwrap_or_default(), html, text)
+        }
+    };
+    Ok(Outgoing {
+        from: s("from").ok_or("no sender")?,
+        to: strs("to"),
+        cc: strs("cc"),
+        bcc: strs("bcc"),
+        reply_to: s("reply_to"),
+        subject,
+        html,
+        text,
+        headers: job["headers"].clone(),
+        attachments: job["attachments"].clone(),
+    })
+}
+
+fn backoff() -> Backoff {
+    Backoff {
+        base_secs: guc::EMAIL_RETRY_BASE.get().max(0) as f64,
+        factor: guc::EMAIL_RETRY_FACTOR.get(),
+        ..Backoff::default()
+    }
+}
+
+/// Send claimed rows one request each and return `[{id, outcome, …}]` for
+/// `crm._record_email_outcomes`. No SPI in here: callers decide the transactions around it.
+fn send_all(jobs: &[Value]) -> Vec<Value> {
+    let backoff = backoff();
+    let mut pacer = resend::Pacer::from_settings();
+    jobs.iter()
+        .map(|job| {
+            let id = job["id"].as_str().unwrap_or_default().to_string();
+            let attempt = job["attempts"].as_i64().unwrap_or(1) as i32;
+            let max = job["max_attempts"].as_i64().unwrap_or(3) as i32;
+            let outgoing = match prepare(job) {
+                Ok(o) => o,
+                Err(e) => return json!({"id": id, "outcome": "failed", "error": e}),
+            };
+            let provider = job["provider"].as_str().unwrap_or("resend");
+            let answer = match provider {
+                "resend" => {
+                    pacer.wait();
+                    resend::send(&outgoing, &id)
+                }
+                other => Answer {
+                    status: None,
+                    body: String::new(),
+                    retry_after: None,
+                    error: Some(format!("provider {other} is not available in this version")),
+                },
+            };
+            if answer.status == Some(429) {
+                pacer.slow_down(answer.retry_after.as_deref());
+            }
+            match outcome::classify(&answer, attempt, max, &backoff, Utc::now()) {
+                Outcome::Sent { .. } => json!({"id": id, "outcome": "sent",
+                                               "provider_message_id": crm_core::delivery::resend::message_id(&answer.body)}),
+                Outcome::Retry { after_secs, error } => json!({"id": id, "outcome": "retry", "error": error, "after_seconds": after_secs}),
+                Outcome::Failed { error } => json!({"id": id, "outcome": "failed", "error": error}),
+            }
+        })
+        .collect()
+}
+
+/// Send due emails now: claim up to `max_items`, send, record. For pg_cron and psql:
+/// `SELECT cron.schedule('email-queue', '* * * * *', 'SELECT crm.process_email_queue()')`.
+/// Returns `{claimed, sent, retried, failed}`. Runs in the caller's transaction (a function
+/// cannot commit); the idempotency keys make a rolled-back call safe to repeat.
+#[pg_extern(volatile)]
+fn process_email_queue(max_items: default!(i32, 100)) -> JsonB {
+    if !(1..=10_000).contains(&max_items) {
+        ErrorReport::new(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, "max_items must be between 1 and 10000".to_string(), "crm.delivery")
+            .report(PgLogLevel::ERROR);
+    }
+    let lease = guc::EMAIL_LEASE_SECONDS.get() as f64;
+    let claimed = Spi::get_one_with_args::<JsonB>("SELECT crm._claim_emails($1, $2)", &[max_items.into(), lease.into()])
+        .ok()
+        .flatten()
+        .map(|j| j.0)
+        .unwrap_or_else(|| json!([]));
+    let jobs = claimed.as_array().cloned().unwrap_or_default();
+    let outcomes = send_all(&jobs);
+    Spi::run_with_args("SELECT crm._record_email_outcomes($1)", &[JsonB(json!(outcomes)).into()])
+        .unwrap_or_else(|e| pgrx::error!("recording outcomes failed: {e}"));
+    let count = |k: &str| outcomes.iter().filter(|o| o["outcome"] == k).count();
+    JsonB(json!({"claimed": jobs.len(), "sent": count("sent"), "retried": count("retry"), "failed": count("failed")}))
+}

@@ -1,0 +1,106 @@
+-- crm.enqueue_email / enqueue_batch / cancel_email / list_email_queue: validation with the
+-- offending field and nothing written, idempotency, sender and provider choice, templates,
+-- suppression, scheduling, batches, RLS.
+BEGIN;
+SELECT plan(40);
+
+INSERT INTO crm.accounts (id, name, default_from_email) VALUES
+  ('0000000a-0000-0000-0000-0000000000e9', 'Queue A', NULL),
+  ('0000000b-0000-0000-0000-0000000000e9', 'Queue B', '317 Plumber <help@317plumber.com>');
+SELECT tests.share_tap();
+CREATE FUNCTION pg_temp.rows() RETURNS bigint LANGUAGE sql AS $$ SELECT count(*) FROM crm.email_queue $$;
+CREATE TEMP TABLE before AS SELECT pg_temp.rows() AS n;
+GRANT SELECT ON before TO PUBLIC;
+SELECT tests.login('authenticated', '{"account_id": "0000000a-0000-0000-0000-0000000000e9"}');
+
+-- Validation: 22023, the field named, nothing written.
+SELECT throws_ok($$SELECT crm.enqueue_email('{"to": "not-an-address", "subject": "s", "html": "h"}')$$, '22023',
+    'message.to: "not-an-address" is not an email address', 'bad address');
+SELECT throws_ok($$SELECT crm.enqueue_email('{"to": ["a@x.io", "b@"], "subject": "s", "html": "h"}')$$, '22023',
+    'message.to[1]: "b@" is not an email address', 'bad address in a list names its index');
+SELECT throws_ok($$SELECT crm.enqueue_email('{"to": "a@x.io", "subject": "s"}')$$, '22023',
+    'message.html: no content: give html, text, or a template', 'missing content');
+SELECT throws_ok($$SELECT crm.enqueue_email('{"to": "a@x.io", "template": "No Such Template"}')$$, '22023',
+    'message.template: unknown template "No Such Template"', 'unknown template');
+SELECT throws_ok($$SELECT crm.enqueue_email('{"to": "a@x.io", "subject": "s", "html": "h", "scheduled_at": "next tuesday"}')$$, '22023',
+    NULL, 'bad timestamp');
+SELECT throws_ok($$SELECT crm.enqueue_email(jsonb_build_object('to', 'a@x.io', 'subject', 's', 'text', 't',
+    'attachments', jsonb_build_array(jsonb_build_object('filename', 'big.bin', 'content_base64', encode(convert_to(repeat('x', 11 * 1024 * 1024), 'UTF8'), 'base64')))))$$,
+    '22023', 'message.attachments[0].content_base64: attachments exceed 10485760 bytes', 'attachment too large');
+SELECT throws_ok($$SELECT crm.enqueue_email('{"to": "a@x.io", "subject": "s", "html": "h", "provider": "pigeon"}')$$, '22023',
+    'message.provider: unknown provider (resend, gmail, microsoft or smtp)', 'unknown provider');
+SELECT throws_ok($$SELECT crm.enqueue_email('{"to": "a@x.io", "subject": "s", "html": "h", "provider": "gmail"}')$$, '22023',
+    'message.provider: the account has no active gmail connection', 'gmail without a connection');
+SELECT throws_ok($$SELECT crm.enqueue_email('{"to": "a@x.io", "subject": "Hi\r\nBcc: all@x.io", "html": "h"}')$$, '22023',
+    'message.subject: must not contain line breaks', 'header injection through the subject');
+SELECT throws_ok($$SELECT crm.enqueue_email('{"to": "a@x.io", "subject": "s", "html": "h", "tempalte": "x"}')$$, '22023',
+    'message.tempalte: unknown key', 'a misspelt key is an error, not ignored');
+SELECT throws_ok($$SELECT crm.enqueue_email('[1]')$$, '22023', 'message.: the message must be a JSON object', 'not an object');
+SELECT throws_ok($$SELECT crm.enqueue_batch((SELECT jsonb_agg('{"to": "a@x.io", "subject": "s", "text": "t"}'::jsonb) FROM generate_series(1, 101)))$$,
+    '22023', NULL, 'a batch of 101');
+SELECT throws_ok($$SELECT crm.enqueue_batch('[{"to": "a@x.io", "subject": "s", "text": "t"}, {"to": "bad"}]')$$,
+    '22023', 'message.[1].to: "bad" is not an email address', 'a batch error names the message');
+SELECT is(pg_temp.rows(), (SELECT n FROM before), 'no refused message (nor half a batch) was written');
+
+-- Queueing.
+SELECT isnt(crm.enqueue_email('{"to": "John <john@example.com>", "subject": "Hi", "html": "<p>Hi</p>", "priority": 5,
+                                "metadata": {"job": "j-1"}}'), NULL, 'a simple email is queued');
+SELECT results_eq($$SELECT recipient_email, to_addresses, status, provider, priority, max_attempts, from_email, metadata
+                    FROM crm.email_queue WHERE recipient_email = 'john@example.com'$$,
+    $$VALUES ('john@example.com'::text, ARRAY['john@example.com'], 'pending'::text, 'resend'::text, 5, 3, 'CRM <onboarding@resend.dev>'::text, '{"job": "j-1"}'::jsonb)$$,
+    'stored with defaults: resend, 3 attempts, the shared test sender when no domain is set');
+SELECT is(crm.enqueue_email('{"to": "k@x.io", "subject": "s", "text": "t", "idempotency_key": "welcome-42"}'),
+          crm.enqueue_email('{"to": "k@x.io", "subject": "s", "text": "t", "idempotency_key": "welcome-42"}'),
+          'the same idempotency key returns the existing row');
+SELECT is((SELECT count(*) FROM crm.email_queue WHERE idempotency_key = 'welcome-42'), 1::bigint, '... which is queued once');
+SELECT isnt(crm.enqueue_email('{"to": "jo@x.io", "template": "Welcome Email", "variables": {"firstName": "Jo", "loginUrl": "https://x.io"}}'),
+            NULL, 'a template email');
+SELECT results_eq($$SELECT t.name, q.template_variables ->> 'firstName' FROM crm.email_queue q JOIN crm.email_templates t ON t.id = q.template_id
+                    WHERE q.recipient_email = 'jo@x.io'$$,
+    $$VALUES ('Welcome Email'::text, 'Jo'::text)$$, 'it keeps the template and variables (rendered at send time)');
+SELECT isnt(crm.enqueue_email(jsonb_build_object('to', 'later@x.io', 'subject', 's', 'text', 't',
+            'scheduled_at', to_char((now() + interval '2 days') AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'))), NULL, 'a scheduled email');
+SELECT results_eq($$SELECT status, next_attempt_at = scheduled_at FROM crm.email_queue WHERE recipient_email = 'later@x.io'$$,
+    $$VALUES ('scheduled'::text, true)$$, 'is scheduled, due at its time');
+SELECT is((SELECT count(*) FROM crm.enqueue_batch('[{"to": "b1@x.io", "subject": "s", "text": "t"}, {"to": "b2@x.io", "subject": "s", "text": "t"}]')),
+          2::bigint, 'a batch of two');
+SELECT is((SELECT count(DISTINCT batch_id) FROM crm.email_queue WHERE recipient_email IN ('b1@x.io', 'b2@x.io') AND batch_id IS NOT NULL), 1::bigint,
+          '... sharing one batch_id');
+
+-- Cancel.
+SELECT is(crm.cancel_email((SELECT id FROM crm.email_queue WHERE recipient_email = 'later@x.io')), true, 'a scheduled email can be cancelled');
+SELECT is(crm.cancel_email((SELECT id FROM crm.email_queue WHERE recipient_email = 'later@x.io')), false, '... once');
+SELECT is((SELECT status FROM crm.email_queue WHERE recipient_email = 'later@x.io'), 'cancelled', '... and is cancelled');
+SELECT is((SELECT count(*) FROM crm.list_email_queue('cancelled')), 1::bigint, 'list_email_queue filters by status');
+SELECT throws_ok($$SELECT * FROM crm.list_email_queue('lost')$$, '22023', NULL, 'an unknown status: 22023');
+SELECT throws_ok($$SELECT * FROM crm.list_email_queue(NULL, 5000)$$, '22023', NULL, 'limit over 1000: 22023');
+SELECT tests.logout();
+
+-- Sender resolution: account default; verified domain; the resend.dev case.
+SELECT isnt(crm.enqueue_email('{"account_id": "0000000b-0000-0000-0000-0000000000e9", "to": "x@x.io", "subject": "s", "text": "t"}'), NULL,
+    'service side: account_id in the message');
+SELECT results_eq($$SELECT from_email FROM crm.email_queue WHERE recipient_email = 'x@x.io'$$,
+    $$VALUES ('317 Plumber <help@317plumber.com>'::text)$$, 'the account''s default sender');
+SET LOCAL crm.resend_verified_domain = '317plumber.com';
+SELECT is(crm._default_sender('0000000a-0000-0000-0000-0000000000e9', NULL), 'CRM <noreply@317plumber.com>', 'CRM <noreply@DOMAIN>');
+SET LOCAL crm.resend_verified_domain = 'noreply@resend.dev';
+SELECT is(crm._default_sender('0000000a-0000-0000-0000-0000000000e9', NULL), 'CRM <noreply@resend.dev>', 'the resend.dev case');
+SELECT is(crm._default_sender('0000000a-0000-0000-0000-0000000000e9', 'dana@gmail.com'), 'dana@gmail.com', 'the connected mailbox before the domain');
+
+-- Suppressed addresses are refused.
+INSERT INTO crm.email_suppressions (account_id, email, reason) VALUES ('0000000a-0000-0000-0000-0000000000e9', 'bounced@x.io', 'bounced');
+SELECT throws_ok($$SELECT crm.enqueue_email('{"account_id": "0000000a-0000-0000-0000-0000000000e9", "to": "a@x.io", "cc": "Bounced@X.io", "subject": "s", "text": "t"}')$$,
+    '22023', 'message.to: bounced@x.io is on the suppression list (it bounced or complained)', 'a suppressed address is refused');
+SELECT lives_ok($$SELECT crm.enqueue_email('{"account_id": "0000000b-0000-0000-0000-0000000000e9", "to": "bounced@x.io", "subject": "s", "text": "t"}')$$,
+    'suppression is per account');
+
+-- RLS: B's caller cannot queue for A, nor see or cancel A's mail.
+SELECT tests.login('authenticated', '{"account_id": "0000000b-0000-0000-0000-0000000000e9"}');
+SELECT throws_ok($$SELECT crm.enqueue_email('{"account_id": "0000000a-0000-0000-0000-0000000000e9", "to": "a@x.io", "subject": "s", "text": "t"}')$$,
+    '42501', NULL, 'B cannot queue into A''s account');
+SELECT is((SELECT count(*) FROM crm.list_email_queue() WHERE recipient_email = 'john@example.com'), 0::bigint, 'B does not see A''s queue');
+SELECT is(crm.cancel_email((SELECT id FROM crm.email_queue WHERE recipient_email = 'john@example.com')), false, 'B cannot cancel A''s email');
+SELECT tests.logout();
+
+SELECT * FROM finish();
+ROLLBACK;
