@@ -6,7 +6,7 @@ Speaks Resend's request and response shapes (POST /emails, POST /emails/batch, i
 and injects faults on command. Binds to 127.0.0.1 only.
 
 Control endpoints (not part of any provider's API):
-  GET  /_emulator/requests            every request received: [{method, path, headers, body, replayed}]
+  GET  /_emulator/requests            every request received: [{method, path, headers, body, replayed, response}]
   POST /_emulator/reset               forget requests, faults and idempotency keys
   POST /_emulator/faults              queue faults, consumed in order by matching requests:
        [{"path": "/emails", "status": 503, "count": 2, "retry_after": "30", "delay_ms": 0, "drop": false}]
@@ -129,6 +129,7 @@ class Handler(BaseHTTPRequestHandler):
                           else (200, {"data": [{"id": str(uuid.uuid4())} for _ in body]}))
         else:
             result = resend_error(404, "not_found", "The requested endpoint does not exist.")
+        record["response"] = result[1]
         if key and 200 <= result[0] < 300:
             with LOCK:
                 STATE["idempotency"][(self.path, key)] = result
