@@ -8,14 +8,17 @@ NAME=sqltest
 PORT=${CRM_SQLTEST_PORT:-55433}
 LOG=${CRM_CLUSTER_BASE:-/tmp/crm_integrations}/$NAME/server.log
 
+# The email worker serves crm_test but starts disabled: most tests drive
+# crm.process_email_queue themselves; tests/shell/worker.sh switches it on.
 # log_statement = 'all' and verbose errors make zz_server_log.sql's "the key is not in the
 # log" check meaningful.
 bash scripts/cluster.sh start $NAME "$PORT" \
   "shared_preload_libraries = 'crm_integrations, pg_cron'" \
   "cron.database_name = 'crm_test'" \
   "log_statement = 'all'" "log_min_error_statement = error" "log_error_verbosity = verbose" \
-  "crm_test.log_file = '$LOG'"
-trap 'bash scripts/cluster.sh stop $NAME' EXIT
+  "crm_test.log_file = '$LOG'" \
+  "crm.worker_database = 'crm_test'" "crm.worker_enabled = off"
+[ "${CRM_KEEP_CLUSTER:-0}" = 1 ] || trap 'bash scripts/cluster.sh stop $NAME' EXIT  # CRM_KEEP_CLUSTER=1: keep it to debug
 eval "$(bash scripts/cluster.sh env $NAME "$PORT")"
 
 psql -X -q -v ON_ERROR_STOP=1 -d postgres -c "CREATE DATABASE crm_test"

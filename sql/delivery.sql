@@ -95,6 +95,8 @@ BEGIN
     IF new_id IS NULL THEN   -- the same idempotency key was queued before: that row is the answer
         SELECT q.id INTO new_id FROM crm.email_queue q
         WHERE q.account_id = acct AND q.idempotency_key = m ->> 'idempotency_key';
+    ELSE
+        PERFORM crm._wake_email_worker_on_commit();
     END IF;
     RETURN new_id;
 END

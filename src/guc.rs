@@ -34,6 +34,11 @@ pub static EMAIL_LEASE_SECONDS: GucSetting<i32> = GucSetting::<i32>::new(120);
 pub static EMAIL_HTTP_TIMEOUT_MS: GucSetting<i32> = GucSetting::<i32>::new(10_000);
 pub static EMAIL_MAX_ATTACHMENT_BYTES: GucSetting<i32> = GucSetting::<i32>::new(10 * 1024 * 1024);
 
+pub static WORKER_ENABLED: GucSetting<bool> = GucSetting::<bool>::new(true);
+pub static WORKER_DATABASE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c"postgres"));
+pub static WORKER_BATCH_SIZE: GucSetting<i32> = GucSetting::<i32>::new(100);
+pub static WORKER_IDLE_SLEEP_MS: GucSetting<i32> = GucSetting::<i32>::new(10_000);
+
 const SECRET: GucFlags = GucFlags::SUPERUSER_ONLY.union(GucFlags::NO_SHOW_ALL);
 
 pub fn register() {
@@ -134,6 +139,14 @@ pub fn register_webhooks() {
 }
 
 pub fn register_delivery() {
+    GucRegistry::define_bool_guc(c"crm.worker_enabled", c"Whether the email worker sends (it idles when off).", c"",
+        &WORKER_ENABLED, GucContext::Sighup, GucFlags::default());
+    GucRegistry::define_string_guc(c"crm.worker_database", c"Database the email worker serves (the one with the extension).", c"",
+        &WORKER_DATABASE, GucContext::Sighup, GucFlags::default());
+    GucRegistry::define_int_guc(c"crm.worker_batch_size", c"Rows the email worker claims per round.", c"",
+        &WORKER_BATCH_SIZE, 1, 10_000, GucContext::Sighup, GucFlags::default());
+    GucRegistry::define_int_guc(c"crm.worker_idle_sleep", c"Longest sleep of an idle email worker (an enqueue wakes it at once).", c"",
+        &WORKER_IDLE_SLEEP_MS, 10, 3_600_000, GucContext::Sighup, GucFlags::UNIT_MS);
     GucRegistry::define_string_guc(c"crm.resend_api_key", c"Resend API key (re_...), superuser only.", c"",
         &RESEND_API_KEY, GucContext::Suset, SECRET);
     GucRegistry::define_string_guc(c"crm.resend_base_url", c"Base URL of the Resend API (tests point it at the emulator).", c"",

@@ -19,6 +19,10 @@ pub extern "C-unwind" fn _PG_init() {
     guc::register();
     guc::register_webhooks();
     guc::register_delivery();
+    // SAFETY: a plain read of a flag Postgres sets while it loads shared_preload_libraries.
+    if unsafe { pg_sys::process_shared_preload_libraries_in_progress } {
+        delivery::worker::init();
+    }
 }
 
 #[cfg(any(test, feature = "pg_test"))]

@@ -22,6 +22,11 @@ pgrx::extension_sql_file!(
 pgrx::extension_sql_file!(
     "../sql/delivery.sql",
     name = "delivery",
-    requires = ["webhooks", delivery::_validate_email_message, delivery::_validate_email_batch]
+    requires = [
+        "webhooks",
+        delivery::_validate_email_message,
+        delivery::_validate_email_batch,
+        delivery::worker::_wake_email_worker_on_commit
+    ]
 );
 pgrx::extension_sql_file!("../sql/security.sql", name = "security", finalize);

@@ -6,6 +6,7 @@
 //! between the provider's 2xx and our status update is dropped by the provider.
 
 mod resend;
+pub mod worker;
 
 use crate::guc;
 use chrono::Utc;
@@ -88,7 +89,6 @@ fn backoff() -> Backoff {
 /// `crm._record_email_outcomes`. No SPI in here: callers decide the transactions around it.
 fn send_all(jobs: &[Value]) -> Vec<Value> {
     let backoff = backoff();
-    let mut pacer = resend::Pacer::from_settings();
     jobs.iter()
         .map(|job| {
             let id = job["id"].as_str().unwrap_or_default().to_string();
@@ -101,7 +101,7 @@ fn send_all(jobs: &[Value]) -> Vec<Value> {
             let provider = job["provider"].as_str().unwrap_or("resend");
             let answer = match provider {
                 "resend" => {
-                    pacer.wait();
+                    resend::pace();
                     resend::send(&outgoing, &id)
                 }
                 other => Answer {
@@ -112,7 +112,7 @@ fn send_all(jobs: &[Value]) -> Vec<Value> {
                 },
             };
             if answer.status == Some(429) {
-                pacer.slow_down(answer.retry_after.as_deref());
+                resend::slow_down(answer.retry_after.as_deref());
             }
             match outcome::classify(&answer, attempt, max, &backoff, Utc::now()) {
                 Outcome::Sent { .. } => json!({"id": id, "outcome": "sent",
@@ -122,6 +122,24 @@ fn send_all(jobs: &[Value]) -> Vec<Value> {
             }
         })
         .collect()
+}
+
+/// Claim up to `max_items` due rows (SPI; the caller owns the transaction).
+pub(crate) fn claim(max_items: i32) -> Vec<Value> {
+    let lease = guc::EMAIL_LEASE_SECONDS.get() as f64;
+    Spi::get_one_with_args::<JsonB>("SELECT crm._claim_emails($1, $2)", &[max_items.into(), lease.into()])
+        .unwrap_or_else(|e| pgrx::error!("claiming emails failed: {e}"))
+        .and_then(|j| j.0.as_array().cloned())
+        .unwrap_or_default()
+}
+
+/// Record outcomes (SPI; the caller owns the transaction).
+pub(crate) fn record(outcomes: &[Value]) {
+    if outcomes.is_empty() {
+        return;
+    }
+    Spi::run_with_args("SELECT crm._record_email_outcomes($1)", &[JsonB(json!(outcomes)).into()])
+        .unwrap_or_else(|e| pgrx::error!("recording outcomes failed: {e}"));
 }
 
 /// Send due emails now: claim up to `max_items`, send, record. For pg_cron and psql:
@@ -134,16 +152,9 @@ fn process_email_queue(max_items: default!(i32, 100)) -> JsonB {
         ErrorReport::new(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, "max_items must be between 1 and 10000".to_string(), "crm.delivery")
             .report(PgLogLevel::ERROR);
     }
-    let lease = guc::EMAIL_LEASE_SECONDS.get() as f64;
-    let claimed = Spi::get_one_with_args::<JsonB>("SELECT crm._claim_emails($1, $2)", &[max_items.into(), lease.into()])
-        .ok()
-        .flatten()
-        .map(|j| j.0)
-        .unwrap_or_else(|| json!([]));
-    let jobs = claimed.as_array().cloned().unwrap_or_default();
+    let jobs = claim(max_items);
     let outcomes = send_all(&jobs);
-    Spi::run_with_args("SELECT crm._record_email_outcomes($1)", &[JsonB(json!(outcomes)).into()])
-        .unwrap_or_else(|e| pgrx::error!("recording outcomes failed: {e}"));
+    record(&outcomes);
     let count = |k: &str| outcomes.iter().filter(|o| o["outcome"] == k).count();
     JsonB(json!({"claimed": jobs.len(), "sent": count("sent"), "retried": count("retry"), "failed": count("failed")}))
 }

@@ -5,6 +5,7 @@
 use crate::guc;
 use crm_core::delivery::outcome::{parse_retry_after, Answer};
 use crm_core::delivery::{resend, Outgoing};
+use std::cell::Cell;
 use std::time::{Duration, Instant};
 
 fn agent() -> ureq::Agent {
@@ -39,32 +40,27 @@ fn answer(resp: ureq::Response) -> Answer {
     Answer { status: Some(status), body, retry_after, error: None }
 }
 
-/// At most `crm.resend_rate_limit` requests per second from this process (0 = unlimited), and
-/// after a 429 no request before the provider's Retry-After: one throttled message slows every
-/// message to that provider, not just itself.
-pub struct Pacer {
-    interval: Option<Duration>,
-    next: Instant,
+// When the next request to Resend may start, for this process (the worker, or a backend
+// running crm.process_email_queue). At most crm.resend_rate_limit requests per second
+// (0 = unlimited); after a 429, nothing before the provider's Retry-After: one throttled
+// message slows every message to the provider, not just itself.
+thread_local! {
+    static NEXT_REQUEST: Cell<Option<Instant>> = const { Cell::new(None) };
 }
 
-impl Pacer {
-    pub fn from_settings() -> Self {
-        let rate = guc::RESEND_RATE_LIMIT.get();
-        Pacer { interval: (rate > 0.0).then(|| Duration::from_secs_f64(1.0 / rate)), next: Instant::now() }
+pub fn pace() {
+    let now = Instant::now();
+    let next = NEXT_REQUEST.with(Cell::get).unwrap_or(now);
+    if next > now {
+        std::thread::sleep(next - now);
     }
+    let rate = guc::RESEND_RATE_LIMIT.get();
+    let start = Instant::now().max(next);
+    NEXT_REQUEST.with(|n| n.set((rate > 0.0).then(|| start + Duration::from_secs_f64(1.0 / rate))));
+}
 
-    pub fn wait(&mut self) {
-        let now = Instant::now();
-        if self.next > now {
-            std::thread::sleep(self.next - now);
-        }
-        if let Some(i) = self.interval {
-            self.next = Instant::now().max(self.next) + i;
-        }
-    }
-
-    pub fn slow_down(&mut self, retry_after: Option<&str>) {
-        let secs = retry_after.and_then(|v| parse_retry_after(v, chrono::Utc::now())).unwrap_or(1.0).min(60.0);
-        self.next = self.next.max(Instant::now() + Duration::from_secs_f64(secs));
-    }
+pub fn slow_down(retry_after: Option<&str>) {
+    let secs = retry_after.and_then(|v| parse_retry_after(v, chrono::Utc::now())).unwrap_or(1.0).min(60.0);
+    let until = Instant::now() + Duration::from_secs_f64(secs);
+    NEXT_REQUEST.with(|n| n.set(Some(n.get().map_or(until, |t| t.max(until)))));
 }

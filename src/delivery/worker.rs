@@ -1,0 +1,155 @@
+//! The background worker that sends continuously.
+//!
+//! - Registered in `_PG_init` when the library is preloaded (`shared_preload_libraries`);
+//!   restarted by the postmaster 5 s after a crash or a SIGTERM (unless the server is shutting
+//!   down); a SIGTERM ends its loop at once, between two provider requests at worst.
+//! - Connects to `crm.worker_database`; idles while `crm.worker_enabled` is off or the extension
+//!   is not installed there.
+//! - Each round: claim (one short transaction), render and call the provider with **no
+//!   transaction open**, record the outcomes (a new transaction). A full batch loops at once.
+//! - Idle, it sleeps until the next row is due (a scheduled email, a retry, an expired lease),
+//!   at most `crm.worker_idle_sleep`. An enqueue wakes it at commit: `crm.enqueue_email` asks
+//!   for a wake-up, and a transaction callback sets the worker's latch when (and only if) the
+//!   transaction commits — no polling, no wake-up for a rolled-back enqueue.
+
+use super::{claim, record, send_all};
+use crate::guc;
+use pgrx::atomics::PgAtomic;
+use pgrx::bgworkers::*;
+use pgrx::prelude::*;
+use pgrx::{pg_shmem_init, register_xact_callback, PgXactCallbackEvent};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::time::Duration;
+
+/// The worker's pid, in shared memory, for backends to find its latch.
+static WORKER_PID: PgAtomic<AtomicI32> = unsafe { PgAtomic::new(c"crm_integrations_email_worker_pid") };
+/// Set in the postmaster when preloaded (inherited by every forked backend): only then does
+/// the shared memory above exist.
+static PRELOADED: AtomicBool = AtomicBool::new(false);
+
+pub const WORKER_NAME: &str = "crm_integrations email worker";
+
+pub fn init() {
+    pg_shmem_init!(WORKER_PID);
+    PRELOADED.store(true, Ordering::Relaxed);
+    BackgroundWorkerBuilder::new(WORKER_NAME)
+        .set_type("crm_integrations email worker")
+        .set_function("crm_email_worker_main")
+        .set_library("crm_integrations")
+        .enable_spi_access()
+        .set_start_time(BgWorkerStartTime::RecoveryFinished)
+        .set_restart_time(Some(Duration::from_secs(5)))
+        .load();
+}
+
+thread_local! {
+    static WAKE_PENDING: Cell<bool> = const { Cell::new(false) };
+}
+
+fn wake_worker() {
+    let pid = WORKER_PID.get().load(Ordering::Acquire);
+    if pid <= 0 {
+        return;
+    }
+    // SAFETY: BackendPidGetProc takes ProcArrayLock itself and returns NULL for a pid that is
+    // gone; a PGPROC's latch lives as long as the slot, and SetLatch on a reused slot only
+    // causes one spurious wake-up.
+    unsafe {
+        let proc = pg_sys::BackendPidGetProc(pid);
+        if !proc.is_null() {
+            pg_sys::SetLatch(&raw mut (*proc).procLatch);
+        }
+    }
+}
+
+/// Ask for the email worker to be woken when the current transaction commits (once per
+/// transaction, however many emails it queues). A no-op when the library is not preloaded.
+#[pg_extern(volatile, parallel_unsafe)]
+fn _wake_email_worker_on_commit() {
+    if !PRELOADED.load(Ordering::Relaxed) || WAKE_PENDING.with(Cell::get) {
+        return;
+    }
+    WAKE_PENDING.with(|w| w.set(true));
+    register_xact_callback(PgXactCallbackEvent::Commit, || {
+        WAKE_PENDING.with(|w| w.set(false));
+        wake_worker();
+    });
+    register_xact_callback(PgXactCallbackEvent::Abort, || WAKE_PENDING.with(|w| w.set(false)));
+}
+
+/// pid of the running email worker, NULL when none (for monitoring and tests).
+#[pg_extern(volatile)]
+fn email_worker_pid() -> Option<i32> {
+    if !PRELOADED.load(Ordering::Relaxed) {
+        return None;
+    }
+    Some(WORKER_PID.get().load(Ordering::Acquire)).filter(|p| *p > 0)
+}
+
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub extern "C-unwind" fn crm_email_worker_main(_arg: pg_sys::Datum) {
+    BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
+    let database = guc::text(&guc::WORKER_DATABASE);
+    BackgroundWorker::connect_worker_to_spi(Some(&database), None);
+    // SAFETY: MyProcPid is set for every backend before its main function runs.
+    WORKER_PID.get().store(unsafe { pg_sys::MyProcPid }, Ordering::Release);
+    log!("{WORKER_NAME} started in database \"{database}\"");
+
+    let mut sleep = Duration::ZERO;
+    while BackgroundWorker::wait_latch(Some(sleep)) {
+        if BackgroundWorker::sighup_received() {
+            // SAFETY: reloading the configuration is what a backend does on SIGHUP.
+            unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
+            if guc::text(&guc::WORKER_DATABASE) != database {
+                log!("{WORKER_NAME}: crm.worker_database changed, restarting");
+                WORKER_PID.get().store(0, Ordering::Release);
+                // SAFETY: exit code 1 makes the postmaster start the worker again (in 5 s).
+                unsafe { pg_sys::proc_exit(1) };
+            }
+        }
+        sleep = if guc::WORKER_ENABLED.get() { round() } else { idle_sleep() };
+    }
+    WORKER_PID.get().store(0, Ordering::Release);
+    log!("{WORKER_NAME} stopping");
+    // Exit code 1: the postmaster starts the worker again in 5 s, unless the server itself is
+    // shutting down (then nothing restarts). So pg_terminate_backend() is a restart, not a
+    // way to lose the worker until the next server start.
+    // SAFETY: ends this process the way Postgres expects.
+    unsafe { pg_sys::proc_exit(1) };
+}
+
+fn idle_sleep() -> Duration {
+    Duration::from_millis(guc::WORKER_IDLE_SLEEP_MS.get().max(10) as u64)
+}
+
+/// One round; returns how long to sleep before the next.
+fn round() -> Duration {
+    let installed = BackgroundWorker::transaction(|| {
+        Spi::get_one::<bool>("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'crm_integrations')")
+    });
+    if installed != Ok(Some(true)) {
+        return idle_sleep();
+    }
+    let batch = guc::WORKER_BATCH_SIZE.get();
+    let jobs = BackgroundWorker::transaction(|| claim(batch));
+    if jobs.is_empty() {
+        let next = BackgroundWorker::transaction(|| {
+            Spi::get_one::<f64>(
+                "SELECT extract(epoch FROM least(
+                     (SELECT min(next_attempt_at) FROM crm.email_queue WHERE status IN ('pending', 'scheduled')),
+                     (SELECT min(locked_until) FROM crm.email_queue WHERE status = 'processing')) - clock_timestamp())::float8",
+            )
+        });
+        let idle = idle_sleep();
+        return match next {
+            Ok(Some(secs)) => Duration::from_secs_f64(secs.max(0.005)).min(idle),
+            _ => idle,
+        };
+    }
+    let full = jobs.len() as i32 >= batch;
+    let outcomes = send_all(&jobs); // no transaction is open here
+    BackgroundWorker::transaction(|| record(&outcomes));
+    if full { Duration::ZERO } else { Duration::from_millis(1) }
+}
