@@ -11,9 +11,20 @@ DB=crm_demo
 # Demo webhook secrets: the ones Stripe's and Resend's dashboards would show you.
 STRIPE_SECRET=whsec_demo_stripe_signing_secret
 RESEND_SECRET=whsec_$(printf 'demo-resend-svix-signing-key-32b' | base64)
+# The provider emulator stands in for Resend (there is no internet here, and a demo should
+# not send real mail): the worker talks to it exactly as it would to api.resend.com.
+EMU_PORT=${CRM_DEMO_EMULATOR_PORT:-18030}
+EMU=http://127.0.0.1:$EMU_PORT
+BASE=${CRM_CLUSTER_BASE:-/tmp/crm_integrations}
+mkdir -p "$BASE" && chmod 755 "$BASE"
+[ -f "$BASE/demo-emulator.pid" ] && kill "$(cat "$BASE/demo-emulator.pid")" 2>/dev/null || true
+python3 tests/emulator/emulator.py "$EMU_PORT" > "$BASE/demo-emulator.log" 2>&1 &
+echo $! > "$BASE/demo-emulator.pid"
 bash scripts/cluster.sh start $NAME "$PORT" \
   "shared_preload_libraries = 'crm_integrations, pg_cron'" "cron.database_name = '$DB'" \
-  "crm.stripe_webhook_secret = '$STRIPE_SECRET'" "crm.resend_webhook_secret = '$RESEND_SECRET'"
+  "crm.stripe_webhook_secret = '$STRIPE_SECRET'" "crm.resend_webhook_secret = '$RESEND_SECRET'" \
+  "crm.worker_database = '$DB'" "crm.resend_base_url = '$EMU'" "crm.resend_api_key = 're_demo_key'" \
+  "crm.resend_verified_domain = '317plumber.com'" "crm.resend_rate_limit = 0" "crm.email_retry_base = 2"
 eval "$(bash scripts/cluster.sh env $NAME "$PORT")"
 export PGDATABASE=$DB
 DATA=${CRM_CLUSTER_BASE:-/tmp/crm_integrations}/$NAME/data
@@ -138,6 +149,51 @@ echo "A broken template is refused with its position, and escaping keeps markup 
 sql -c "SELECT crm.create_email_template('Broken', 'Hi', '<p>{{#if paid}}Paid</p>')" 2>&1 | grep ERROR || true
 sql -c "SELECT crm.render_template('<p>{{name}}</p>', '{\"name\": \"<script>alert(1)</script>\"}') AS escaped"
 
+say "Email delivery: the background worker sends what is queued, at commit"
+# The worker started with the server, before this database existed; the postmaster restarts
+# it every 5 s until it can connect.
+for _ in $(seq 150); do [ -n "$(sql -XAt -c "SELECT crm.email_worker_pid()")" ] && break; sleep 0.1; done
+echo "The worker (crm.worker_database = $DB) is running: pid $(sql -XAt -c "SELECT crm.email_worker_pid()"); Resend is the emulator at $EMU."
+emu_requests() { curl -s "$EMU/_emulator/requests" | python3 -c "
+import json, sys
+for r in json.load(sys.stdin)[${1:-0}:]:
+    b = r['body'] if isinstance(r['body'], dict) else {}
+    print(f\"  {r['path']:8} Idempotency-Key {r['headers'].get('idempotency-key', '-')[:8]}…  to={b.get('to')}  subject={b.get('subject')!r}\"
+          + ('  (replayed)' if r.get('replayed') else '') + (f\"  -> {r['response'].get('statusCode', 200)}\" if r.get('response') else ''))"; }
+echo "Queue a welcome email (template), a reminder scheduled 3 s from now, and a batch of three:"
+sql -XAt -c "SELECT 'welcome   ' || crm.enqueue_email(jsonb_build_object('account_id', 'a0000000-0000-0000-0000-000000000001',
+  'to', 'John Smith <john@example.com>', 'template', 'Welcome Email',
+  'variables', jsonb_build_object('firstName', 'John', 'loginUrl', 'https://app.crm-ai-pro.com/login', 'companyName', '317 Plumber')))"
+sql -XAt -c "SELECT 'reminder  ' || crm.enqueue_email(jsonb_build_object('account_id', 'a0000000-0000-0000-0000-000000000001',
+  'to', 'john@example.com', 'template', 'Appointment Reminder',
+  'scheduled_at', to_char((clock_timestamp() + interval '3 s') AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'),
+  'variables', jsonb_build_object('scheduledAt', '2026-12-01T14:00:00Z', 'address', '12 Elm St, Indianapolis',
+                                  'rescheduleUrl', 'https://app.crm-ai-pro.com/reschedule/apt-456', '_timezone', 'America/Indiana/Indianapolis')))"
+sql -XAt -c "SELECT 'batch     ' || id FROM crm.enqueue_batch(jsonb_build_array(
+  jsonb_build_object('account_id', 'a0000000-0000-0000-0000-000000000001', 'to', 'office@317plumber.com', 'template', 'Job Status Update',
+    'variables', jsonb_build_object('job', jsonb_build_object('title', 'Water heater replacement'), 'status', 'scheduled', 'eta', '2026-12-01T14:00:00Z')),
+  jsonb_build_object('account_id', 'a0000000-0000-0000-0000-000000000001', 'to', 'ana@example.com', 'subject', 'Your furnace tune-up', 'text', 'See you Tuesday.'),
+  jsonb_build_object('account_id', 'a0000000-0000-0000-0000-000000000001', 'to', 'no-such-user@example.com', 'subject', 'Hello', 'text', 'Hi.'))) AS id"
+sql -q -c "SELECT pg_sleep(0.5)"
+echo "Half a second later, the emulator has received (the reminder is not due yet):"
+emu_requests 0
+sql -c "SELECT recipient_email, subject, status, round(extract(epoch FROM sent_at - created_at) * 1000) AS ms_to_send FROM crm.email_queue ORDER BY created_at"
+echo
+echo "Resend goes down (two 503s). An invoice email is retried with backoff (crm.email_retry_base = 2 s here; 5 min by default):"
+curl -s -X POST "$EMU/_emulator/faults" -H 'Content-Type: application/json' -d '{"path": "/emails", "status": 503, "count": 2}' >/dev/null
+INV_MAIL=$(sql -XAt -c "SELECT crm.enqueue_email(jsonb_build_object('account_id', 'a0000000-0000-0000-0000-000000000001', 'to', 'john@example.com',
+  'template', 'Invoice Notification', 'idempotency_key', 'invoice-INV-1042',
+  'variables', jsonb_build_object('invoiceNumber', 'INV-1042', 'amount', 123456, 'currency', 'usd', 'dueDate', '2026-12-15', 'payUrl', 'https://pay.example/i/1042')))")
+sql -q -c "SELECT pg_sleep(0.3)"
+sql -c "SELECT status, attempts, last_error, round(extract(epoch FROM next_attempt_at - now())) AS retry_in_s FROM crm.email_queue WHERE id = '$INV_MAIL'"
+sql -q -c "SELECT pg_sleep(7)"
+sql -c "SELECT status, attempts, last_error FROM crm.email_queue WHERE id = '$INV_MAIL'"
+echo "Queueing it again with the same idempotency key returns the same row: $(sql -XAt -c "SELECT crm.enqueue_email(jsonb_build_object('account_id', 'a0000000-0000-0000-0000-000000000001', 'to', 'john@example.com', 'template', 'Invoice Notification', 'idempotency_key', 'invoice-INV-1042')) = '$INV_MAIL'")"
+echo "Everything the emulator received, in order:"
+emu_requests 0
+echo "Final queue state (crm.list_email_queue):"
+sql -c "SELECT recipient_email, left(subject, 50) AS subject, status, attempts, scheduled_at IS NOT NULL AS scheduled, sent_at IS NOT NULL AS sent FROM crm.list_email_queue() ORDER BY created_at"
+
 say "Webhooks: Stripe pays an invoice, Resend reports what happened to the emails"
 sql -q -c "CREATE EXTENSION pgcrypto"   # only to sign the demo's webhooks the way Stripe and Svix do
 sql -q <<'SQL'
@@ -166,14 +222,10 @@ echo "A forged request (signed with another secret) is refused, and nothing is w
 sql -c "SELECT crm.ingest_webhook('stripe', jsonb_build_object('Stripe-Signature', 't=$TS,v1=' || encode(hmac('$TS.{}', 'whsec_guess', 'sha256'), 'hex')), '{}')" 2>&1 | grep ERROR || true
 
 echo
-echo "The emails the delivery worker sent (provider message ids recorded), and Resend's events for them:"
-sql -q <<'SQL'
-INSERT INTO crm.email_queue (account_id, recipient_email, subject, html_content, status, sent_at, template_id, metadata)
-SELECT 'a0000000-0000-0000-0000-000000000001', r, 'Invoice INV-1042', '<p>…</p>', 'sent', now(),
-       (SELECT id FROM crm.email_templates WHERE account_id IS NULL AND name = 'Invoice Notification'),
-       jsonb_build_object('provider_message_id', 're_demo_' || n)
-FROM (VALUES (1, 'john@example.com'), (2, 'ana.lopez@example.com'), (3, 'no-such-user@example.com')) v(n, r);
-SQL
+echo "Resend's events for the emails the worker sent (matched on the provider message ids it recorded):"
+MSG_JOHN=$(sql -XAt -c "SELECT metadata->>'provider_message_id' FROM crm.email_queue WHERE recipient_email = 'john@example.com' AND status = 'sent' ORDER BY created_at LIMIT 1")
+MSG_ANA=$(sql -XAt -c "SELECT metadata->>'provider_message_id' FROM crm.email_queue WHERE recipient_email = 'ana@example.com' AND status = 'sent' LIMIT 1")
+MSG_BAD=$(sql -XAt -c "SELECT metadata->>'provider_message_id' FROM crm.email_queue WHERE recipient_email = 'no-such-user@example.com' AND status = 'sent' LIMIT 1")
 send_resend() { # id type email_id recipient extra-json
   local body="{\"type\":\"$2\",\"created_at\":\"$(date -u +%Y-%m-%dT%H:%M:%S.000Z)\",\"data\":{\"email_id\":\"$3\",\"to\":[\"$4\"],\"subject\":\"Invoice INV-1042\"$5}}"
   local ts; ts=$(date +%s)
@@ -181,15 +233,17 @@ send_resend() { # id type email_id recipient extra-json
   local sig; sig=$(printf '%s' "$1.$ts.$body" | openssl dgst -sha256 -mac HMAC -macopt "hexkey:$key" -binary | base64)
   sql -XAt -c "SELECT '$2 → ' || (crm.ingest_webhook('resend', '{\"svix-id\":\"$1\",\"svix-timestamp\":\"$ts\",\"svix-signature\":\"v1,$sig\"}', \$b\$$body\$b\$) ->> 'status')"
 }
-send_resend msg_d1 email.sent re_demo_1 john@example.com ""
-send_resend msg_d2 email.sent re_demo_2 ana.lopez@example.com ""
-send_resend msg_d3 email.sent re_demo_3 no-such-user@example.com ""
-send_resend msg_d4 email.delivered re_demo_1 john@example.com ""
-send_resend msg_d5 email.delivered re_demo_2 ana.lopez@example.com ""
-send_resend msg_d6 email.bounced re_demo_3 no-such-user@example.com ',"bounce":{"type":"Permanent","message":"550 no such user"}'
-send_resend msg_d7 email.opened re_demo_1 john@example.com ""
-send_resend msg_d8 email.clicked re_demo_1 john@example.com ',"click":{"link":"https://pay.example/i/1042","ipAddress":"203.0.113.7","userAgent":"Mozilla/5.0"}'
-send_resend msg_d8 email.clicked re_demo_1 john@example.com ',"click":{"link":"https://pay.example/i/1042","ipAddress":"203.0.113.7","userAgent":"Mozilla/5.0"}'
+send_resend msg_d1 email.sent "$MSG_JOHN" john@example.com ""
+send_resend msg_d2 email.sent "$MSG_ANA" ana@example.com ""
+send_resend msg_d3 email.sent "$MSG_BAD" no-such-user@example.com ""
+send_resend msg_d4 email.delivered "$MSG_JOHN" john@example.com ""
+send_resend msg_d5 email.delivered "$MSG_ANA" ana@example.com ""
+send_resend msg_d6 email.bounced "$MSG_BAD" no-such-user@example.com ',"bounce":{"type":"Permanent","message":"550 no such user"}'
+send_resend msg_d7 email.opened "$MSG_JOHN" john@example.com ""
+send_resend msg_d8 email.clicked "$MSG_JOHN" john@example.com ',"click":{"link":"https://app.crm-ai-pro.com/login","ipAddress":"203.0.113.7","userAgent":"Mozilla/5.0"}'
+send_resend msg_d8 email.clicked "$MSG_JOHN" john@example.com ',"click":{"link":"https://app.crm-ai-pro.com/login","ipAddress":"203.0.113.7","userAgent":"Mozilla/5.0"}'
+echo "A new email to the bounced address is now refused:"
+sql -c "SELECT crm.enqueue_email('{\"account_id\": \"a0000000-0000-0000-0000-000000000001\", \"to\": \"no-such-user@example.com\", \"subject\": \"Hello again\", \"text\": \"…\"}')" 2>&1 | grep ERROR || true
 echo
 echo "317 Plumber's email report for today, and per template (as Dana, through RLS):"
 as_api authenticated '{"sub":"a1000000-0000-0000-0000-000000000001"}' \
@@ -199,6 +253,7 @@ as_api authenticated '{"sub":"a1000000-0000-0000-0000-000000000001"}' \
   -c "SELECT sent_7d, delivered_7d, delivery_rate_7d, below_target FROM crm.email_delivery_health" \
   -c "SELECT email, reason FROM crm.email_suppressions"
 
-say "Done. The demo cluster is still running for you to explore:"
+say "Done. The demo cluster and the emulator are still running for you to explore:"
 echo "  $(bash scripts/cluster.sh env $NAME "$PORT"); psql $DB"
-echo "  stop it with: bash scripts/cluster.sh stop $NAME"
+echo "  curl $EMU/_emulator/requests"
+echo "  stop them with: bash scripts/cluster.sh stop $NAME; kill \$(cat $BASE/demo-emulator.pid)"

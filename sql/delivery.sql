@@ -18,6 +18,13 @@ AS $$
     FROM (SELECT nullif(trim(current_setting('crm.resend_verified_domain', true)), '') AS d) s
 $$;
 
+-- The providers this version can send through. Gmail, Microsoft 365 and SMTP connections can
+-- be stored (email_providers), but sending through them is not built yet: enqueue refuses
+-- them explicitly, and the default-provider choice skips them.
+CREATE FUNCTION crm.email_provider_available(provider text) RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$ SELECT $1 = 'resend' $$;
+
 -- Queue one validated, normalized message (from crm._validate_email_message).
 CREATE FUNCTION crm._enqueue_one(m jsonb, batch text) RETURNS uuid
 LANGUAGE plpgsql VOLATILE
@@ -61,9 +68,12 @@ BEGIN
     -- Provider: the message's, else the account's default active connection, else Resend.
     IF prov IS NULL THEN
         SELECT p.provider, p.provider_email INTO prov, prov_email FROM crm.email_providers p
-        WHERE p.account_id = acct AND p.is_active AND p.is_default
+        WHERE p.account_id = acct AND p.is_active AND p.is_default AND crm.email_provider_available(p.provider)
         ORDER BY p.user_id NULLS FIRST LIMIT 1;
         prov := coalesce(prov, 'resend');
+    ELSIF NOT crm.email_provider_available(prov) THEN
+        RAISE EXCEPTION 'message.provider: sending through % is not available in this version (resend is)', prov
+            USING ERRCODE = 'feature_not_supported';
     ELSIF prov IN ('gmail', 'microsoft') THEN
         SELECT p.provider_email INTO prov_email FROM crm.email_providers p
         WHERE p.account_id = acct AND p.is_active AND p.provider = prov
@@ -203,7 +213,7 @@ AS $$
 $$;
 
 -- Record what the providers answered: [{id, outcome: sent|retry|failed, provider_message_id,
--- error, after_seconds}]. Only rows still 'processing' change.
+-- subject (as sent), error, after_seconds}]. Only rows still 'processing' change.
 CREATE FUNCTION crm._record_email_outcomes(outcomes jsonb) RETURNS void
 LANGUAGE sql VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -211,13 +221,15 @@ AS $$
     UPDATE crm.email_queue q
     SET status = CASE o.outcome WHEN 'sent' THEN 'sent' WHEN 'retry' THEN 'pending' ELSE 'failed' END,
         sent_at = CASE WHEN o.outcome = 'sent' THEN now() END,
+        subject = CASE WHEN o.outcome = 'sent' AND o.subject IS NOT NULL THEN left(o.subject, 998) ELSE q.subject END,
         last_error = CASE WHEN o.outcome = 'sent' THEN NULL ELSE left(o.error, 2000) END,
         next_attempt_at = CASE WHEN o.outcome = 'retry' THEN now() + make_interval(secs => o.after_seconds) ELSE q.next_attempt_at END,
         locked_until = NULL,
         metadata = CASE WHEN o.provider_message_id IS NOT NULL
                         THEN q.metadata || jsonb_build_object('provider_message_id', o.provider_message_id)
                         ELSE q.metadata END
-    FROM jsonb_to_recordset($1) AS o(id uuid, outcome text, provider_message_id text, error text, after_seconds double precision)
+    FROM jsonb_to_recordset($1) AS o(id uuid, outcome text, provider_message_id text, subject text, error text,
+                                     after_seconds double precision)
     WHERE q.id = o.id AND q.status = 'processing'
 $$;
 REVOKE ALL ON FUNCTION crm._claim_emails(integer, double precision) FROM PUBLIC;

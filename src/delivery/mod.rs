@@ -11,7 +11,7 @@ pub mod worker;
 use crate::guc;
 use chrono::Utc;
 use crm_core::delivery::message::{self, Invalid, Limits};
-use crm_core::delivery::outcome::{self, Answer, Backoff, Outcome};
+use crm_core::delivery::outcome::{self, Backoff, Outcome};
 use crm_core::delivery::Outgoing;
 use crm_core::template::{Format, Options};
 use pgrx::pg_sys::panic::ErrorReport;
@@ -104,18 +104,18 @@ fn send_all(jobs: &[Value]) -> Vec<Value> {
                     resend::pace();
                     resend::send(&outgoing, &id)
                 }
-                other => Answer {
-                    status: None,
-                    body: String::new(),
-                    retry_after: None,
-                    error: Some(format!("provider {other} is not available in this version")),
-                },
+                // Enqueue refuses these; a row can only get here if it was written directly.
+                // Retrying cannot help, so it fails at once.
+                other => return json!({"id": id, "outcome": "failed",
+                                       "error": format!("sending through {other} is not available in this version")}),
             };
             if answer.status == Some(429) {
                 resend::slow_down(answer.retry_after.as_deref());
             }
             match outcome::classify(&answer, attempt, max, &backoff, Utc::now()) {
-                Outcome::Sent { .. } => json!({"id": id, "outcome": "sent",
+                // The subject as sent: for a template email, the rendered one replaces the
+                // template text in the row, so the queue shows what the recipient got.
+                Outcome::Sent { .. } => json!({"id": id, "outcome": "sent", "subject": outgoing.subject,
                                                "provider_message_id": crm_core::delivery::resend::message_id(&answer.body)}),
                 Outcome::Retry { after_secs, error } => json!({"id": id, "outcome": "retry", "error": error, "after_seconds": after_secs}),
                 Outcome::Failed { error } => json!({"id": id, "outcome": "failed", "error": error}),

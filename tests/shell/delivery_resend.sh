@@ -23,7 +23,7 @@ check() { n=$((n + 1)); if [ "$1" = "$2" ]; then echo "ok $n - $3"; else echo "n
 process() { q -c "SELECT crm.process_email_queue(${1:-100})"; }
 enqueue() { q -c "SELECT crm.enqueue_email('$1'::jsonb || '{\"account_id\": \"0000000d-0000-0000-0000-00000000dddd\"}')"; }
 row() { q -c "SELECT $2 FROM crm.email_queue WHERE id = '$1'"; }
-echo "1..28"
+echo "1..29"
 
 q <<'SQL'
 DELETE FROM crm.accounts WHERE id = '0000000d-0000-0000-0000-00000000dddd';
@@ -56,6 +56,7 @@ r=$(requests)
 check "$(echo "$r" | jq_ 'd[0]["body"]["subject"]')" "Hello Ana <b>&</b>" "the subject is rendered as text, from the fixed template"
 check "$(echo "$r" | jq_ 'd[0]["body"]["html"]')" "<p>Hi Ana, &lt;b&gt;&amp;&lt;/b&gt;</p>" "the HTML is rendered with escaping"
 check "$(echo "$r" | jq_ 'd[0]["body"]["text"]')" "Hi Ana, <b>&</b>" "a text part is made from the HTML"
+check "$(row "$id" "subject")" "Hello Ana <b>&</b>" "the row keeps the subject as sent"
 
 # 3. 503: retried after the backoff (5 minutes), with what the provider said.
 emu POST /_emulator/faults '{"path": "/emails", "status": 503}' >/dev/null

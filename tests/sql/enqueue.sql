@@ -2,7 +2,7 @@
 -- offending field and nothing written, idempotency, sender and provider choice, templates,
 -- suppression, scheduling, batches, RLS.
 BEGIN;
-SELECT plan(40);
+SELECT plan(42);
 
 INSERT INTO crm.accounts (id, name, default_from_email) VALUES
   ('0000000a-0000-0000-0000-0000000000e9', 'Queue A', NULL),
@@ -29,8 +29,8 @@ SELECT throws_ok($$SELECT crm.enqueue_email(jsonb_build_object('to', 'a@x.io', '
     '22023', 'message.attachments[0].content_base64: attachments exceed 10485760 bytes', 'attachment too large');
 SELECT throws_ok($$SELECT crm.enqueue_email('{"to": "a@x.io", "subject": "s", "html": "h", "provider": "pigeon"}')$$, '22023',
     'message.provider: unknown provider (resend, gmail, microsoft or smtp)', 'unknown provider');
-SELECT throws_ok($$SELECT crm.enqueue_email('{"to": "a@x.io", "subject": "s", "html": "h", "provider": "gmail"}')$$, '22023',
-    'message.provider: the account has no active gmail connection', 'gmail without a connection');
+SELECT throws_ok($$SELECT crm.enqueue_email('{"to": "a@x.io", "subject": "s", "html": "h", "provider": "gmail"}')$$, '0A000',
+    'message.provider: sending through gmail is not available in this version (resend is)', 'gmail sending is refused in this version');
 SELECT throws_ok($$SELECT crm.enqueue_email('{"to": "a@x.io", "subject": "Hi\r\nBcc: all@x.io", "html": "h"}')$$, '22023',
     'message.subject: must not contain line breaks', 'header injection through the subject');
 SELECT throws_ok($$SELECT crm.enqueue_email('{"to": "a@x.io", "subject": "s", "html": "h", "tempalte": "x"}')$$, '22023',
@@ -101,6 +101,13 @@ SELECT throws_ok($$SELECT crm.enqueue_email('{"account_id": "0000000a-0000-0000-
 SELECT is((SELECT count(*) FROM crm.list_email_queue() WHERE recipient_email = 'john@example.com'), 0::bigint, 'B does not see A''s queue');
 SELECT is(crm.cancel_email((SELECT id FROM crm.email_queue WHERE recipient_email = 'john@example.com')), false, 'B cannot cancel A''s email');
 SELECT tests.logout();
+
+-- A default Gmail connection is skipped while this version cannot send through Gmail.
+INSERT INTO crm.email_providers (account_id, provider, provider_email, access_token_encrypted, is_default)
+VALUES ('0000000a-0000-0000-0000-0000000000e9', 'gmail', 'dana@gmail.com', crm.encrypt_token('t'), true);
+SELECT isnt(crm.enqueue_email('{"account_id": "0000000a-0000-0000-0000-0000000000e9", "to": "dflt@x.io", "subject": "s", "text": "t"}'),
+            NULL, 'an account whose default connection is Gmail can still queue');
+SELECT is((SELECT provider FROM crm.email_queue WHERE recipient_email = 'dflt@x.io'), 'resend', 'the default falls back to resend');
 
 SELECT * FROM finish();
 ROLLBACK;
