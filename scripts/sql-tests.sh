@@ -37,4 +37,4 @@ pg_prove --dbname crm_test --failures tests/sql/[a-z]*.sql
 
 # Tests that need several real sessions at once (TAP from shell scripts), same cluster.
 export PGHOST PGPORT PGUSER
-prove --failures tests/shell/*.sh
+prove --verbose tests/shell/*.sh
