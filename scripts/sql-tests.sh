@@ -14,7 +14,7 @@ LOG=${CRM_CLUSTER_BASE:-/tmp/crm_integrations}/$NAME/server.log
 # log" check meaningful.
 bash scripts/cluster.sh start $NAME "$PORT" \
   "shared_preload_libraries = 'crm_integrations, pg_cron'" \
-  "cron.database_name = 'crm_test'" \
+  "cron.database_name = 'crm_test'" "cron.use_background_workers = on" "max_worker_processes = 16" \
   "log_statement = 'all'" "log_min_error_statement = error" "log_error_verbosity = verbose" \
   "crm_test.log_file = '$LOG'" \
   "crm.worker_database = 'crm_test'" "crm.worker_enabled = off"
