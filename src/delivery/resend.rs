@@ -8,9 +8,25 @@ use crm_core::delivery::{resend, Outgoing};
 use std::cell::Cell;
 use std::time::{Duration, Instant};
 
+thread_local! {
+    // One agent per process: it keeps connections to the provider open between requests.
+    // Rebuilt when crm.email_http_timeout changes.
+    static AGENT: std::cell::RefCell<Option<(i32, ureq::Agent)>> = const { std::cell::RefCell::new(None) };
+}
+
 fn agent() -> ureq::Agent {
-    let timeout = Duration::from_millis(guc::EMAIL_HTTP_TIMEOUT_MS.get().max(1) as u64);
-    ureq::AgentBuilder::new().timeout(timeout).build()
+    let ms = guc::EMAIL_HTTP_TIMEOUT_MS.get().max(1);
+    AGENT.with(|a| {
+        let mut a = a.borrow_mut();
+        match &*a {
+            Some((t, agent)) if *t == ms => agent.clone(),
+            _ => {
+                let agent = ureq::AgentBuilder::new().timeout(Duration::from_millis(ms as u64)).build();
+                *a = Some((ms, agent.clone()));
+                agent
+            }
+        }
+    })
 }
 
 pub fn send(email: &Outgoing, idempotency_key: &str) -> Answer {

@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Delivery benchmark, all in one run against the provider emulator on this machine:
+#  (a) sustained worker throughput to the emulator (emails/s), as a fraction of what the
+#      emulator accepts from a plain HTTP load generator (wrk, 8 keep-alive connections);
+#  (b) enqueue -> sent latency at low load (one email every 20 ms), p50 and p99;
+#  (c) enqueue throughput, rows/s: single enqueue_email and enqueue_batch of 100 (pgbench, 8 clients).
+# Expects PGHOST/PGPORT/PGUSER of the running bench cluster (extension in database postgres,
+# which is the worker's default crm.worker_database).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+EMU_PORT=${CRM_BENCH_EMULATOR_PORT:-18031}
+EMU=http://127.0.0.1:$EMU_PORT
+python3 tests/emulator/emulator.py "$EMU_PORT" > /tmp/crm_bench_emulator.out 2>&1 &
+emu_pid=$!
+trap 'kill $emu_pid 2>/dev/null' EXIT
+for _ in $(seq 50); do grep -q ready /tmp/crm_bench_emulator.out 2>/dev/null && break; sleep 0.1; done
+q() { psql -X -q -At "$@"; }
+N=${DELIVERY_BENCH_EMAILS:-5000}
+
+q <<SQL
+ALTER SYSTEM SET crm.resend_base_url = '$EMU';
+ALTER SYSTEM SET crm.resend_api_key = 're_bench';
+ALTER SYSTEM SET crm.resend_rate_limit = 0;
+ALTER SYSTEM SET crm.worker_enabled = off;
+SELECT pg_reload_conf();
+INSERT INTO crm.accounts (id, name) VALUES ('0000000b-0000-0000-0000-00000000d1d1', 'Delivery bench') ON CONFLICT DO NOTHING;
+SQL
+
+# Raw capacity of the emulator, from a plain HTTP load generator: wrk, 8 keep-alive
+# connections (the worker keeps its connection open too), 5 s.
+lua=$(mktemp --suffix=.lua)
+cat > "$lua" <<'LUA'
+wrk.method = "POST"
+wrk.body = '{"from": "CRM <noreply@example.com>", "to": ["a@example.com"], "subject": "Bench", "text": "Hello"}'
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer re_bench"
+LUA
+raw=$(wrk -t2 -c8 -d5s -s "$lua" "$EMU/emails" 2>/dev/null | sed -n 's/^Requests\/sec: *\([0-9.]*\).*/\1/p')
+rm -f "$lua"
+curl -s -X POST "$EMU/_emulator/reset" >/dev/null
+
+# (a) N emails queued while the worker is off; then on, and time until all are sent.
+q -c "SELECT count(*) FROM generate_series(1, $N / 100) b, LATERAL crm.enqueue_batch((SELECT jsonb_agg(jsonb_build_object(
+        'account_id', '0000000b-0000-0000-0000-00000000d1d1', 'to', 'r' || b || '-' || i || '@example.com',
+        'subject', 'Throughput', 'text', 'message ' || i)) FROM generate_series(1, 100) i))" >/dev/null
+start=$(date +%s.%N)
+q -c "ALTER SYSTEM SET crm.worker_enabled = on" -c "SELECT pg_reload_conf()" >/dev/null
+until [ "$(q -c "SELECT count(*) FROM crm.email_queue WHERE subject = 'Throughput' AND status <> 'sent'")" = 0 ]; do sleep 0.05; done
+secs=$(echo "$(date +%s.%N) - $start" | bc -l)
+single=$(echo "$N / $secs" | bc -l)
+
+# (b) Low load: one email every 20 ms, each committed on its own; latency = sent_at - created_at.
+sleep 1
+script=$(mktemp)
+for i in $(seq 300); do
+  echo "SELECT crm.enqueue_email('{\"account_id\": \"0000000b-0000-0000-0000-00000000d1d1\", \"to\": \"lat$i@example.com\", \"subject\": \"Latency\", \"text\": \"t\"}');"
+  echo "SELECT pg_sleep(0.02);"
+done > "$script"
+q -f "$script" >/dev/null
+rm -f "$script"
+until [ "$(q -c "SELECT count(*) FROM crm.email_queue WHERE subject = 'Latency' AND status <> 'sent'")" = 0 ]; do sleep 0.05; done
+read -r p50 p99 max <<< "$(q -F ' ' -c "SELECT round(percentile_cont(0.5) WITHIN GROUP (ORDER BY ms)::numeric, 1), round(percentile_cont(0.99) WITHIN GROUP (ORDER BY ms)::numeric, 1), round(max(ms)::numeric, 1)
+    FROM (SELECT extract(epoch FROM sent_at - created_at) * 1000 AS ms FROM crm.email_queue WHERE subject = 'Latency') s")"
+
+# (c) Enqueue throughput (worker off, so only enqueueing is measured).
+q -c "ALTER SYSTEM SET crm.worker_enabled = off" -c "SELECT pg_reload_conf()" >/dev/null
+one=$(mktemp); batch=$(mktemp)
+echo "SELECT crm.enqueue_email('{\"account_id\": \"0000000b-0000-0000-0000-00000000d1d1\", \"to\": \"e@example.com\", \"subject\": \"Enqueue\", \"text\": \"t\"}');" > "$one"
+echo "SELECT count(*) FROM crm.enqueue_batch((SELECT jsonb_agg(jsonb_build_object('account_id', '0000000b-0000-0000-0000-00000000d1d1', 'to', 'e' || i || '@example.com', 'subject', 'Enqueue', 'text', 't')) FROM generate_series(1, 100) i));" > "$batch"
+tps() { pgbench -n -c 8 -j 2 -T 10 -f "$1" 2>&1 | sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p'; }
+e_single=$(tps "$one"); e_batch=$(echo "$(tps "$batch") * 100" | bc -l)
+rm -f "$one" "$batch"
+q -c "ALTER SYSTEM RESET crm.worker_enabled" -c "ALTER SYSTEM RESET crm.resend_base_url" -c "ALTER SYSTEM RESET crm.resend_api_key" -c "ALTER SYSTEM RESET crm.resend_rate_limit" -c "SELECT pg_reload_conf()" >/dev/null
+
+echo
+echo "## Delivery (worker -> emulator on 127.0.0.1, $(nproc) cores)"
+printf '(a) raw emulator capacity (wrk -c 8, POST /emails):    %8.0f req/s\n' "$raw"
+printf '    worker, single mode (%d emails, one request each): %8.0f emails/s = %.2f of raw capacity (target: batch mode >= 2,000/s and >= 0.50)\n' "$N" "$single" "$(echo "$single / $raw" | bc -l)"
+printf '    worker, batch mode (POST /emails/batch):           not built yet\n'
+printf '(b) enqueue -> sent at low load (300 emails, 20 ms apart): p50 %s ms, p99 %s ms, max %s ms (targets: p50 < 50, p99 < 250)\n' "$p50" "$p99" "$max"
+printf '(c) enqueue throughput, 8 clients: enqueue_email %8.0f rows/s; enqueue_batch (100 per call) %8.0f rows/s\n' "$e_single" "$e_batch"
