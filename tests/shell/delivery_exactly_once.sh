@@ -7,22 +7,15 @@
 #      seen under one idempotency key, so the provider dropped the copy.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
-DB=crm_test
-EMU_PORT=${CRM_EMULATOR_PORT_ONCE:-18028}
-EMU=http://127.0.0.1:$EMU_PORT
-python3 tests/emulator/emulator.py "$EMU_PORT" > /tmp/crm_emulator_once.out 2>&1 &
-emu_pid=$!
-q() { psql -X -q -At -d "$DB" -v ON_ERROR_STOP=1 "$@"; }
+source tests/lib/tap.bash
+start_emulator "${CRM_EMULATOR_PORT_ONCE:-18028}"
 cleanup() {
   q -c "ALTER SYSTEM RESET crm.worker_enabled" -c "ALTER SYSTEM RESET crm.resend_base_url" -c "ALTER SYSTEM RESET crm.resend_api_key" \
     -c "ALTER SYSTEM RESET crm.resend_rate_limit" -c "ALTER SYSTEM RESET crm.email_lease" -c "SELECT pg_reload_conf()" >/dev/null 2>&1
   kill $emu_pid 2>/dev/null
 }
 trap cleanup EXIT
-for _ in $(seq 50); do grep -q ready /tmp/crm_emulator_once.out 2>/dev/null && break; sleep 0.1; done
 export PGOPTIONS="-c crm.resend_base_url=$EMU -c crm.resend_api_key=re_once -c crm.resend_rate_limit=0"
-n=0; failed=0
-check() { n=$((n + 1)); if [ "$1" = "$2" ]; then echo "ok $n - $3"; else echo "not ok $n - $3"; echo "#   got:  '$1'"; echo "#   want: '$2'"; failed=1; fi; }
 stats() { curl -s -m 30 "$EMU/_emulator/requests" | python3 -c "
 import json, sys, collections
 d = [r for r in json.load(sys.stdin) if r['path'] == '/emails']

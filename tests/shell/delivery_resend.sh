@@ -5,21 +5,13 @@
 # templates rendered at send time. Runs against the SQL test cluster (database crm_test).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
-DB=crm_test
-EMU_PORT=${CRM_EMULATOR_PORT:-18025}
-EMU=http://127.0.0.1:$EMU_PORT
-python3 tests/emulator/emulator.py "$EMU_PORT" > /tmp/crm_emulator.out 2>&1 &
-emu_pid=$!
+source tests/lib/tap.bash
+start_emulator "${CRM_EMULATOR_PORT:-18025}"
 trap 'kill $emu_pid 2>/dev/null' EXIT
-for _ in $(seq 50); do grep -q ready /tmp/crm_emulator.out 2>/dev/null && break; sleep 0.1; done
 
 export PGOPTIONS="-c crm.resend_base_url=$EMU -c crm.resend_api_key=re_test_key -c crm.resend_rate_limit=0 -c crm.email_retry_base=300 -c crm.email_http_timeout=2000"
-q() { psql -X -q -At -d "$DB" -v ON_ERROR_STOP=1 "$@"; }
-emu() { curl -s -X "$1" "$EMU$2" ${3:+-H 'Content-Type: application/json' -d "$3"}; }
 requests() { emu GET /_emulator/requests; }
 jq_() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
-n=0; failed=0
-check() { n=$((n + 1)); if [ "$1" = "$2" ]; then echo "ok $n - $3"; else echo "not ok $n - $3"; echo "#   got:  '$1'"; echo "#   want: '$2'"; failed=1; fi; }
 process() { q -c "SELECT crm.process_email_queue(${1:-100})"; }
 enqueue() { q -c "SELECT crm.enqueue_email('$1'::jsonb || '{\"account_id\": \"0000000d-0000-0000-0000-00000000dddd\"}')"; }
 row() { q -c "SELECT $2 FROM crm.email_queue WHERE id = '$1'"; }

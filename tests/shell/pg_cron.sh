@@ -3,21 +3,14 @@
 # on a schedule and the email is delivered. Takes up to a minute and a bit.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
-DB=crm_test
-EMU_PORT=${CRM_EMULATOR_PORT_CRON:-18029}
-EMU=http://127.0.0.1:$EMU_PORT
-python3 tests/emulator/emulator.py "$EMU_PORT" > /tmp/crm_emulator_cron.out 2>&1 &
-emu_pid=$!
-q() { psql -X -q -At -d "$DB" -v ON_ERROR_STOP=1 "$@"; }
+source tests/lib/tap.bash
+start_emulator "${CRM_EMULATOR_PORT_CRON:-18029}"
 cleanup() {
   q -c "SELECT cron.unschedule('crm-email-queue')" >/dev/null 2>&1
   q -c "ALTER SYSTEM RESET crm.resend_base_url" -c "ALTER SYSTEM RESET crm.resend_api_key" -c "SELECT pg_reload_conf()" >/dev/null 2>&1
   kill $emu_pid 2>/dev/null
 }
 trap cleanup EXIT
-for _ in $(seq 50); do grep -q ready /tmp/crm_emulator_cron.out 2>/dev/null && break; sleep 0.1; done
-n=0; failed=0
-check() { n=$((n + 1)); if [ "$1" = "$2" ]; then echo "ok $n - $3"; else echo "not ok $n - $3"; echo "#   got:  '$1'"; echo "#   want: '$2'"; failed=1; fi; }
 echo "1..3"
 
 q <<SQL

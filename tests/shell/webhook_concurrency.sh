@@ -5,11 +5,9 @@
 # first delivery open while 7 copies arrive, then commits; (3) the same, but the first rolls
 # back: one of the waiting copies must then apply it, once.
 set -uo pipefail
-DB=crm_test
+cd "$(dirname "$0")/../.."
+source tests/lib/tap.bash
 export PGOPTIONS="-c crm.stripe_webhook_secret=whsec_concurrency"
-q() { psql -X -q -At -d "$DB" -v ON_ERROR_STOP=1 "$@"; }
-n=0; failed=0
-check() { n=$((n + 1)); if [ "$1" = "$2" ]; then echo "ok $n - $3"; else echo "not ok $n - $3 (got '$1', want '$2')"; failed=1; fi; }
 echo "1..9"
 
 q <<'SQL'

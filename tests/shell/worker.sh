@@ -4,12 +4,8 @@
 # outage without a busy loop, and stopping promptly on SIGTERM and coming back.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
-DB=crm_test
-EMU_PORT=${CRM_EMULATOR_PORT_WORKER:-18027}
-EMU=http://127.0.0.1:$EMU_PORT
-python3 tests/emulator/emulator.py "$EMU_PORT" > /tmp/crm_emulator_worker.out 2>&1 &
-emu_pid=$!
-q() { psql -X -q -At -d "$DB" -v ON_ERROR_STOP=1 "$@"; }
+source tests/lib/tap.bash
+start_emulator "${CRM_EMULATOR_PORT_WORKER:-18027}"
 cleanup() {
   q -c "ALTER SYSTEM RESET crm.worker_enabled" -c "ALTER SYSTEM RESET crm.resend_base_url" -c "ALTER SYSTEM RESET crm.resend_api_key" \
     -c "ALTER SYSTEM RESET crm.resend_rate_limit" -c "ALTER SYSTEM RESET crm.worker_idle_sleep" -c "ALTER SYSTEM RESET crm.email_retry_base" \
@@ -17,11 +13,7 @@ cleanup() {
   kill $emu_pid 2>/dev/null
 }
 trap cleanup EXIT
-for _ in $(seq 50); do grep -q ready /tmp/crm_emulator_worker.out 2>/dev/null && break; sleep 0.1; done
-emu() { curl -s -X "$1" "$EMU$2" ${3:+-H 'Content-Type: application/json' -d "$3"}; }
 nreq() { emu GET /_emulator/requests | python3 -c "import json,sys; print(len(json.load(sys.stdin)))"; }
-n=0; failed=0
-check() { n=$((n + 1)); if [ "$1" = "$2" ]; then echo "ok $n - $3"; else echo "not ok $n - $3"; echo "#   got:  '$1'"; echo "#   want: '$2'"; failed=1; fi; }
 enqueue() { q -c "SELECT crm.enqueue_email('$1'::jsonb || '{\"account_id\": \"0000000e-0000-0000-0000-00000000eeee\"}')"; }
 status_of() { q -c "SELECT status FROM crm.email_queue WHERE id = '$1'"; }
 wait_status() { # id status timeout_s

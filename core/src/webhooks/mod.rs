@@ -52,6 +52,18 @@ pub(crate) fn check_tolerance(timestamp: i64, now: i64, tolerance: i64) -> Resul
     Ok(())
 }
 
+/// Whether any candidate signature is the HMAC-SHA256 of `prefix || body` under any key.
+/// `verify_slice` compares in constant time.
+pub(crate) fn any_signature_matches<K: AsRef<[u8]>>(keys: &[K], prefix: &[u8], body: &[u8], signatures: &[Vec<u8>]) -> bool {
+    use hmac::{Hmac, Mac};
+    keys.iter().any(|key| {
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(key.as_ref()).expect("HMAC takes any key length");
+        mac.update(prefix);
+        mac.update(body);
+        signatures.iter().any(|sig| mac.clone().verify_slice(sig).is_ok())
+    })
+}
+
 pub(crate) fn decode_hex(s: &str) -> Option<Vec<u8>> {
     if s.len() % 2 != 0 {
         return None;

@@ -4,7 +4,7 @@
 //! several secrets may be configured for the same reason. Comparison is constant-time.
 //! Algorithm as in Stripe's official libraries (stripe-python `WebhookSignature`).
 
-use super::{check_tolerance, decode_hex, VerifyError, MAX_SIGNATURES, MAX_SIGNATURE_HEADER};
+use super::{any_signature_matches, check_tolerance, decode_hex, VerifyError, MAX_SIGNATURES, MAX_SIGNATURE_HEADER};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
@@ -40,14 +40,7 @@ pub fn verify(header: Option<&str>, body: &[u8], secrets: &[&str], now: i64, tol
     if signatures.is_empty() {
         return Err(VerifyError::NoMatchingSignature);
     }
-    let prefix = format!("{timestamp}.");
-    let matched = secrets.iter().any(|secret| {
-        let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
-        mac.update(prefix.as_bytes());
-        mac.update(body);
-        signatures.iter().any(|sig| mac.clone().verify_slice(sig).is_ok())
-    });
-    if !matched {
+    if !any_signature_matches(secrets, format!("{timestamp}.").as_bytes(), body, &signatures) {
         return Err(VerifyError::NoMatchingSignature);
     }
     // Checked after the signature, as Stripe does: an unsigned request learns nothing about

@@ -4,7 +4,7 @@
 //! `"<id>.<timestamp>.<raw body>"`. The `webhook-*` header names of Standard Webhooks are
 //! accepted too. Comparison is constant-time.
 
-use super::{check_tolerance, VerifyError, MAX_SIGNATURES, MAX_SIGNATURE_HEADER};
+use super::{any_signature_matches, check_tolerance, VerifyError, MAX_SIGNATURES, MAX_SIGNATURE_HEADER};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use hmac::{Hmac, Mac};
@@ -49,14 +49,7 @@ pub fn verify<'a>(h: &Headers<'a>, body: &[u8], secrets: &[Vec<u8>], now: i64, t
     if signatures.is_empty() {
         return Err(VerifyError::NoMatchingSignature);
     }
-    let prefix = format!("{id}.{timestamp}.");
-    let matched = secrets.iter().any(|key| {
-        let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("any key length");
-        mac.update(prefix.as_bytes());
-        mac.update(body);
-        signatures.iter().any(|sig| mac.clone().verify_slice(sig).is_ok())
-    });
-    if !matched {
+    if !any_signature_matches(secrets, format!("{id}.{timestamp}.").as_bytes(), body, &signatures) {
         return Err(VerifyError::NoMatchingSignature);
     }
     check_tolerance(timestamp, now, tolerance)?;
