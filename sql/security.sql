@@ -67,6 +67,8 @@ REVOKE ALL ON FUNCTION crm.decrypt_token(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION crm.decrypt_token(text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION crm._rotate_token(text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION crm.rotate_encryption_key(integer) FROM PUBLIC;
+-- Sending is the server side's job (pg_cron, psql, the worker): it sends every account's mail.
+REVOKE ALL ON FUNCTION crm.process_email_queue(integer) FROM PUBLIC;
 
 -- Grant Supabase's API roles what they need, for those that exist. Runs at CREATE EXTENSION;
 -- on a plain Postgres where the roles are created later, a superuser calls it again.
@@ -93,7 +95,7 @@ BEGIN
         GRANT USAGE ON SCHEMA crm TO service_role;
         GRANT ALL ON ALL TABLES IN SCHEMA crm TO service_role;
         GRANT ALL ON ALL SEQUENCES IN SCHEMA crm TO service_role;
-        GRANT EXECUTE ON FUNCTION crm.purge_webhook_events(interval) TO service_role;
+        GRANT EXECUTE ON FUNCTION crm.purge_webhook_events(interval), crm.process_email_queue(integer) TO service_role;
         GRANT EXECUTE ON FUNCTION crm.decrypt_token(text), crm.decrypt_token(text, text),
             crm.rotate_encryption_key(integer) TO service_role;
         done := done || 'service_role'::text;

@@ -2,7 +2,7 @@
 -- offending field and nothing written, idempotency, sender and provider choice, templates,
 -- suppression, scheduling, batches, RLS.
 BEGIN;
-SELECT plan(42);
+SELECT plan(43);
 
 INSERT INTO crm.accounts (id, name, default_from_email) VALUES
   ('0000000a-0000-0000-0000-0000000000e9', 'Queue A', NULL),
@@ -74,6 +74,7 @@ SELECT is((SELECT status FROM crm.email_queue WHERE recipient_email = 'later@x.i
 SELECT is((SELECT count(*) FROM crm.list_email_queue('cancelled')), 1::bigint, 'list_email_queue filters by status');
 SELECT throws_ok($$SELECT * FROM crm.list_email_queue('lost')$$, '22023', NULL, 'an unknown status: 22023');
 SELECT throws_ok($$SELECT * FROM crm.list_email_queue(NULL, 5000)$$, '22023', NULL, 'limit over 1000: 22023');
+SELECT throws_ok($$SELECT crm.process_email_queue()$$, '42501', NULL, 'an account cannot run the sender (it sends every account''s mail)');
 SELECT tests.logout();
 
 -- Sender resolution: account default; verified domain; the resend.dev case.
