@@ -266,10 +266,7 @@ CREATE TABLE crm.email_queue (
     -- added (delivery): when the row is next due (scheduled_at, then the retry backoff)
     next_attempt_at    timestamptz NOT NULL DEFAULT now(),
     -- added (delivery): the claim lease; a 'processing' row past it is claimed again
-    locked_until       timestamptz,
-    -- added (delivery): the Idempotency-Key of the request that carried this row, so a
-    -- reclaimed row is re-sent under the same key and the provider drops the copy
-    send_key           text
+    locked_until       timestamptz
 );
 CREATE UNIQUE INDEX email_queue_idempotency
     ON crm.email_queue (account_id, idempotency_key) WHERE idempotency_key IS NOT NULL;
