@@ -10,6 +10,8 @@ Control endpoints (not part of any provider's API):
   POST /_emulator/reset               forget requests, faults and idempotency keys
   POST /_emulator/faults              queue faults, consumed in order by matching requests:
        [{"path": "/emails", "status": 503, "count": 2, "retry_after": "30", "delay_ms": 0, "drop": false}]
+  POST /_emulator/rate_limit          {"per_second": 50}: answer 429 (Retry-After: 1), as Resend
+                                      does, to requests beyond that rate (sliding 1 s window); 0 = off
 
 Usage: emulator.py PORT   (prints "ready" on stdout once listening)
 """
@@ -22,7 +24,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 API_KEY_PREFIX = "re_"
 LOCK = threading.Lock()
-STATE = {"requests": [], "faults": [], "idempotency": {}}
+STATE = {"requests": [], "faults": [], "idempotency": {}, "rate": 0, "recent": []}
 
 
 def resend_error(status, name, message):
@@ -80,7 +82,11 @@ class Handler(BaseHTTPRequestHandler):
         body = self.read_body()
         if self.path == "/_emulator/reset":
             with LOCK:
-                STATE.update(requests=[], faults=[], idempotency={})
+                STATE.update(requests=[], faults=[], idempotency={}, rate=0, recent=[])
+            return self.reply(200, {"ok": True})
+        if self.path == "/_emulator/rate_limit":
+            with LOCK:
+                STATE.update(rate=int(body.get("per_second", 0)), recent=[])
             return self.reply(200, {"ok": True})
         if self.path == "/_emulator/faults":
             with LOCK:
@@ -110,6 +116,18 @@ class Handler(BaseHTTPRequestHandler):
                 name = "rate_limit_exceeded" if fault["status"] == 429 else "internal_server_error"
                 return self.reply(*resend_error(fault["status"], name, "Injected fault."), headers=extra)
 
+        with LOCK:
+            limited = False
+            if STATE["rate"] > 0:
+                now = time.monotonic()
+                STATE["recent"] = [t for t in STATE["recent"] if now - t < 1.0]
+                limited = len(STATE["recent"]) >= STATE["rate"]
+                if not limited:
+                    STATE["recent"].append(now)
+        if limited:
+            result = resend_error(429, "rate_limit_exceeded", "Too many requests. You can only make %d requests per second." % STATE["rate"])
+            record["response"] = result[1]
+            return self.reply(*result, headers={"Retry-After": "1"})
         if not headers.get("authorization", "").startswith("Bearer " + API_KEY_PREFIX):
             return self.reply(*resend_error(401, "missing_api_key", "Missing API key in the authorization header."))
         key = headers.get("idempotency-key")
