@@ -6,6 +6,7 @@
 use pgrx::prelude::*;
 
 mod delivery;
+mod errors;
 mod guc;
 mod schema;
 mod templates;

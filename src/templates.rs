@@ -13,9 +13,8 @@
 
 use crate::guc;
 use crm_core::template::{dates, text, Engine, Format, Limits, Options, TemplateError};
-use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
-use pgrx::{JsonB, PgLogLevel};
+use pgrx::JsonB;
 use std::cell::RefCell;
 
 thread_local! {
@@ -24,8 +23,7 @@ thread_local! {
 }
 
 fn raise(code: PgSqlErrorCode, message: String) -> ! {
-    ErrorReport::new(code, message, "crm.templates").report(PgLogLevel::ERROR);
-    unreachable!("ERROR does not return")
+    crate::errors::raise(code, message, None, "crm.templates")
 }
 
 fn raise_template_error(err: &TemplateError, part: Option<&str>) -> ! {

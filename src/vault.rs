@@ -12,9 +12,7 @@
 
 use crate::guc;
 use crm_core::vault::{fingerprint_hex, DecryptError, KeyError, Keyring, NonceSource};
-use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
-use pgrx::PgLogLevel;
 use std::cell::RefCell;
 
 /// The parsed keyring, cached per backend and keyed by the settings' raw text, so that a
@@ -85,10 +83,7 @@ fn raise_key_error(err: &KeyError) -> ! {
             "Generate a key with: openssl rand -base64 32",
         ),
     };
-    ErrorReport::new(code, err.to_string(), "crm.vault")
-        .set_hint(hint)
-        .report(PgLogLevel::ERROR);
-    unreachable!("ERROR does not return")
+    crate::errors::raise(code, err.to_string(), Some(hint), "crm.vault")
 }
 
 fn raise_decrypt_error(err: &DecryptError) -> ! {
@@ -101,12 +96,7 @@ fn raise_decrypt_error(err: &DecryptError) -> ! {
         DecryptError::AuthenticationFailed => (PgSqlErrorCode::ERRCODE_DATA_CORRUPTED, None),
         DecryptError::PlaintextTooLarge(_) => (PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED, None),
     };
-    let mut report = ErrorReport::new(code, err.to_string(), "crm.vault");
-    if let Some(hint) = hint {
-        report = report.set_hint(hint);
-    }
-    report.report(PgLogLevel::ERROR);
-    unreachable!("ERROR does not return")
+    crate::errors::raise(code, err.to_string(), hint, "crm.vault")
 }
 
 fn encrypt(plaintext: &str, context: &str) -> String {

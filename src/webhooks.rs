@@ -11,13 +11,11 @@
 
 use crate::guc;
 use crm_core::webhooks::{stripe, svix, VerifyError};
-use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
-use pgrx::{JsonB, PgLogLevel};
+use pgrx::JsonB;
 
 fn raise(code: PgSqlErrorCode, message: String) -> ! {
-    ErrorReport::new(code, message, "crm.webhooks").report(PgLogLevel::ERROR);
-    unreachable!("ERROR does not return")
+    crate::errors::raise(code, message, None, "crm.webhooks")
 }
 
 fn raise_verify(provider: &str, err: &VerifyError) -> ! {

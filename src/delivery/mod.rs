@@ -14,14 +14,12 @@ use crm_core::delivery::message::{self, Invalid, Limits};
 use crm_core::delivery::outcome::{self, Backoff, Outcome};
 use crm_core::delivery::Outgoing;
 use crm_core::template::{Format, Options};
-use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
-use pgrx::{JsonB, PgLogLevel};
+use pgrx::JsonB;
 use serde_json::{json, Value};
 
 fn raise_invalid(e: &Invalid) -> ! {
-    ErrorReport::new(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, e.to_string(), "crm.delivery").report(PgLogLevel::ERROR);
-    unreachable!()
+    crate::errors::raise(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, e.to_string(), None, "crm.delivery")
 }
 
 fn limits() -> Limits {
@@ -40,8 +38,9 @@ fn _validate_email_batch(messages: JsonB) -> JsonB {
     JsonB(json!(message::validate_batch(&messages.0, &limits(), Utc::now()).unwrap_or_else(|e| raise_invalid(&e))))
 }
 
-/// A claimed row made ready to send, or the reason it cannot be.
-fn prepare(job: &Value) -> Result<Outgoing, String> {
+/// A claimed row made ready to send, or the reason it cannot be. `base` carries the template
+/// settings (time zone, limits), read once per batch.
+fn prepare(job: &Value, base: &Options) -> Result<Outgoing, String> {
     let strs = |k: &str| -> Vec<String> {
         job[k].as_array().map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect()).unwrap_or_default()
     };
@@ -52,7 +51,7 @@ fn prepare(job: &Value) -> Result<Outgoing, String> {
             let vars = job["variables"].clone();
             let render = |src: Option<&str>, format| -> Result<Option<String>, String> {
                 let Some(src) = src else { return Ok(None) };
-                let opts = Options { format, ..crate::templates::options(None, None) };
+                let opts = Options { format, ..*base };
                 crate::templates::with_engine(|e| e.render(src, vars.clone(), &opts)).map(Some).map_err(|e| format!("template: {e}"))
             };
             let html = render(t["html"].as_str(), Format::Html)?;
@@ -88,13 +87,17 @@ fn backoff() -> Backoff {
 /// Send claimed rows one request each and return `[{id, outcome, …}]` for
 /// `crm._record_email_outcomes`. No SPI in here: callers decide the transactions around it.
 fn send_all(jobs: &[Value]) -> Vec<Value> {
+    if jobs.is_empty() {
+        return Vec::new();
+    }
     let backoff = backoff();
+    let base = crate::templates::options(None, None);
     jobs.iter()
         .map(|job| {
             let id = job["id"].as_str().unwrap_or_default().to_string();
             let attempt = job["attempts"].as_i64().unwrap_or(1) as i32;
             let max = job["max_attempts"].as_i64().unwrap_or(3) as i32;
-            let outgoing = match prepare(job) {
+            let outgoing = match prepare(job, &base) {
                 Ok(o) => o,
                 Err(e) => return json!({"id": id, "outcome": "failed", "error": e}),
             };
@@ -149,8 +152,7 @@ pub(crate) fn record(outcomes: &[Value]) {
 #[pg_extern(volatile)]
 fn process_email_queue(max_items: default!(i32, 100)) -> JsonB {
     if !(1..=10_000).contains(&max_items) {
-        ErrorReport::new(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, "max_items must be between 1 and 10000".to_string(), "crm.delivery")
-            .report(PgLogLevel::ERROR);
+        crate::errors::raise(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, "max_items must be between 1 and 10000", None, "crm.delivery");
     }
     let jobs = claim(max_items);
     let outcomes = send_all(&jobs);

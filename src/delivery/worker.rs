@@ -98,6 +98,9 @@ pub extern "C-unwind" fn crm_email_worker_main(_arg: pg_sys::Datum) {
     log!("{WORKER_NAME} started in database \"{database}\"");
 
     let mut sleep = Duration::ZERO;
+    // Whether the extension is installed in the database: checked until it is. If it is
+    // dropped later, the claim fails and the worker restarts, which checks again.
+    let mut installed = false;
     while BackgroundWorker::wait_latch(Some(sleep)) {
         if BackgroundWorker::sighup_received() {
             // SAFETY: reloading the configuration is what a backend does on SIGHUP.
@@ -109,7 +112,20 @@ pub extern "C-unwind" fn crm_email_worker_main(_arg: pg_sys::Datum) {
                 unsafe { pg_sys::proc_exit(1) };
             }
         }
-        sleep = if guc::WORKER_ENABLED.get() { round() } else { idle_sleep() };
+        if !guc::WORKER_ENABLED.get() {
+            sleep = idle_sleep();
+            continue;
+        }
+        if !installed {
+            installed = BackgroundWorker::transaction(|| {
+                Spi::get_one::<bool>("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'crm_integrations')")
+            }) == Ok(Some(true));
+            if !installed {
+                sleep = idle_sleep();
+                continue;
+            }
+        }
+        sleep = round();
     }
     WORKER_PID.get().store(0, Ordering::Release);
     log!("{WORKER_NAME} stopping");
@@ -126,12 +142,6 @@ fn idle_sleep() -> Duration {
 
 /// One round; returns how long to sleep before the next.
 fn round() -> Duration {
-    let installed = BackgroundWorker::transaction(|| {
-        Spi::get_one::<bool>("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'crm_integrations')")
-    });
-    if installed != Ok(Some(true)) {
-        return idle_sleep();
-    }
     let batch = guc::WORKER_BATCH_SIZE.get();
     let jobs = BackgroundWorker::transaction(|| claim(batch));
     if jobs.is_empty() {
