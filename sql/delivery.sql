@@ -18,12 +18,11 @@ AS $$
     FROM (SELECT nullif(trim(current_setting('crm.resend_verified_domain', true)), '') AS d) s
 $$;
 
--- The providers this version can send through. Gmail, Microsoft 365 and SMTP connections can
--- be stored (email_providers), but sending through them is not built yet: enqueue refuses
--- them explicitly, and the default-provider choice skips them.
+-- The providers this version can send through (all four; kept as a function so a provider
+-- can be switched off in one place).
 CREATE FUNCTION crm.email_provider_available(provider text) RETURNS boolean
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
-AS $$ SELECT $1 = 'resend' $$;
+AS $$ SELECT $1 IN ('resend', 'gmail', 'microsoft', 'smtp') $$;
 
 -- Queue one validated, normalized message (from crm._validate_email_message).
 CREATE FUNCTION crm._enqueue_one(m jsonb, batch text) RETURNS uuid
@@ -72,7 +71,7 @@ BEGIN
         ORDER BY p.user_id NULLS FIRST LIMIT 1;
         prov := coalesce(prov, 'resend');
     ELSIF NOT crm.email_provider_available(prov) THEN
-        RAISE EXCEPTION 'message.provider: sending through % is not available in this version (resend is)', prov
+        RAISE EXCEPTION 'message.provider: sending through % is switched off', prov
             USING ERRCODE = 'feature_not_supported';
     ELSIF prov IN ('gmail', 'microsoft') THEN
         SELECT p.provider_email INTO prov_email FROM crm.email_providers p
@@ -138,13 +137,15 @@ BEGIN
 END
 $$;
 
--- Cancel a queued email that has not started sending. True if it was cancelled.
+-- Cancel a queued email that has not started sending. True if it was cancelled. A row whose
+-- Resend batch request failed in a way that may still have delivered it (send_key set) is
+-- not cancelled: it must go out again with its batch, under the batch's key, or not at all.
 CREATE FUNCTION crm.cancel_email(id uuid) RETURNS boolean
 LANGUAGE sql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
     WITH c AS (UPDATE crm.email_queue q SET status = 'cancelled', locked_until = NULL
-               WHERE q.id = $1 AND q.status IN ('pending', 'scheduled') RETURNING 1)
+               WHERE q.id = $1 AND q.status IN ('pending', 'scheduled') AND q.send_key IS NULL RETURNING 1)
     SELECT count(*) = 1 FROM c
 $$;
 
@@ -174,8 +175,16 @@ $$;
 -- sending: FOR UPDATE SKIP LOCKED, so any number of workers and pg_cron calls can claim at
 -- once without taking the same row; each claimed row becomes 'processing' with a lease.
 -- Returns what the sender needs, templates included (the template as it is now, so a
--- template fixed before sending is the one used).
-CREATE FUNCTION crm._claim_emails(max_items integer, lease_seconds double precision) RETURNS jsonb
+-- template fixed before sending is the one used), and for Gmail and Microsoft rows the
+-- mailbox connection (tokens still encrypted: the sender decrypts them in Rust).
+--
+-- Resend batch mode (batch_mode true): Resend rows on their first attempt, without
+-- attachments (the batch endpoint takes none), are grouped by up to 100 and each group gets
+-- a send_key, stored here in the claim's transaction before anything is sent. A row that
+-- already has a send_key brings the rest of its group along (max_items is then exceeded by
+-- at most 99), so a repeat goes out exactly as the first request did.
+CREATE FUNCTION crm._claim_emails(max_items integer, lease_seconds double precision, batch_mode boolean DEFAULT false)
+RETURNS jsonb
 LANGUAGE sql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -191,11 +200,33 @@ AS $$
         SELECT id FROM (SELECT id, 0 AS o, NULL::int AS p, NULL::timestamptz AS t FROM expired
                         UNION ALL SELECT id, 1, priority, next_attempt_at FROM due) x
         ORDER BY o, p DESC, t LIMIT $1
+    ), mates AS (
+        -- the rest of the batch groups of picked rows
+        SELECT m.id FROM crm.email_queue m
+        WHERE m.send_key IN (SELECT q.send_key FROM crm.email_queue q JOIN pick USING (id) WHERE q.send_key IS NOT NULL)
+          AND m.id NOT IN (SELECT id FROM pick)
+          AND (m.status IN ('pending', 'scheduled') OR (m.status = 'processing' AND m.locked_until < now()))
+        FOR UPDATE SKIP LOCKED
+    ), fresh AS (
+        -- first attempts that can share a batch request: numbered per (max_attempts), 100 a group
+        SELECT q.id, q.max_attempts,
+               (row_number() OVER (PARTITION BY q.max_attempts ORDER BY q.priority DESC, q.next_attempt_at, q.id) - 1) / 100 AS grp
+        FROM crm.email_queue q JOIN pick USING (id)
+        WHERE $3 AND q.provider = 'resend' AND q.send_key IS NULL AND q.attempts = 0
+          AND jsonb_array_length(q.attachments) = 0
+    ), sized AS (
+        SELECT id, max_attempts, grp, count(*) OVER (PARTITION BY max_attempts, grp) AS n FROM fresh
+    ), keys AS (
+        -- one new key per group of two or more (a group of one is sent alone, keyed by its id)
+        SELECT max_attempts, grp, gen_random_uuid()::text AS k FROM sized WHERE n > 1 GROUP BY max_attempts, grp
     ), claimed AS (
         UPDATE crm.email_queue q
         SET status = 'processing', attempts = q.attempts + 1,
-            locked_until = now() + make_interval(secs => $2)
-        FROM pick WHERE q.id = pick.id
+            locked_until = now() + make_interval(secs => $2),
+            send_key = coalesce(q.send_key, nk.k)
+        FROM (SELECT id FROM pick UNION ALL SELECT id FROM mates) c
+        LEFT JOIN (SELECT s.id, k.k FROM sized s JOIN keys k USING (max_attempts, grp)) nk USING (id)
+        WHERE q.id = c.id
         RETURNING q.*
     )
     SELECT coalesce(jsonb_agg(jsonb_build_object(
@@ -207,17 +238,46 @@ AS $$
                'template', CASE WHEN t.id IS NOT NULL THEN jsonb_build_object(
                    'subject', t.subject, 'html', t.html_content, 'text', t.text_content) END,
                'variables', c.template_variables,
+               'thread_id', c.metadata ->> 'thread_id',
+               'send_key', c.send_key,
+               'connection', CASE WHEN p.id IS NOT NULL THEN jsonb_build_object(
+                   'id', p.id, 'provider', p.provider, 'access_token', p.access_token_encrypted,
+                   'refresh_token', p.refresh_token_encrypted,
+                   'expires_at', extract(epoch FROM p.token_expires_at)) END,
                'attempts', c.attempts, 'max_attempts', c.max_attempts)
            ORDER BY c.priority DESC, c.next_attempt_at), '[]'::jsonb)
-    FROM claimed c LEFT JOIN crm.email_templates t ON t.id = c.template_id
+    FROM claimed c
+    LEFT JOIN crm.email_templates t ON t.id = c.template_id
+    -- the sending mailbox: the connection whose address is the sender's, else the default
+    LEFT JOIN LATERAL (
+        SELECT p.* FROM crm.email_providers p
+        WHERE c.provider IN ('gmail', 'microsoft') AND p.account_id = c.account_id
+          AND p.provider = c.provider AND p.is_active
+        ORDER BY lower(p.provider_email) = lower(coalesce(substring(c.from_email FROM '<([^<>]*)>\s*$'), c.from_email)) DESC,
+                 p.is_default DESC, p.user_id NULLS FIRST, p.created_at
+        LIMIT 1
+    ) p ON true
 $$;
 
 -- Record what the providers answered: [{id, outcome: sent|retry|failed, provider_message_id,
 -- subject (as sent), error, after_seconds}]. Only rows still 'processing' change.
-CREATE FUNCTION crm._record_email_outcomes(outcomes jsonb) RETURNS void
+-- connections: what the sender learnt about mailbox connections: [{id, access_token,
+-- refresh_token, expires_in}] after a token refresh (tokens encrypted by the sender, bound
+-- to the row), or [{id, revoked: "invalid_grant: ..."}] when the refresh token was refused.
+CREATE FUNCTION crm._record_email_outcomes(outcomes jsonb, connections jsonb DEFAULT '[]') RETURNS void
 LANGUAGE sql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
+    UPDATE crm.email_providers p
+    SET access_token_encrypted = coalesce(c.access_token, p.access_token_encrypted),
+        refresh_token_encrypted = coalesce(c.refresh_token, p.refresh_token_encrypted),
+        token_expires_at = CASE WHEN c.access_token IS NOT NULL
+                                THEN now() + make_interval(secs => c.expires_in) ELSE p.token_expires_at END,
+        -- inactive: enqueue's default-provider choice skips it until the user connects again
+        is_active = p.is_active AND c.revoked IS NULL
+    FROM jsonb_to_recordset($2) AS c(id uuid, access_token text, refresh_token text, expires_in double precision, revoked text)
+    WHERE p.id = c.id;
+
     UPDATE crm.email_queue q
     SET status = CASE o.outcome WHEN 'sent' THEN 'sent' WHEN 'retry' THEN 'pending' ELSE 'failed' END,
         sent_at = CASE WHEN o.outcome = 'sent' THEN now() END,
@@ -232,5 +292,5 @@ AS $$
                                      after_seconds double precision)
     WHERE q.id = o.id AND q.status = 'processing'
 $$;
-REVOKE ALL ON FUNCTION crm._claim_emails(integer, double precision) FROM PUBLIC;
-REVOKE ALL ON FUNCTION crm._record_email_outcomes(jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION crm._claim_emails(integer, double precision, boolean) FROM PUBLIC;
+REVOKE ALL ON FUNCTION crm._record_email_outcomes(jsonb, jsonb) FROM PUBLIC;

@@ -266,7 +266,11 @@ CREATE TABLE crm.email_queue (
     -- added (delivery): when the row is next due (scheduled_at, then the retry backoff)
     next_attempt_at    timestamptz NOT NULL DEFAULT now(),
     -- added (delivery): the claim lease; a 'processing' row past it is claimed again
-    locked_until       timestamptz
+    locked_until       timestamptz,
+    -- added (delivery): the Idempotency-Key of the Resend batch request the row went out in.
+    -- A retried or reclaimed row goes out again with the same rows under the same key, so
+    -- the provider can recognise the repeat (NULL: sent alone, keyed by the row's id).
+    send_key           text
 );
 CREATE UNIQUE INDEX email_queue_idempotency
     ON crm.email_queue (account_id, idempotency_key) WHERE idempotency_key IS NOT NULL;
@@ -278,6 +282,8 @@ CREATE INDEX email_queue_account_status_idx ON crm.email_queue (account_id, stat
 -- Webhook events find their queue row by the provider's message id (webhooks.sql).
 CREATE INDEX email_queue_provider_message_idx ON crm.email_queue ((metadata ->> 'provider_message_id'));
 CREATE INDEX email_queue_batch_idx ON crm.email_queue (batch_id) WHERE batch_id IS NOT NULL;
+CREATE INDEX email_queue_send_key_idx ON crm.email_queue (send_key)
+    WHERE send_key IS NOT NULL AND status IN ('pending', 'scheduled', 'processing');
 
 CREATE TABLE crm.email_analytics (
     id              uuid PRIMARY KEY DEFAULT gen_random_uuid(),

@@ -1,7 +1,11 @@
 //! Email delivery, the parts that need no database or network: message validation for
 //! `crm.enqueue_email`, provider wire formats, and what an answer means (sent, retry, failed).
 
+pub mod gmail;
 pub mod message;
+pub mod microsoft;
+pub mod mime;
+pub mod oauth;
 pub mod outcome;
 pub mod resend;
 

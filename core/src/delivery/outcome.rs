@@ -38,13 +38,15 @@ pub enum Outcome {
 }
 
 /// The provider's answer to one request. `status` None: no HTTP answer (connection refused,
-/// reset, timeout), with `error` saying which.
-#[derive(Debug, Clone, PartialEq)]
+/// reset, timeout), with `error` saying which. `smtp_code`: an SMTP server's reply code (then
+/// `status` is None and `body` is the reply text): 2yz sent, 4yz retry, 5yz failed.
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Answer {
     pub status: Option<u16>,
     pub body: String,
     pub retry_after: Option<String>,
     pub error: Option<String>,
+    pub smtp_code: Option<u16>,
 }
 
 /// Retry-After: delay-seconds or an HTTP-date. Seconds from `now`.
@@ -61,6 +63,9 @@ pub fn parse_retry_after(v: &str, now: DateTime<Utc>) -> Option<f64> {
 /// One line of what the provider said, for `last_error`.
 pub fn describe(answer: &Answer) -> String {
     let body: String = answer.body.chars().filter(|c| !c.is_control()).take(500).collect();
+    if let Some(code) = answer.smtp_code {
+        return format!("SMTP {code}: {body}");
+    }
     match (answer.status, &answer.error) {
         (Some(s), _) => format!("HTTP {s}: {}", if body.is_empty() { "(empty body)" } else { &body }),
         (None, Some(e)) => format!("no answer: {e}"),
@@ -70,12 +75,14 @@ pub fn describe(answer: &Answer) -> String {
 
 pub fn classify(answer: &Answer, attempt: i32, max_attempts: i32, backoff: &Backoff, now: DateTime<Utc>) -> Outcome {
     let error = describe(answer);
-    let retryable = match answer.status {
-        Some(s) if (200..300).contains(&s) => return Outcome::Sent { provider_message_id: None },
-        Some(429) => true,
-        Some(s) if s >= 500 => true,
-        Some(_) => false,
-        None => true,
+    let retryable = match (answer.smtp_code, answer.status) {
+        (Some(c), _) if (200..300).contains(&c) => return Outcome::Sent { provider_message_id: None },
+        (Some(c), _) => c < 500,
+        (None, Some(s)) if (200..300).contains(&s) => return Outcome::Sent { provider_message_id: None },
+        (None, Some(429)) => true,
+        (None, Some(s)) if s >= 500 => true,
+        (None, Some(_)) => false,
+        (None, None) => true,
     };
     if !retryable {
         return Outcome::Failed { error };
@@ -96,7 +103,7 @@ mod tests {
         "2026-11-24T12:00:00Z".parse().unwrap()
     }
     fn ans(status: Option<u16>, retry_after: Option<&str>) -> Answer {
-        Answer { status, body: "{\"message\":\"x\"}".into(), retry_after: retry_after.map(Into::into), error: Some("connection refused".into()) }
+        Answer { status, body: "{\"message\":\"x\"}".into(), retry_after: retry_after.map(Into::into), error: Some("connection refused".into()), smtp_code: None }
     }
 
     #[test]
@@ -115,6 +122,10 @@ mod tests {
         assert!(matches!(classify(&ans(None, None), 2, 3, &b, now()), Outcome::Retry { after_secs, .. } if after_secs == 600.0));
         assert!(matches!(classify(&ans(Some(422), None), 1, 3, &b, now()), Outcome::Failed { error } if error.starts_with("HTTP 422")));
         assert!(matches!(classify(&ans(Some(500), None), 3, 3, &b, now()), Outcome::Failed { error } if error.contains("gave up after 3")));
+        let smtp = |code, text: &str| Answer { smtp_code: Some(code), body: text.into(), ..Answer::default() };
+        assert!(matches!(classify(&smtp(250, "2.0.0 OK"), 1, 3, &b, now()), Outcome::Sent { .. }));
+        assert!(matches!(classify(&smtp(451, "4.7.1 try later"), 1, 3, &b, now()), Outcome::Retry { error, .. } if error == "SMTP 451: 4.7.1 try later"));
+        assert!(matches!(classify(&smtp(550, "5.1.1 no such user"), 1, 3, &b, now()), Outcome::Failed { error } if error == "SMTP 550: 5.1.1 no such user"));
     }
 
     #[test]
