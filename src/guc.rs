@@ -34,6 +34,28 @@ pub static EMAIL_LEASE_SECONDS: GucSetting<i32> = GucSetting::<i32>::new(120);
 pub static EMAIL_HTTP_TIMEOUT_MS: GucSetting<i32> = GucSetting::<i32>::new(10_000);
 pub static EMAIL_MAX_ATTACHMENT_BYTES: GucSetting<i32> = GucSetting::<i32>::new(10 * 1024 * 1024);
 
+pub static RESEND_BATCH: GucSetting<bool> = GucSetting::<bool>::new(true);
+
+pub static GMAIL_BASE_URL: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c"https://gmail.googleapis.com"));
+pub static GMAIL_RATE_LIMIT: GucSetting<f64> = GucSetting::<f64>::new(2.5);
+pub static GOOGLE_OAUTH_BASE_URL: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c"https://oauth2.googleapis.com"));
+pub static GOOGLE_CLIENT_ID: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+pub static GOOGLE_CLIENT_SECRET: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+
+pub static MICROSOFT_GRAPH_BASE_URL: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c"https://graph.microsoft.com"));
+pub static MICROSOFT_RATE_LIMIT: GucSetting<f64> = GucSetting::<f64>::new(0.5);
+pub static MICROSOFT_LOGIN_BASE_URL: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c"https://login.microsoftonline.com"));
+pub static MICROSOFT_TENANT: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c"common"));
+pub static MICROSOFT_CLIENT_ID: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+pub static MICROSOFT_CLIENT_SECRET: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+
+pub static SMTP_HOST: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+pub static SMTP_PORT: GucSetting<i32> = GucSetting::<i32>::new(587);
+pub static SMTP_TLS: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c"starttls"));
+pub static SMTP_USERNAME: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+pub static SMTP_PASSWORD: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+pub static SMTP_RATE_LIMIT: GucSetting<f64> = GucSetting::<f64>::new(0.0);
+
 pub static WORKER_ENABLED: GucSetting<bool> = GucSetting::<bool>::new(true);
 pub static WORKER_DATABASE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c"postgres"));
 pub static WORKER_BATCH_SIZE: GucSetting<i32> = GucSetting::<i32>::new(100);
@@ -157,6 +179,52 @@ pub fn register_delivery() {
     GucRegistry::define_float_guc(c"crm.resend_rate_limit",
         c"Requests per second to Resend from one process (Resend's documented default: 2); 0 = unlimited.", c"",
         &RESEND_RATE_LIMIT, 0.0, 100000.0, GucContext::Suset, GucFlags::default());
+    GucRegistry::define_bool_guc(c"crm.resend_batch",
+        c"Send due Resend emails up to 100 per request (POST /emails/batch) when several can share one.", c"",
+        &RESEND_BATCH, GucContext::Suset, GucFlags::default());
+
+    // Gmail and Google's token endpoint.
+    GucRegistry::define_string_guc(c"crm.gmail_base_url", c"Base URL of the Gmail API (tests point it at the emulator).", c"",
+        &GMAIL_BASE_URL, GucContext::Suset, GucFlags::default());
+    GucRegistry::define_float_guc(c"crm.gmail_rate_limit",
+        c"Requests per second to Gmail from one process (Gmail's per-user quota: 250 units/s, 100 per send); 0 = unlimited.", c"",
+        &GMAIL_RATE_LIMIT, 0.0, 100000.0, GucContext::Suset, GucFlags::default());
+    GucRegistry::define_string_guc(c"crm.google_oauth_base_url", c"Base URL of Google's OAuth token endpoint (POST /token).", c"",
+        &GOOGLE_OAUTH_BASE_URL, GucContext::Suset, GucFlags::default());
+    GucRegistry::define_string_guc(c"crm.google_client_id", c"OAuth client id of the Google app that connected the Gmail mailboxes.", c"",
+        &GOOGLE_CLIENT_ID, GucContext::Suset, GucFlags::default());
+    GucRegistry::define_string_guc(c"crm.google_client_secret", c"OAuth client secret of the Google app, superuser only.", c"",
+        &GOOGLE_CLIENT_SECRET, GucContext::Suset, SECRET);
+
+    // Microsoft Graph and the Microsoft identity platform's token endpoint.
+    GucRegistry::define_string_guc(c"crm.microsoft_graph_base_url", c"Base URL of Microsoft Graph (tests point it at the emulator).", c"",
+        &MICROSOFT_GRAPH_BASE_URL, GucContext::Suset, GucFlags::default());
+    GucRegistry::define_float_guc(c"crm.microsoft_rate_limit",
+        c"Requests per second to Graph sendMail from one process (Exchange Online: 30 messages a minute); 0 = unlimited.", c"",
+        &MICROSOFT_RATE_LIMIT, 0.0, 100000.0, GucContext::Suset, GucFlags::default());
+    GucRegistry::define_string_guc(c"crm.microsoft_login_base_url", c"Base URL of the Microsoft token endpoint (POST /{tenant}/oauth2/v2.0/token).", c"",
+        &MICROSOFT_LOGIN_BASE_URL, GucContext::Suset, GucFlags::default());
+    GucRegistry::define_string_guc(c"crm.microsoft_tenant", c"Tenant of the Microsoft app: common, organizations, or a tenant id.", c"",
+        &MICROSOFT_TENANT, GucContext::Suset, GucFlags::default());
+    GucRegistry::define_string_guc(c"crm.microsoft_client_id", c"Application (client) id of the Microsoft app that connected the mailboxes.", c"",
+        &MICROSOFT_CLIENT_ID, GucContext::Suset, GucFlags::default());
+    GucRegistry::define_string_guc(c"crm.microsoft_client_secret", c"Client secret of the Microsoft app, superuser only.", c"",
+        &MICROSOFT_CLIENT_SECRET, GucContext::Suset, SECRET);
+
+    // SMTP.
+    GucRegistry::define_string_guc(c"crm.smtp_host", c"SMTP server for provider smtp (a relay, or a local Supabase stack's Inbucket/Mailpit).", c"",
+        &SMTP_HOST, GucContext::Suset, GucFlags::default());
+    GucRegistry::define_int_guc(c"crm.smtp_port", c"SMTP server port (587 submission, 465 implicit TLS, 25, or 54325 for Inbucket).", c"",
+        &SMTP_PORT, 1, 65535, GucContext::Suset, GucFlags::default());
+    GucRegistry::define_string_guc(c"crm.smtp_tls", c"SMTP transport security: starttls (required), tls (implicit, port 465) or none.", c"",
+        &SMTP_TLS, GucContext::Suset, GucFlags::default());
+    GucRegistry::define_string_guc(c"crm.smtp_username", c"SMTP login (empty: no AUTH).", c"",
+        &SMTP_USERNAME, GucContext::Suset, GucFlags::default());
+    GucRegistry::define_string_guc(c"crm.smtp_password", c"SMTP password, superuser only.", c"",
+        &SMTP_PASSWORD, GucContext::Suset, SECRET);
+    GucRegistry::define_float_guc(c"crm.smtp_rate_limit", c"Messages per second to the SMTP server from one process; 0 = unlimited.", c"",
+        &SMTP_RATE_LIMIT, 0.0, 100000.0, GucContext::Suset, GucFlags::default());
+
     GucRegistry::define_int_guc(c"crm.email_retry_base", c"First retry delay (the reference: 5 minutes).", c"",
         &EMAIL_RETRY_BASE, 0, 86400, GucContext::Suset, GucFlags::UNIT_S);
     GucRegistry::define_float_guc(c"crm.email_retry_factor", c"Growth of the retry delay per attempt (the reference: 2).", c"",

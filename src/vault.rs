@@ -48,6 +48,11 @@ mod zeroize_bytes {
 }
 
 fn with_keyring<R>(f: impl FnOnce(&Keyring) -> R) -> R {
+    try_with_keyring(f).unwrap_or_else(|e| raise_key_error(&e))
+}
+
+/// The keyring, or why the settings give none (for callers that must not raise an ERROR).
+fn try_with_keyring<R>(f: impl FnOnce(&Keyring) -> R) -> Result<R, KeyError> {
     let current = guc::raw(&guc::ENCRYPTION_KEY);
     let previous = guc::raw(&guc::ENCRYPTION_KEY_PREVIOUS);
     KEYRING.with(|cell| {
@@ -66,8 +71,8 @@ fn with_keyring<R>(f: impl FnOnce(&Keyring) -> R) -> R {
             *cache = Some(CachedKeyring { current: current.to_vec(), previous: previous.to_vec(), ring });
         }
         match &cache.as_ref().expect("just filled").ring {
-            Ok(ring) => f(ring),
-            Err(err) => raise_key_error(err),
+            Ok(ring) => Ok(f(ring)),
+            Err(err) => Err(err.clone()),
         }
     })
 }
@@ -115,6 +120,31 @@ fn decrypt(ciphertext: &str, context: &str) -> String {
         .unwrap_or_else(|e| raise_decrypt_error(&e));
     // Only text ever goes in, so only UTF-8 comes out of a ciphertext that authenticated.
     String::from_utf8(bytes).unwrap_or_else(|_| raise_decrypt_error(&DecryptError::AuthenticationFailed))
+}
+
+/// For the email sender, which runs outside any transaction in the worker and so must not
+/// raise: a mailbox token bound to `context`, or one stored without a context (the two ways
+/// `crm.encrypt_token` stores them). Errors name the problem, never the token.
+pub(crate) fn open_token(ciphertext: &str, context: &str) -> Result<String, String> {
+    let bytes = try_with_keyring(|ring| {
+        ring.decrypt(ciphertext, context.as_bytes()).or_else(|_| ring.decrypt(ciphertext, b""))
+    })
+    .map_err(|e| e.to_string())?
+    .map_err(|e| format!("the stored token cannot be decrypted: {e}"))?;
+    String::from_utf8(bytes).map_err(|_| "the stored token cannot be decrypted: not text".to_string())
+}
+
+/// Encrypt a token bound to `context`, without raising (see `open_token`).
+pub(crate) fn seal_token(plaintext: &str, context: &str) -> Result<String, String> {
+    try_with_keyring(|ring| {
+        NONCES.with(|cell| {
+            let mut nonces = cell.borrow_mut();
+            let nonces = nonces.get_or_insert_with(NonceSource::new);
+            ring.encrypt(plaintext.as_bytes(), context.as_bytes(), nonces)
+        })
+    })
+    .map_err(|e| e.to_string())?
+    .map_err(|e| e.to_string())
 }
 
 /// Encrypt a token under the current key. NULL in, NULL out.

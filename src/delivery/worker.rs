@@ -12,7 +12,7 @@
 //!   for a wake-up, and a transaction callback sets the worker's latch when (and only if) the
 //!   transaction commits — no polling, no wake-up for a rolled-back enqueue.
 
-use super::{claim, record, send_all};
+use super::{claim, record, send};
 use crate::guc;
 use pgrx::atomics::PgAtomic;
 use pgrx::bgworkers::*;
@@ -159,7 +159,7 @@ fn round() -> Duration {
         };
     }
     let full = jobs.len() as i32 >= batch;
-    let outcomes = send_all(&jobs); // no transaction is open here
-    BackgroundWorker::transaction(|| record(&outcomes));
+    let (outcomes, connections) = send::send_all(&jobs); // no transaction is open here
+    BackgroundWorker::transaction(|| record(&outcomes, &connections));
     if full { Duration::ZERO } else { Duration::from_millis(1) }
 }

@@ -2,7 +2,7 @@
 -- offending field and nothing written, idempotency, sender and provider choice, templates,
 -- suppression, scheduling, batches, RLS.
 BEGIN;
-SELECT plan(43);
+SELECT plan(44);
 
 INSERT INTO crm.accounts (id, name, default_from_email) VALUES
   ('0000000a-0000-0000-0000-0000000000e9', 'Queue A', NULL),
@@ -29,8 +29,8 @@ SELECT throws_ok($$SELECT crm.enqueue_email(jsonb_build_object('to', 'a@x.io', '
     '22023', 'message.attachments[0].content_base64: attachments exceed 10485760 bytes', 'attachment too large');
 SELECT throws_ok($$SELECT crm.enqueue_email('{"to": "a@x.io", "subject": "s", "html": "h", "provider": "pigeon"}')$$, '22023',
     'message.provider: unknown provider (resend, gmail, microsoft or smtp)', 'unknown provider');
-SELECT throws_ok($$SELECT crm.enqueue_email('{"to": "a@x.io", "subject": "s", "html": "h", "provider": "gmail"}')$$, '0A000',
-    'message.provider: sending through gmail is not available in this version (resend is)', 'gmail sending is refused in this version');
+SELECT throws_ok($$SELECT crm.enqueue_email('{"account_id": "0000000a-0000-0000-0000-0000000000e9", "to": "a@x.io", "subject": "s", "html": "h", "provider": "gmail"}')$$, '22023',
+    'message.provider: the account has no active gmail connection', 'gmail without a connected mailbox');
 SELECT throws_ok($$SELECT crm.enqueue_email('{"to": "a@x.io", "subject": "Hi\r\nBcc: all@x.io", "html": "h"}')$$, '22023',
     'message.subject: must not contain line breaks', 'header injection through the subject');
 SELECT throws_ok($$SELECT crm.enqueue_email('{"to": "a@x.io", "subject": "s", "html": "h", "tempalte": "x"}')$$, '22023',
@@ -103,12 +103,17 @@ SELECT is((SELECT count(*) FROM crm.list_email_queue() WHERE recipient_email = '
 SELECT is(crm.cancel_email((SELECT id FROM crm.email_queue WHERE recipient_email = 'john@example.com')), false, 'B cannot cancel A''s email');
 SELECT tests.logout();
 
--- A default Gmail connection is skipped while this version cannot send through Gmail.
+-- The account's default active connection decides the provider and the sender; an inactive
+-- one is skipped (then Resend).
 INSERT INTO crm.email_providers (account_id, provider, provider_email, access_token_encrypted, is_default)
 VALUES ('0000000a-0000-0000-0000-0000000000e9', 'gmail', 'dana@gmail.com', crm.encrypt_token('t'), true);
 SELECT isnt(crm.enqueue_email('{"account_id": "0000000a-0000-0000-0000-0000000000e9", "to": "dflt@x.io", "subject": "s", "text": "t"}'),
-            NULL, 'an account whose default connection is Gmail can still queue');
-SELECT is((SELECT provider FROM crm.email_queue WHERE recipient_email = 'dflt@x.io'), 'resend', 'the default falls back to resend');
+            NULL, 'an account whose default connection is Gmail queues');
+SELECT is((SELECT provider || ' ' || from_email FROM crm.email_queue WHERE recipient_email = 'dflt@x.io'), 'gmail dana@gmail.com',
+          'through the default Gmail mailbox, as that mailbox');
+UPDATE crm.email_providers SET is_active = false WHERE provider_email = 'dana@gmail.com';
+SELECT crm.enqueue_email('{"account_id": "0000000a-0000-0000-0000-0000000000e9", "to": "dflt2@x.io", "subject": "s", "text": "t"}');
+SELECT is((SELECT provider FROM crm.email_queue WHERE recipient_email = 'dflt2@x.io'), 'resend', 'an inactive default falls back to resend');
 
 SELECT * FROM finish();
 ROLLBACK;

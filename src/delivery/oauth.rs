@@ -1,0 +1,116 @@
+//! Mailbox tokens for Gmail and Microsoft rows: decrypt the connection's access token (in
+//! process, never in SQL), refresh it at the provider's token endpoint when it is about to
+//! expire (or was just refused with 401), and remember what changed so the record step stores
+//! it: the new tokens encrypted, or the connection marked inactive after `invalid_grant`.
+//!
+//! Runs with no transaction open in the worker, so nothing in here may raise an ERROR.
+
+use super::http;
+use crate::guc;
+use chrono::Utc;
+use crm_core::delivery::oauth::{self, RefreshError, EXPIRY_MARGIN_SECS};
+use crm_core::delivery::outcome::Answer;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+
+/// Why no token: `Revoked` fails the message (the user must connect again); `Failed` is
+/// judged like a failed send (a token endpoint outage is retried); `Unusable` (a token that
+/// does not decrypt, an expired one with no refresh token) fails the message.
+pub enum NoToken {
+    Revoked(String),
+    Failed(Answer),
+    Unusable(String),
+}
+
+/// The connections met in one send round, so rows sharing a mailbox decrypt and refresh once.
+#[derive(Default)]
+pub struct Mailboxes {
+    tokens: HashMap<String, String>,
+    revoked: HashMap<String, String>,
+    refreshed: HashMap<String, bool>,
+    failures: HashMap<String, Answer>,
+    updates: Vec<Value>,
+}
+
+fn context(id: &str, which: &str) -> String {
+    format!("email_providers:{id}:{which}")
+}
+
+impl Mailboxes {
+    /// What to hand `crm._record_email_outcomes` as its `connections`.
+    pub fn updates(self) -> Vec<Value> {
+        self.updates
+    }
+
+    /// An access token for the claimed row's `connection`; `force` refreshes even when the
+    /// recorded expiry says it is still good (the provider just refused it).
+    pub fn token(&mut self, connection: &Value, force: bool) -> Result<String, NoToken> {
+        let id = connection["id"].as_str().unwrap_or_default().to_string();
+        if let Some(reason) = self.revoked.get(&id) {
+            return Err(NoToken::Revoked(reason.clone()));
+        }
+        if let Some(answer) = self.failures.get(&id) {
+            return Err(NoToken::Failed(answer.clone()));
+        }
+        let already = self.refreshed.get(&id).copied().unwrap_or(false);
+        if let Some(t) = self.tokens.get(&id) {
+            if !force || already {
+                return Ok(t.clone());
+            }
+        }
+        let expires_at = connection["expires_at"].as_f64();
+        let due = expires_at.is_some_and(|at| at - (Utc::now().timestamp() as f64) < EXPIRY_MARGIN_SECS as f64);
+        if !due && !force {
+            let t = connection["access_token"].as_str().ok_or_else(|| NoToken::Unusable("the connection has no access token".into()))?;
+            let t = crate::vault::open_token(t, &context(&id, "access_token")).map_err(NoToken::Unusable)?;
+            self.tokens.insert(id, t.clone());
+            return Ok(t);
+        }
+        if already {
+            return self.tokens.get(&id).cloned().ok_or_else(|| NoToken::Unusable("the token was refused".into()));
+        }
+        self.refresh(&id, connection)
+    }
+
+    fn refresh(&mut self, id: &str, connection: &Value) -> Result<String, NoToken> {
+        self.refreshed.insert(id.to_string(), true);
+        let provider = connection["provider"].as_str().unwrap_or_default();
+        let Some(sealed) = connection["refresh_token"].as_str() else {
+            return Err(NoToken::Unusable(format!("the {provider} access token has expired and the connection has no refresh token")));
+        };
+        let refresh_token = crate::vault::open_token(sealed, &context(id, "refresh_token")).map_err(NoToken::Unusable)?;
+        let (url, client_id, secret) = match provider {
+            "gmail" => (
+                http::url(&guc::text(&guc::GOOGLE_OAUTH_BASE_URL), "/token"),
+                guc::text(&guc::GOOGLE_CLIENT_ID),
+                guc::text(&guc::GOOGLE_CLIENT_SECRET),
+            ),
+            _ => (
+                http::url(&guc::text(&guc::MICROSOFT_LOGIN_BASE_URL), &format!("/{}/oauth2/v2.0/token", guc::text(&guc::MICROSOFT_TENANT).trim())),
+                guc::text(&guc::MICROSOFT_CLIENT_ID),
+                guc::text(&guc::MICROSOFT_CLIENT_SECRET),
+            ),
+        };
+        let answer = http::post_form(&url, &oauth::refresh_form(provider, &client_id, &secret, &refresh_token));
+        match oauth::parse_answer(answer) {
+            Ok(token) => {
+                let seal = |t: &str, which| crate::vault::seal_token(t, &context(id, which)).map_err(NoToken::Unusable);
+                let access = seal(&token.access_token, "access_token")?;
+                let refresh = token.refresh_token.as_deref().map(|t| seal(t, "refresh_token")).transpose()?;
+                self.updates.push(json!({"id": id, "access_token": access, "refresh_token": refresh, "expires_in": token.expires_in}));
+                self.tokens.insert(id.to_string(), token.access_token.clone());
+                Ok(token.access_token)
+            }
+            Err(RefreshError::Revoked(reason)) => {
+                let reason = format!("{provider} refused the refresh token ({reason}); the connection is now inactive until it is connected again");
+                self.updates.push(json!({"id": id, "revoked": reason}));
+                self.revoked.insert(id.to_string(), reason.clone());
+                Err(NoToken::Revoked(reason))
+            }
+            Err(RefreshError::Failed(answer)) => {
+                self.failures.insert(id.to_string(), answer.clone());
+                Err(NoToken::Failed(answer))
+            }
+        }
+    }
+}

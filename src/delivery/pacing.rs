@@ -1,0 +1,56 @@
+//! Client-side rate limits, per provider and per process (the worker, or a backend running
+//! crm.process_email_queue): at most `crm.<provider>_rate_limit` requests per second (0 =
+//! unlimited), and after a 429 nothing to that provider before its Retry-After, so one
+//! throttled message slows every message to the provider, not just itself.
+
+use crate::guc;
+use crm_core::delivery::outcome::parse_retry_after;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+thread_local! {
+    // When the next request to each provider may start.
+    static NEXT_REQUEST: RefCell<HashMap<&'static str, Instant>> = RefCell::new(HashMap::new());
+}
+
+fn rate(provider: &str) -> f64 {
+    match provider {
+        "resend" => guc::RESEND_RATE_LIMIT.get(),
+        "gmail" => guc::GMAIL_RATE_LIMIT.get(),
+        "microsoft" => guc::MICROSOFT_RATE_LIMIT.get(),
+        "smtp" => guc::SMTP_RATE_LIMIT.get(),
+        _ => 0.0,
+    }
+}
+
+/// Wait until a request to `provider` may start, and book the slot after it.
+pub fn pace(provider: &'static str) {
+    let now = Instant::now();
+    let next = NEXT_REQUEST.with(|m| m.borrow().get(provider).copied()).unwrap_or(now);
+    if next > now {
+        std::thread::sleep(next - now);
+    }
+    let rate = rate(provider);
+    let start = Instant::now().max(next);
+    NEXT_REQUEST.with(|m| {
+        let mut m = m.borrow_mut();
+        if rate > 0.0 {
+            m.insert(provider, start + Duration::from_secs_f64(1.0 / rate));
+        } else {
+            m.remove(provider);
+        }
+    });
+}
+
+/// The provider answered 429: hold back every request to it until `Retry-After` (1 s when it
+/// gives none; at most 60 s, the rows themselves carry the longer backoff).
+pub fn slow_down(provider: &'static str, retry_after: Option<&str>) {
+    let secs = retry_after.and_then(|v| parse_retry_after(v, chrono::Utc::now())).unwrap_or(1.0).min(60.0);
+    let until = Instant::now() + Duration::from_secs_f64(secs);
+    NEXT_REQUEST.with(|m| {
+        let mut m = m.borrow_mut();
+        let t = m.entry(provider).or_insert(until);
+        *t = (*t).max(until);
+    });
+}

@@ -1,0 +1,155 @@
+//! One send round over claimed rows: Resend batch groups first (one request per `send_key`),
+//! then every other row one request each through its provider. Returns the outcomes for
+//! `crm._record_email_outcomes` and the mailbox connection changes (refreshed or revoked
+//! tokens). No SPI in here: the worker calls it with no transaction open.
+
+use super::oauth::{Mailboxes, NoToken};
+use super::providers::{self, resend, Request};
+use super::{pacing, render};
+use crate::guc;
+use chrono::Utc;
+use crm_core::delivery::outcome::{self, Answer, Backoff, Outcome};
+use crm_core::delivery::Outgoing;
+use crm_core::template::Options;
+use serde_json::{json, Value};
+
+fn backoff() -> Backoff {
+    Backoff {
+        base_secs: guc::EMAIL_RETRY_BASE.get().max(0) as f64,
+        factor: guc::EMAIL_RETRY_FACTOR.get(),
+        ..Backoff::default()
+    }
+}
+
+struct Round {
+    backoff: Backoff,
+    templates: Options,
+    mailboxes: Mailboxes,
+    outcomes: Vec<Value>,
+}
+
+fn id_of(job: &Value) -> &str {
+    job["id"].as_str().unwrap_or_default()
+}
+
+impl Round {
+    fn failed(&mut self, job: &Value, error: String) {
+        self.outcomes.push(json!({"id": id_of(job), "outcome": "failed", "error": error}));
+    }
+
+    /// What `answer` means for `job`, recorded. `subject`: the subject as sent (for a
+    /// template email the rendered one replaces the template text in the row, so the queue
+    /// shows what the recipient got).
+    fn judge(&mut self, job: &Value, answer: &Answer, subject: Option<&str>, message_id: Option<String>) {
+        self.judge_as(job, answer, "", subject, message_id)
+    }
+
+    /// `what`: which request answered, when it was not the send itself ("token refresh: ").
+    fn judge_as(&mut self, job: &Value, answer: &Answer, what: &str, subject: Option<&str>, message_id: Option<String>) {
+        let attempt = job["attempts"].as_i64().unwrap_or(1) as i32;
+        let max = job["max_attempts"].as_i64().unwrap_or(3) as i32;
+        let id = id_of(job);
+        self.outcomes.push(match outcome::classify(answer, attempt, max, &self.backoff, Utc::now()) {
+            Outcome::Sent { .. } => json!({"id": id, "outcome": "sent", "subject": subject, "provider_message_id": message_id}),
+            Outcome::Retry { after_secs, error } => json!({"id": id, "outcome": "retry", "error": format!("{what}{error}"), "after_seconds": after_secs}),
+            Outcome::Failed { error } => json!({"id": id, "outcome": "failed", "error": format!("{what}{error}")}),
+        });
+    }
+
+    /// One Resend batch request for the rows of one send_key.
+    fn send_group(&mut self, key: &str, jobs: &[&Value]) {
+        let mut ready: Vec<(&Value, Outgoing)> = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            match render::prepare(job, &self.templates) {
+                Ok(email) => ready.push((job, email)),
+                Err(e) => self.failed(job, e),
+            }
+        }
+        if ready.is_empty() {
+            return;
+        }
+        pacing::pace("resend");
+        let emails: Vec<&Outgoing> = ready.iter().map(|(_, e)| e).collect();
+        let answer = resend::send_batch(&emails, key);
+        if answer.status == Some(429) {
+            pacing::slow_down("resend", answer.retry_after.as_deref());
+        }
+        let ids = crm_core::delivery::resend::batch_message_ids(&answer.body).unwrap_or_default();
+        for (i, (job, email)) in ready.iter().enumerate() {
+            self.judge(job, &answer, Some(&email.subject), ids.get(i).cloned().flatten());
+        }
+    }
+
+    fn send_one(&mut self, job: &Value) {
+        let name = job["provider"].as_str().unwrap_or("resend");
+        let Some(provider) = providers::by_name(name) else {
+            return self.failed(job, format!("unknown provider {name}"));
+        };
+        let email = match render::prepare(job, &self.templates) {
+            Ok(e) => e,
+            Err(e) => return self.failed(job, e),
+        };
+        let connection = &job["connection"];
+        if provider.needs_mailbox() && connection.is_null() {
+            return self.failed(job, format!("the account has no active {name} connection"));
+        }
+        let mut refreshed_for_401 = false;
+        loop {
+            let token = if provider.needs_mailbox() {
+                match self.mailboxes.token(connection, refreshed_for_401) {
+                    Ok(t) => Some(t),
+                    Err(NoToken::Revoked(reason) | NoToken::Unusable(reason)) => return self.failed(job, reason),
+                    Err(NoToken::Failed(answer)) => return self.judge_as(job, &answer, "token refresh: ", None, None),
+                }
+            } else {
+                None
+            };
+            pacing::pace(provider.name());
+            let req = Request { id: id_of(job), email: &email, thread_id: job["thread_id"].as_str(), access_token: token.as_deref() };
+            let answer = provider.send(&req);
+            // A token can be revoked or expire early although its recorded expiry is later:
+            // refresh once and try again.
+            if answer.status == Some(401) && provider.needs_mailbox() && !refreshed_for_401 {
+                refreshed_for_401 = true;
+                continue;
+            }
+            if answer.status == Some(429) {
+                pacing::slow_down(provider.name(), answer.retry_after.as_deref());
+            }
+            let message_id = provider.message_id(&answer);
+            return self.judge(job, &answer, Some(&email.subject), message_id);
+        }
+    }
+}
+
+/// Send claimed rows; returns (outcomes, connection changes).
+pub fn send_all(jobs: &[Value]) -> (Vec<Value>, Vec<Value>) {
+    if jobs.is_empty() {
+        return (Vec::new(), Vec::new());
+    }
+    let mut round = Round {
+        backoff: backoff(),
+        templates: crate::templates::options(None, None),
+        mailboxes: Mailboxes::default(),
+        outcomes: Vec::with_capacity(jobs.len()),
+    };
+    // Batch groups keep the claim's order (priority first) by their first row.
+    let mut groups: Vec<(&str, Vec<&Value>)> = Vec::new();
+    for job in jobs {
+        match job["send_key"].as_str() {
+            Some(key) => match groups.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, rows)) => rows.push(job),
+                None => groups.push((key, vec![job])),
+            },
+            None => {}
+        }
+    }
+    for (key, rows) in &groups {
+        round.send_group(key, rows);
+    }
+    for job in jobs.iter().filter(|j| j["send_key"].is_null()) {
+        round.send_one(job);
+    }
+    let Round { outcomes, mailboxes, .. } = round;
+    (outcomes, mailboxes.updates())
+}
