@@ -8,8 +8,8 @@ NAME=sqltest
 PORT=${CRM_SQLTEST_PORT:-55433}
 LOG=${CRM_CLUSTER_BASE:-/tmp/crm_integrations}/$NAME/server.log
 
-# The email worker serves crm_test but starts disabled: most tests drive
-# crm.process_email_queue themselves; tests/shell/worker.sh switches it on.
+# The two email workers serve crm_test but start disabled: most tests drive
+# crm.process_email_queue themselves; tests/shell/worker.sh switches them on.
 # log_statement = 'all' and verbose errors make zz_server_log.sql's "the key is not in the
 # log" check meaningful.
 bash scripts/cluster.sh start $NAME "$PORT" \
@@ -17,7 +17,7 @@ bash scripts/cluster.sh start $NAME "$PORT" \
   "cron.database_name = 'crm_test'" "cron.use_background_workers = on" "max_worker_processes = 16" \
   "log_statement = 'all'" "log_min_error_statement = error" "log_error_verbosity = verbose" \
   "crm_test.log_file = '$LOG'" \
-  "crm.worker_database = 'crm_test'" "crm.worker_enabled = off"
+  "crm.worker_database = 'crm_test'" "crm.worker_enabled = off" "crm.worker_count = 2"
 [ "${CRM_KEEP_CLUSTER:-0}" = 1 ] || trap 'bash scripts/cluster.sh stop $NAME' EXIT  # CRM_KEEP_CLUSTER=1: keep it to debug
 eval "$(bash scripts/cluster.sh env $NAME "$PORT")"
 

@@ -58,6 +58,7 @@ pub static SMTP_RATE_LIMIT: GucSetting<f64> = GucSetting::<f64>::new(0.0);
 
 pub static WORKER_ENABLED: GucSetting<bool> = GucSetting::<bool>::new(true);
 pub static WORKER_DATABASE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c"postgres"));
+pub static WORKER_COUNT: GucSetting<i32> = GucSetting::<i32>::new(1);
 pub static WORKER_BATCH_SIZE: GucSetting<i32> = GucSetting::<i32>::new(100);
 pub static WORKER_IDLE_SLEEP_MS: GucSetting<i32> = GucSetting::<i32>::new(10_000);
 
@@ -165,6 +166,8 @@ pub fn register_delivery() {
         &WORKER_ENABLED, GucContext::Sighup, GucFlags::default());
     GucRegistry::define_string_guc(c"crm.worker_database", c"Database the email worker serves (the one with the extension).", c"",
         &WORKER_DATABASE, GucContext::Sighup, GucFlags::default());
+    GucRegistry::define_int_guc(c"crm.worker_count", c"How many email workers to start (server start only).", c"",
+        &WORKER_COUNT, 1, 8, GucContext::Postmaster, GucFlags::default());
     GucRegistry::define_int_guc(c"crm.worker_batch_size", c"Rows the email worker claims per round.", c"",
         &WORKER_BATCH_SIZE, 1, 10_000, GucContext::Sighup, GucFlags::default());
     GucRegistry::define_int_guc(c"crm.worker_idle_sleep", c"Longest sleep of an idle email worker (an enqueue wakes it at once).", c"",

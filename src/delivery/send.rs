@@ -144,7 +144,10 @@ pub fn send_all(jobs: &[Value]) -> (Vec<Value>, Vec<Value>) {
             None => {}
         }
     }
-    for (key, rows) in &groups {
+    // A repeat must carry the same emails in the same order as the first request under its
+    // key (the provider refuses a key with a different payload): order each group by row id.
+    for (key, rows) in &mut groups {
+        rows.sort_by(|a, b| id_of(a).cmp(id_of(b)));
         round.send_group(key, rows);
     }
     for job in jobs.iter().filter(|j| j["send_key"].is_null()) {

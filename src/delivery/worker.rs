@@ -1,4 +1,5 @@
-//! The background worker that sends continuously.
+//! The background workers that send continuously (`crm.worker_count` of them, default 1;
+//! they share the queue through the claim's SKIP LOCKED, like any other sender).
 //!
 //! - Registered in `_PG_init` when the library is preloaded (`shared_preload_libraries`);
 //!   restarted by the postmaster 5 s after a crash or a SIGTERM (unless the server is shutting
@@ -14,16 +15,18 @@
 
 use super::{claim, record, send};
 use crate::guc;
-use pgrx::atomics::PgAtomic;
 use pgrx::bgworkers::*;
 use pgrx::prelude::*;
-use pgrx::{pg_shmem_init, register_xact_callback, PgXactCallbackEvent};
+use pgrx::{pg_shmem_init, register_xact_callback, PgLwLock, PgXactCallbackEvent};
 use std::cell::Cell;
-use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-/// The worker's pid, in shared memory, for backends to find its latch.
-static WORKER_PID: PgAtomic<AtomicI32> = unsafe { PgAtomic::new(c"crm_integrations_email_worker_pid") };
+/// Most workers `crm.worker_count` can ask for.
+pub const MAX_WORKERS: usize = 8;
+
+/// The workers' pids (0: not running), in shared memory, for backends to find their latches.
+static WORKER_PIDS: PgLwLock<[i32; MAX_WORKERS]> = unsafe { PgLwLock::new(c"crm_integrations_email_worker_pids") };
 /// Set in the postmaster when preloaded (inherited by every forked backend): only then does
 /// the shared memory above exist.
 static PRELOADED: AtomicBool = AtomicBool::new(false);
@@ -31,27 +34,42 @@ static PRELOADED: AtomicBool = AtomicBool::new(false);
 pub const WORKER_NAME: &str = "crm_integrations email worker";
 
 pub fn init() {
-    pg_shmem_init!(WORKER_PID);
+    pg_shmem_init!(WORKER_PIDS);
     PRELOADED.store(true, Ordering::Relaxed);
-    BackgroundWorkerBuilder::new(WORKER_NAME)
-        .set_type("crm_integrations email worker")
-        .set_function("crm_email_worker_main")
-        .set_library("crm_integrations")
-        .enable_spi_access()
-        .set_start_time(BgWorkerStartTime::RecoveryFinished)
-        .set_restart_time(Some(Duration::from_secs(5)))
-        .load();
+    let count = guc::WORKER_COUNT.get().clamp(1, MAX_WORKERS as i32);
+    for index in 0..count {
+        let name = if index == 0 { WORKER_NAME.to_string() } else { format!("{WORKER_NAME} {}", index + 1) };
+        BackgroundWorkerBuilder::new(&name)
+            .set_type("crm_integrations email worker")
+            .set_function("crm_email_worker_main")
+            .set_library("crm_integrations")
+            .set_argument(index.into_datum())
+            .enable_spi_access()
+            .set_start_time(BgWorkerStartTime::RecoveryFinished)
+            .set_restart_time(Some(Duration::from_secs(5)))
+            .load();
+    }
+}
+
+fn set_pid(index: usize, pid: i32) {
+    WORKER_PIDS.exclusive()[index] = pid;
+}
+
+fn running_pids() -> Vec<i32> {
+    WORKER_PIDS.share().iter().copied().filter(|p| *p > 0).collect()
 }
 
 thread_local! {
     static WAKE_PENDING: Cell<bool> = const { Cell::new(false) };
 }
 
-fn wake_worker() {
-    let pid = WORKER_PID.get().load(Ordering::Acquire);
-    if pid <= 0 {
-        return;
+fn wake_workers() {
+    for pid in running_pids() {
+        wake(pid);
     }
+}
+
+fn wake(pid: i32) {
     // SAFETY: BackendPidGetProc takes ProcArrayLock itself and returns NULL for a pid that is
     // gone; a PGPROC's latch lives as long as the slot, and SetLatch on a reused slot only
     // causes one spurious wake-up.
@@ -73,28 +91,39 @@ fn _wake_email_worker_on_commit() {
     WAKE_PENDING.with(|w| w.set(true));
     register_xact_callback(PgXactCallbackEvent::Commit, || {
         WAKE_PENDING.with(|w| w.set(false));
-        wake_worker();
+        wake_workers();
     });
     register_xact_callback(PgXactCallbackEvent::Abort, || WAKE_PENDING.with(|w| w.set(false)));
 }
 
-/// pid of the running email worker, NULL when none (for monitoring and tests).
+/// pid of the (first) running email worker, NULL when none (for monitoring and tests).
 #[pg_extern(volatile)]
 fn email_worker_pid() -> Option<i32> {
     if !PRELOADED.load(Ordering::Relaxed) {
         return None;
     }
-    Some(WORKER_PID.get().load(Ordering::Acquire)).filter(|p| *p > 0)
+    Some(WORKER_PIDS.share()[0]).filter(|p| *p > 0)
+}
+
+/// pids of every running email worker.
+#[pg_extern(volatile)]
+fn email_worker_pids() -> Vec<i32> {
+    if !PRELOADED.load(Ordering::Relaxed) {
+        return Vec::new();
+    }
+    running_pids()
 }
 
 #[pg_guard]
 #[unsafe(no_mangle)]
-pub extern "C-unwind" fn crm_email_worker_main(_arg: pg_sys::Datum) {
+pub extern "C-unwind" fn crm_email_worker_main(arg: pg_sys::Datum) {
+    // SAFETY: the argument is the i32 that init() registered.
+    let index = unsafe { i32::from_polymorphic_datum(arg, false, pg_sys::INT4OID) }.unwrap_or(0).clamp(0, MAX_WORKERS as i32 - 1) as usize;
     BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
     let database = guc::text(&guc::WORKER_DATABASE);
     BackgroundWorker::connect_worker_to_spi(Some(&database), None);
     // SAFETY: MyProcPid is set for every backend before its main function runs.
-    WORKER_PID.get().store(unsafe { pg_sys::MyProcPid }, Ordering::Release);
+    set_pid(index, unsafe { pg_sys::MyProcPid });
     log!("{WORKER_NAME} started in database \"{database}\"");
 
     let mut sleep = Duration::ZERO;
@@ -107,7 +136,7 @@ pub extern "C-unwind" fn crm_email_worker_main(_arg: pg_sys::Datum) {
             unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
             if guc::text(&guc::WORKER_DATABASE) != database {
                 log!("{WORKER_NAME}: crm.worker_database changed, restarting");
-                WORKER_PID.get().store(0, Ordering::Release);
+                set_pid(index, 0);
                 // SAFETY: exit code 1 makes the postmaster start the worker again (in 5 s).
                 unsafe { pg_sys::proc_exit(1) };
             }
@@ -127,7 +156,7 @@ pub extern "C-unwind" fn crm_email_worker_main(_arg: pg_sys::Datum) {
         }
         sleep = round();
     }
-    WORKER_PID.get().store(0, Ordering::Release);
+    set_pid(index, 0);
     log!("{WORKER_NAME} stopping");
     // Exit code 1: the postmaster starts the worker again in 5 s, unless the server itself is
     // shutting down (then nothing restarts). So pg_terminate_backend() is a restart, not a

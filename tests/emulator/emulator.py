@@ -5,7 +5,8 @@ Speaks each provider's request and response shapes and error bodies, records eve
 receives, and injects faults on command. Binds to 127.0.0.1 only.
 
   Resend   POST /emails, POST /emails/batch; error body {"statusCode", "name", "message"};
-           Idempotency-Key replay; API keys start with re_
+           Idempotency-Key replay (409 invalid_idempotent_request for the same key with a
+           different payload); API keys start with re_
   Gmail    POST /gmail/v1/users/me/messages/send {"raw": base64url RFC 5322, "threadId"};
            Google error body {"error": {"code", "message", "errors", "status"}}
   Graph    POST /v1.0/me/sendMail: 202 with no body; {"error": {"code", "message"}}
@@ -287,12 +288,18 @@ class Handler(BaseHTTPRequestHandler):
         if not headers.get("authorization", "").startswith("Bearer " + API_KEY_PREFIX):
             return self.reply(*resend_error(401, "missing_api_key", "Missing API key in the authorization header."))
         key = headers.get("idempotency-key")
+        payload = json.dumps(body, sort_keys=True)
         if key:
             with LOCK:
                 seen = STATE["idempotency"].get((self.path, key))
             if seen is not None:
+                if seen[0] != payload:
+                    result = resend_error(409, "invalid_idempotent_request",
+                                          "Same idempotency key used with a different request payload. Change your idempotency key or payload.")
+                    record["response"] = result[1]
+                    return self.reply(*result)
                 record["replayed"] = True
-                return self.reply(*seen)
+                return self.reply(*seen[1])
 
         if self.path == "/emails":
             problem = validate_email(body)
@@ -309,7 +316,7 @@ class Handler(BaseHTTPRequestHandler):
         record["response"] = result[1]
         if key and 200 <= result[0] < 300:
             with LOCK:
-                STATE["idempotency"][(self.path, key)] = result
+                STATE["idempotency"][(self.path, key)] = (payload, result)
         return self.reply(*result)
 
 
