@@ -232,6 +232,7 @@ AS $$
     SELECT coalesce(jsonb_agg(jsonb_build_object(
                'id', c.id, 'account_id', c.account_id, 'provider', c.provider, 'from', c.from_email,
                'to', to_jsonb(CASE WHEN cardinality(c.to_addresses) > 0 THEN c.to_addresses ELSE ARRAY[c.recipient_email] END),
+               'to_name', c.recipient_name,
                'cc', to_jsonb(c.cc), 'bcc', to_jsonb(c.bcc), 'reply_to', c.reply_to,
                'subject', c.subject, 'html', c.html_content, 'text', c.text_content,
                'headers', c.headers, 'attachments', c.attachments,

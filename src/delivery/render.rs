@@ -28,9 +28,14 @@ pub fn prepare(job: &Value, base: &Options) -> Result<Outgoing, String> {
             (render(t["subject"].as_str(), Format::Text)?.unwrap_or_default(), html, text)
         }
     };
+    // to_name is the display name of the first recipient (the reference's recipient_name).
+    let mut to = strs("to");
+    if let (Some(name), Some(first)) = (job["to_name"].as_str(), to.first_mut()) {
+        *first = crm_core::delivery::mime::mailbox(name, first);
+    }
     Ok(Outgoing {
         from: s("from").ok_or("no sender")?,
-        to: strs("to"),
+        to,
         cc: strs("cc"),
         bcc: strs("bcc"),
         reply_to: s("reply_to"),

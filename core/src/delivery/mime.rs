@@ -51,6 +51,19 @@ pub fn display_name_of(mailbox: &str) -> Option<&str> {
     (!name.is_empty()).then_some(name)
 }
 
+/// `Name <addr>` from a display name and an address, the name quoted when it holds characters
+/// that would otherwise end it (a comma, a bracket): what providers' JSON APIs accept.
+pub fn mailbox(name: &str, addr: &str) -> String {
+    let name = name.trim();
+    if name.is_empty() {
+        addr.to_string()
+    } else if name.chars().any(|c| "\",;:<>()[]@\\".contains(c)) {
+        format!("\"{}\" <{addr}>", name.replace('\\', "\\\\").replace('"', "\\\""))
+    } else {
+        format!("{name} <{addr}>")
+    }
+}
+
 /// A mailbox as a header wants it: the name quoted or encoded as needed, the address in <>.
 pub fn format_mailbox(mailbox: &str) -> String {
     let addr = address_of(mailbox);
@@ -343,6 +356,10 @@ mod tests {
         );
         assert_eq!(format_mailbox("d@x.io"), "d@x.io");
         assert_eq!(message_id("r1", "CRM <noreply@x.io>"), "<r1@x.io>");
+        assert_eq!(mailbox("Jo Smith", "jo@x.io"), "Jo Smith <jo@x.io>");
+        assert_eq!(mailbox("Smith, Jo", "jo@x.io"), "\"Smith, Jo\" <jo@x.io>");
+        assert_eq!(format_mailbox(&mailbox("Smith, Jo", "jo@x.io")), "\"Smith, Jo\" <jo@x.io>");
+        assert_eq!(mailbox(" ", "jo@x.io"), "jo@x.io");
     }
 
     #[test]
