@@ -2,7 +2,7 @@
 -- pg_file_settings, error texts, EXPLAIN or the server log; and only superusers and
 -- service_role may decrypt.
 BEGIN;
-SELECT plan(19);
+SELECT plan(21);
 SELECT tests.share_tap();
 
 CREATE TEMP TABLE k AS SELECT current_setting('crm.encryption_key') AS key;
@@ -28,6 +28,14 @@ SELECT throws_ok($$SELECT crm.decrypt_token(c) FROM tok$$, '42501', NULL, 'authe
 SELECT throws_ok($$SELECT crm.decrypt_token(c, 'x') FROM tok$$, '42501', NULL, 'authenticated: decrypt_token(ctx) refused');
 SELECT throws_ok($$SELECT crm.rotate_encryption_key()$$, '42501', NULL, 'authenticated: rotate refused');
 SELECT ok(length(crm.encrypt_token('mine')) > 0, 'authenticated may encrypt (it never sees the key)');
+-- The providers' secrets are settings of the same kind.
+SELECT is((SELECT count(*) FROM unnest(ARRAY['crm.resend_api_key', 'crm.stripe_webhook_secret', 'crm.resend_webhook_secret',
+              'crm.google_client_secret', 'crm.microsoft_client_secret', 'crm.smtp_password']) s
+           WHERE tests.error_text('SHOW ' || s) IS NULL), 0::bigint,
+          'authenticated: SHOW refused for every provider secret');
+SELECT is((SELECT count(*) FROM pg_settings WHERE name IN ('crm.resend_api_key', 'crm.stripe_webhook_secret', 'crm.resend_webhook_secret',
+              'crm.google_client_secret', 'crm.microsoft_client_secret', 'crm.smtp_password')), 0::bigint,
+          'authenticated: pg_settings hides every provider secret');
 SELECT ok(position((SELECT key FROM k) IN
             (SELECT string_agg(x, ' ') FROM (SELECT tests.error_text(q) AS x FROM unnest(ARRAY[
                 'SHOW crm.encryption_key',
