@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Delivery benchmark, all in one run against the provider emulator on this machine:
-#  (a) sustained worker throughput to the emulator (emails/s), as a fraction of what the
-#      emulator accepts from a plain HTTP load generator (wrk, 8 keep-alive connections);
+#  (a) sustained worker throughput to the emulator (emails/s), single mode (POST /emails, one
+#      email per request) and batch mode (POST /emails/batch, 100 per request), each as a
+#      fraction of what the emulator accepts on the same endpoint from a plain HTTP load
+#      generator (wrk, 8 keep-alive connections);
 #  (b) enqueue -> sent latency at low load (one email every 20 ms), p50 and p99;
 #  (c) enqueue throughput, rows/s: single enqueue_email and enqueue_batch of 100 (pgbench, 8 clients).
 # Expects PGHOST/PGPORT/PGUSER of the running bench cluster (extension in database postgres,
@@ -16,12 +18,14 @@ trap 'kill $emu_pid 2>/dev/null' EXIT
 for _ in $(seq 50); do grep -q ready /tmp/crm_bench_emulator.out 2>/dev/null && break; sleep 0.1; done
 q() { psql -X -q -At "$@"; }
 N=${DELIVERY_BENCH_EMAILS:-5000}
+NB=${DELIVERY_BENCH_BATCH_EMAILS:-30000}
 
 q <<SQL
 ALTER SYSTEM SET crm.resend_base_url = '$EMU';
 ALTER SYSTEM SET crm.resend_api_key = 're_bench';
 ALTER SYSTEM SET crm.resend_rate_limit = 0;
 ALTER SYSTEM SET crm.worker_enabled = off;
+ALTER SYSTEM SET crm.resend_batch = off;
 SELECT pg_reload_conf();
 INSERT INTO crm.accounts (id, name) VALUES ('0000000b-0000-0000-0000-00000000d1d1', 'Delivery bench') ON CONFLICT DO NOTHING;
 SQL
@@ -36,6 +40,17 @@ wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer re_bench"
 LUA
 raw=$(wrk -t2 -c8 -d5s -s "$lua" "$EMU/emails" 2>/dev/null | sed -n 's/^Requests\/sec: *\([0-9.]*\).*/\1/p')
+# The same for the batch endpoint, 100 emails per request (each with its own recipient, as the
+# worker sends them).
+python3 - "$lua" <<'PY'
+import json, sys
+body = json.dumps([{"from": "CRM <noreply@example.com>", "to": ["a%d@example.com" % i], "subject": "Bench", "text": "message %d" % i}
+                   for i in range(100)])
+open(sys.argv[1], "w").write('wrk.method = "POST"\nwrk.body = %s\nwrk.headers["Content-Type"] = "application/json"\n'
+                             'wrk.headers["Authorization"] = "Bearer re_bench"\n' % json.dumps(body))
+PY
+raw_batch_req=$(wrk -t2 -c8 -d5s -s "$lua" "$EMU/emails/batch" 2>/dev/null | sed -n 's/^Requests\/sec: *\([0-9.]*\).*/\1/p')
+raw_batch=$(echo "$raw_batch_req * 100" | bc -l)
 rm -f "$lua"
 curl -s -X POST "$EMU/_emulator/reset" >/dev/null
 
@@ -48,6 +63,23 @@ q -c "ALTER SYSTEM SET crm.worker_enabled = on" -c "SELECT pg_reload_conf()" >/d
 until [ "$(q -c "SELECT count(*) FROM crm.email_queue WHERE subject = 'Throughput' AND status <> 'sent'")" = 0 ]; do sleep 0.05; done
 secs=$(echo "$(date +%s.%N) - $start" | bc -l)
 single=$(echo "$N / $secs" | bc -l)
+
+# (a') Batch mode: NB emails, the worker claiming 500 per round (five batch requests).
+q -c "ALTER SYSTEM SET crm.worker_enabled = off" -c "ALTER SYSTEM SET crm.resend_batch = on" \
+  -c "ALTER SYSTEM SET crm.worker_batch_size = 500" -c "SELECT pg_reload_conf()" >/dev/null
+curl -s -X POST "$EMU/_emulator/reset" >/dev/null
+q -c "SELECT count(*) FROM generate_series(1, $NB / 100) b, LATERAL crm.enqueue_batch((SELECT jsonb_agg(jsonb_build_object(
+        'account_id', '0000000b-0000-0000-0000-00000000d1d1', 'to', 'r' || b || '-' || i || '@example.com',
+        'subject', 'Batch throughput', 'text', 'message ' || i)) FROM generate_series(1, 100) i))" >/dev/null
+q -c "VACUUM ANALYZE crm.email_queue" >/dev/null
+start=$(date +%s.%N)
+q -c "ALTER SYSTEM SET crm.worker_enabled = on" -c "SELECT pg_reload_conf()" >/dev/null
+until [ "$(q -c "SELECT count(*) FROM crm.email_queue WHERE subject = 'Batch throughput' AND status <> 'sent'")" = 0 ]; do sleep 0.05; done
+secs=$(echo "$(date +%s.%N) - $start" | bc -l)
+batched=$(echo "$NB / $secs" | bc -l)
+batch_requests=$(curl -s "$EMU/_emulator/requests" | python3 -c "import json,sys; d=json.load(sys.stdin); print(sum(1 for r in d if r['path'] == '/emails/batch'))")
+curl -s -X POST "$EMU/_emulator/reset" >/dev/null
+q -c "ALTER SYSTEM RESET crm.worker_batch_size" -c "ALTER SYSTEM SET crm.resend_batch = off" -c "SELECT pg_reload_conf()" >/dev/null
 
 # (b) Low load: one email every 20 ms, each committed on its own; latency = sent_at - created_at.
 sleep 1
@@ -70,12 +102,15 @@ echo "SELECT count(*) FROM crm.enqueue_batch((SELECT jsonb_agg(jsonb_build_objec
 tps() { pgbench -n -c 8 -j 2 -T 10 -f "$1" 2>&1 | sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p'; }
 e_single=$(tps "$one"); e_batch=$(echo "$(tps "$batch") * 100" | bc -l)
 rm -f "$one" "$batch"
-q -c "ALTER SYSTEM RESET crm.worker_enabled" -c "ALTER SYSTEM RESET crm.resend_base_url" -c "ALTER SYSTEM RESET crm.resend_api_key" -c "ALTER SYSTEM RESET crm.resend_rate_limit" -c "SELECT pg_reload_conf()" >/dev/null
+q -c "ALTER SYSTEM RESET crm.worker_enabled" -c "ALTER SYSTEM RESET crm.resend_base_url" -c "ALTER SYSTEM RESET crm.resend_api_key" \
+  -c "ALTER SYSTEM RESET crm.resend_rate_limit" -c "ALTER SYSTEM RESET crm.resend_batch" -c "SELECT pg_reload_conf()" >/dev/null
 
 echo
 echo "## Delivery (worker -> emulator on 127.0.0.1, $(nproc) cores)"
-printf '(a) raw emulator capacity (wrk -c 8, POST /emails):    %8.0f req/s\n' "$raw"
-printf '    worker, single mode (%d emails, one request each): %8.0f emails/s = %.2f of raw capacity (target: batch mode >= 2,000/s and >= 0.50)\n' "$N" "$single" "$(echo "$single / $raw" | bc -l)"
-printf '    worker, batch mode (POST /emails/batch):           not built yet\n'
+printf '(a) raw emulator capacity, wrk -c 8, POST /emails:        %8.0f emails/s (one per request)\n' "$raw"
+printf '    raw emulator capacity, wrk -c 8, POST /emails/batch:  %8.0f emails/s (%.0f requests/s of 100)\n' "$raw_batch" "$raw_batch_req"
+printf '    worker, single mode (%d emails, one per request):   %8.0f emails/s = %.2f of raw /emails capacity\n' "$N" "$single" "$(echo "$single / $raw" | bc -l)"
+printf '    worker, batch mode (%d emails, %d batch requests): %8.0f emails/s = %.2f of raw /emails/batch capacity (target: >= 2,000/s and >= 0.50)\n' \
+  "$NB" "$batch_requests" "$batched" "$(echo "$batched / $raw_batch" | bc -l)"
 printf '(b) enqueue -> sent at low load (300 emails, 20 ms apart): p50 %s ms, p99 %s ms, max %s ms (targets: p50 < 50, p99 < 250)\n' "$p50" "$p99" "$max"
 printf '(c) enqueue throughput, 8 clients: enqueue_email %8.0f rows/s; enqueue_batch (100 per call) %8.0f rows/s\n' "$e_single" "$e_batch"
