@@ -11,8 +11,9 @@ DB=crm_demo
 # Demo webhook secrets: the ones Stripe's and Resend's dashboards would show you.
 STRIPE_SECRET=whsec_demo_stripe_signing_secret
 RESEND_SECRET=whsec_$(printf 'demo-resend-svix-signing-key-32b' | base64)
-# The provider emulator stands in for Resend (there is no internet here, and a demo should
-# not send real mail): the worker talks to it exactly as it would to api.resend.com.
+# The provider emulator stands in for Resend, Gmail, Microsoft Graph and the two OAuth token
+# endpoints (there is no internet here, and a demo should not send real mail): the worker
+# talks to it exactly as it would to api.resend.com, gmail.googleapis.com, graph.microsoft.com.
 EMU_PORT=${CRM_DEMO_EMULATOR_PORT:-18030}
 EMU=http://127.0.0.1:$EMU_PORT
 BASE=${CRM_CLUSTER_BASE:-/tmp/crm_integrations}
@@ -24,7 +25,11 @@ bash scripts/cluster.sh start $NAME "$PORT" \
   "shared_preload_libraries = 'crm_integrations, pg_cron'" "cron.database_name = '$DB'" \
   "crm.stripe_webhook_secret = '$STRIPE_SECRET'" "crm.resend_webhook_secret = '$RESEND_SECRET'" \
   "crm.worker_database = '$DB'" "crm.resend_base_url = '$EMU'" "crm.resend_api_key = 're_demo_key'" \
-  "crm.resend_verified_domain = '317plumber.com'" "crm.resend_rate_limit = 0" "crm.email_retry_base = 2"
+  "crm.resend_verified_domain = '317plumber.com'" "crm.resend_rate_limit = 0" "crm.email_retry_base = 2" \
+  "crm.gmail_base_url = '$EMU'" "crm.google_oauth_base_url = '$EMU'" "crm.google_client_id = 'demo-google-client'" \
+  "crm.google_client_secret = 'demo-google-secret'" "crm.microsoft_graph_base_url = '$EMU'" "crm.microsoft_login_base_url = '$EMU'" \
+  "crm.microsoft_client_id = 'demo-ms-client'" "crm.microsoft_client_secret = 'demo-ms-secret'" \
+  "crm.gmail_rate_limit = 0" "crm.microsoft_rate_limit = 0"
 eval "$(bash scripts/cluster.sh env $NAME "$PORT")"
 export PGDATABASE=$DB
 DATA=${CRM_CLUSTER_BASE:-/tmp/crm_integrations}/$NAME/data
@@ -67,7 +72,7 @@ INSERT INTO crm.jobs (account_id, contact_id, title, status, scheduled_start, sc
 SQL
 sql -c "SELECT a.name AS account, count(j.*) AS jobs FROM crm.accounts a LEFT JOIN crm.jobs j ON j.account_id = a.id GROUP BY 1 ORDER BY 1"
 
-say "317 Plumber connects Gmail: tokens go into the vault, bound to their row and column"
+say "Dana (317 Plumber) connects her Gmail, Northside connects Microsoft 365: tokens go into the vault, bound to their row and column"
 sql -q <<'SQL'
 WITH p AS (SELECT 'e0000000-0000-0000-0000-000000000001'::uuid AS id)
 INSERT INTO crm.email_providers (id, account_id, user_id, provider, provider_email,
@@ -75,7 +80,7 @@ INSERT INTO crm.email_providers (id, account_id, user_id, provider, provider_ema
 SELECT p.id, 'a0000000-0000-0000-0000-000000000001', 'a1000000-0000-0000-0000-000000000001', 'gmail', 'dana@317plumber.com',
        crm.encrypt_token('ya29.a0-demo-access-token', 'email_providers:' || p.id || ':access_token'),
        crm.encrypt_token('1//0demo-refresh-token', 'email_providers:' || p.id || ':refresh_token'),
-       now() + interval '1 hour', true
+       now() - interval '1 hour', false     -- Dana's own mailbox (not the account default); its token expired
 FROM p;
 WITH p AS (SELECT 'e0000000-0000-0000-0000-000000000002'::uuid AS id)
 INSERT INTO crm.email_providers (id, account_id, provider, provider_email, access_token_encrypted, is_default)
@@ -191,8 +196,42 @@ sql -c "SELECT status, attempts, last_error FROM crm.email_queue WHERE id = '$IN
 echo "Queueing it again with the same idempotency key returns the same row: $(sql -XAt -c "SELECT crm.enqueue_email(jsonb_build_object('account_id', 'a0000000-0000-0000-0000-000000000001', 'to', 'john@example.com', 'template', 'Invoice Notification', 'idempotency_key', 'invoice-INV-1042')) = '$INV_MAIL'")"
 echo "Everything the emulator received, in order:"
 emu_requests 0
+echo
+echo "Dana replies to John from her own Gmail (provider gmail, a thread). Her access token expired an hour ago,"
+echo "so the worker refreshes it at Google's token endpoint first, then calls users.messages.send:"
+curl -s -X POST "$EMU/_emulator/oauth" -H 'Content-Type: application/json' \
+  -d '{"refresh_tokens": {"1//0demo-refresh-token": "google"}, "access_tokens": {"EwB-demo-graph-token": "microsoft"}}' >/dev/null
+SEEN=$(curl -s "$EMU/_emulator/requests" | python3 -c "import json,sys; print(len(json.load(sys.stdin)))")
+sql -XAt -c "SELECT 'gmail     ' || crm.enqueue_email(jsonb_build_object('account_id', 'a0000000-0000-0000-0000-000000000001',
+  'provider', 'gmail', 'to', 'john@example.com', 'to_name', 'John Smith', 'subject', 'Re: Water heater – see you Tuesday ✓',
+  'text', 'Hi John, the new heater is in the van. Dana', 'headers', jsonb_build_object('In-Reply-To', '<CAJohn1@mail.gmail.com>',
+  'References', '<CAJohn1@mail.gmail.com>'), 'metadata', jsonb_build_object('thread_id', '18c2f0a1b2c3d4e5')))"
+echo "Northside's default connection is Microsoft 365, so its email goes through Graph /me/sendMail:"
+sql -XAt -c "SELECT 'microsoft ' || crm.enqueue_email(jsonb_build_object('account_id', 'b0000000-0000-0000-0000-000000000002',
+  'to', 'ana@example.com', 'subject', 'Your furnace tune-up estimate', 'html', '<p>Hi Ana, the estimate is attached.</p>',
+  'attachments', jsonb_build_array(jsonb_build_object('filename', 'estimate.pdf', 'content_base64', 'JVBERi0xLjQK', 'content_type', 'application/pdf'))))"
+sql -q -c "SELECT pg_sleep(0.5)"
+curl -s "$EMU/_emulator/requests" > "$OUT/requests.json"
+python3 - "$OUT/requests.json" "$SEEN" <<'PY'
+import json, sys
+for r in json.load(open(sys.argv[1]))[int(sys.argv[2]):]:
+    if r['path'].endswith('/token'):
+        print(f"  POST {r['path']}  grant_type={r['body']['grant_type'][0]}  -> access_token {r['response']['access_token'][:14]}…, expires_in {r['response']['expires_in']}")
+    elif 'gmail' in r['path']:
+        h = dict(r['mime']['headers'])
+        print(f"  POST {r['path']}  threadId={r['body'].get('threadId')}  -> id {r['response']['id']}")
+        for k in ('From', 'To', 'Subject', 'Message-ID', 'In-Reply-To'):
+            print(f"      {k}: {h.get(k)}")
+    else:
+        m = r['body']['message']
+        print(f"  POST {r['path']}  to={[x['emailAddress']['address'] for x in m['toRecipients']]}  subject={m['subject']!r}"
+              f"  attachments={[a['name'] for a in m.get('attachments', [])]}  -> 202")
+PY
+echo "The refreshed Gmail token is stored encrypted, with its new expiry:"
+sql -c "SELECT provider_email, is_active, round(extract(epoch FROM token_expires_at - now()) / 60) AS expires_in_min,
+               left(access_token_encrypted, 24) || '…' AS stored_ciphertext FROM crm.email_providers ORDER BY provider_email"
 echo "Final queue state (crm.list_email_queue):"
-sql -c "SELECT recipient_email, left(subject, 50) AS subject, status, attempts, scheduled_at IS NOT NULL AS scheduled, sent_at IS NOT NULL AS sent FROM crm.list_email_queue() ORDER BY created_at"
+sql -c "SELECT recipient_email, left(subject, 50) AS subject, provider, status, attempts, scheduled_at IS NOT NULL AS scheduled, sent_at IS NOT NULL AS sent FROM crm.list_email_queue() ORDER BY created_at"
 
 say "Webhooks: Stripe pays an invoice, Resend reports what happened to the emails"
 sql -q -c "CREATE EXTENSION pgcrypto"   # only to sign the demo's webhooks the way Stripe and Svix do

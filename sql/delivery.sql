@@ -189,44 +189,46 @@ LANGUAGE sql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
     WITH expired AS (
-        SELECT id FROM crm.email_queue
+        SELECT id, send_key, provider, attempts, max_attempts, attachments, priority, next_attempt_at
+        FROM crm.email_queue
         WHERE status = 'processing' AND locked_until < now()
         ORDER BY locked_until LIMIT $1 FOR UPDATE SKIP LOCKED
     ), due AS (
-        SELECT id, priority, next_attempt_at FROM crm.email_queue
+        SELECT id, send_key, provider, attempts, max_attempts, attachments, priority, next_attempt_at
+        FROM crm.email_queue
         WHERE status IN ('pending', 'scheduled') AND next_attempt_at <= now()
         ORDER BY priority DESC, next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED
     ), pick AS (
-        SELECT id FROM (SELECT id, 0 AS o, NULL::int AS p, NULL::timestamptz AS t FROM expired
-                        UNION ALL SELECT id, 1, priority, next_attempt_at FROM due) x
-        ORDER BY o, p DESC, t LIMIT $1
+        SELECT * FROM (SELECT 0 AS o, * FROM expired UNION ALL SELECT 1, * FROM due) x
+        ORDER BY o, CASE WHEN o = 1 THEN priority END DESC, CASE WHEN o = 1 THEN next_attempt_at END LIMIT $1
     ), mates AS (
         -- the rest of the batch groups of picked rows
         SELECT m.id FROM crm.email_queue m
-        WHERE m.send_key IN (SELECT q.send_key FROM crm.email_queue q JOIN pick USING (id) WHERE q.send_key IS NOT NULL)
+        WHERE m.send_key IN (SELECT send_key FROM pick WHERE send_key IS NOT NULL)
+          AND m.status IN ('pending', 'scheduled', 'processing')   -- (the send_key index's predicate)
+          AND (m.status <> 'processing' OR m.locked_until < now())
           AND m.id NOT IN (SELECT id FROM pick)
-          AND (m.status IN ('pending', 'scheduled') OR (m.status = 'processing' AND m.locked_until < now()))
         FOR UPDATE SKIP LOCKED
     ), fresh AS (
         -- first attempts that can share a batch request: numbered per (max_attempts), 100 a group
-        SELECT q.id, q.max_attempts,
-               (row_number() OVER (PARTITION BY q.max_attempts ORDER BY q.priority DESC, q.next_attempt_at, q.id) - 1) / 100 AS grp
-        FROM crm.email_queue q JOIN pick USING (id)
-        WHERE $3 AND q.provider = 'resend' AND q.send_key IS NULL AND q.attempts = 0
-          AND jsonb_array_length(q.attachments) = 0
+        SELECT id, max_attempts,
+               (row_number() OVER (PARTITION BY max_attempts ORDER BY priority DESC, next_attempt_at, id) - 1) / 100 AS grp
+        FROM pick
+        WHERE $3 AND provider = 'resend' AND send_key IS NULL AND attempts = 0
+          AND jsonb_array_length(attachments) = 0
     ), sized AS (
         SELECT id, max_attempts, grp, count(*) OVER (PARTITION BY max_attempts, grp) AS n FROM fresh
     ), keys AS (
         -- one new key per group of two or more (a group of one is sent alone, keyed by its id)
         SELECT max_attempts, grp, gen_random_uuid()::text AS k FROM sized WHERE n > 1 GROUP BY max_attempts, grp
     ), claimed AS (
+        -- by primary key (= ANY of an array: an index scan however deep the queue is)
         UPDATE crm.email_queue q
         SET status = 'processing', attempts = q.attempts + 1,
             locked_until = now() + make_interval(secs => $2),
-            send_key = coalesce(q.send_key, nk.k)
-        FROM (SELECT id FROM pick UNION ALL SELECT id FROM mates) c
-        LEFT JOIN (SELECT s.id, k.k FROM sized s JOIN keys k USING (max_attempts, grp)) nk USING (id)
-        WHERE q.id = c.id
+            send_key = coalesce(q.send_key,
+                (SELECT jsonb_object_agg(s.id, k.k) FROM sized s JOIN keys k USING (max_attempts, grp)) ->> q.id::text)
+        WHERE q.id = ANY (ARRAY(SELECT id FROM pick UNION ALL SELECT id FROM mates))
         RETURNING q.*
     )
     SELECT coalesce(jsonb_agg(jsonb_build_object(

@@ -277,6 +277,9 @@ CREATE UNIQUE INDEX email_queue_idempotency
 -- The delivery claim: due rows, and rows whose lease expired.
 CREATE INDEX email_queue_due_idx ON crm.email_queue (next_attempt_at)
     WHERE status IN ('pending', 'scheduled');
+-- The claim takes due rows highest priority first.
+CREATE INDEX email_queue_claim_idx ON crm.email_queue (priority DESC, next_attempt_at)
+    WHERE status IN ('pending', 'scheduled');
 CREATE INDEX email_queue_lease_idx ON crm.email_queue (locked_until) WHERE status = 'processing';
 CREATE INDEX email_queue_account_status_idx ON crm.email_queue (account_id, status, created_at);
 -- Webhook events find their queue row by the provider's message id (webhooks.sql).
