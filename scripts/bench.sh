@@ -7,7 +7,7 @@ NAME=bench
 PORT=${CRM_BENCH_PORT:-55434}
 bash scripts/cluster.sh start $NAME "$PORT" \
   "shared_preload_libraries = 'crm_integrations, pg_cron'" "cron.database_name = 'postgres'" \
-  "shared_buffers = '512MB'" "work_mem = '64MB'" "crm.worker_count = ${CRM_BENCH_WORKERS:-1}"
+  "shared_buffers = '512MB'" "work_mem = '64MB'" "crm.worker_count = ${CRM_BENCH_WORKERS:-2}"
 trap 'bash scripts/cluster.sh stop $NAME' EXIT
 eval "$(bash scripts/cluster.sh env $NAME "$PORT")"
 psql -X -q -c "CREATE EXTENSION crm_integrations" -c "CREATE SCHEMA bench"

@@ -163,7 +163,9 @@ emu_requests() { curl -s "$EMU/_emulator/requests" | python3 -c "
 import json, sys
 for r in json.load(sys.stdin)[${1:-0}:]:
     b = r['body'] if isinstance(r['body'], dict) else {}
-    print(f\"  {r['path']:8} Idempotency-Key {r['headers'].get('idempotency-key', '-')[:8]}…  to={b.get('to')}  subject={b.get('subject')!r}\"
+    what = (f\"{len(r['body'])} emails to {[e['to'][0] for e in r['body']]}\" if isinstance(r['body'], list)
+            else f\"to={b.get('to')}  subject={b.get('subject')!r}\")
+    print(f\"  {r['path']:8} Idempotency-Key {r['headers'].get('idempotency-key', '-')[:8]}…  {what}\"
           + ('  (replayed)' if r.get('replayed') else '') + (f\"  -> {r['response'].get('statusCode', 200)}\" if r.get('response') else ''))"; }
 echo "Queue a welcome email (template), a reminder scheduled 3 s from now, and a batch of three:"
 sql -XAt -c "SELECT 'welcome   ' || crm.enqueue_email(jsonb_build_object('account_id', 'a0000000-0000-0000-0000-000000000001',
@@ -210,7 +212,7 @@ echo "Northside's default connection is Microsoft 365, so its email goes through
 sql -XAt -c "SELECT 'microsoft ' || crm.enqueue_email(jsonb_build_object('account_id', 'b0000000-0000-0000-0000-000000000002',
   'to', 'ana@example.com', 'subject', 'Your furnace tune-up estimate', 'html', '<p>Hi Ana, the estimate is attached.</p>',
   'attachments', jsonb_build_array(jsonb_build_object('filename', 'estimate.pdf', 'content_base64', 'JVBERi0xLjQK', 'content_type', 'application/pdf'))))"
-sql -q -c "SELECT pg_sleep(0.5)"
+sql -q -c "SELECT pg_sleep(0.5)" >/dev/null
 curl -s "$EMU/_emulator/requests" > "$OUT/requests.json"
 python3 - "$OUT/requests.json" "$SEEN" <<'PY'
 import json, sys

@@ -258,7 +258,9 @@ class Handler(BaseHTTPRequestHandler):
             if fault.get("status"):
                 extra = {"Retry-After": str(fault["retry_after"])} if fault.get("retry_after") else {}
                 name = "rate_limit_exceeded" if fault["status"] == 429 else "internal_server_error"
-                return self.reply(*resend_error(fault["status"], name, "Injected fault."), headers=extra)
+                result = resend_error(fault["status"], name, "Injected fault.")
+                record["response"] = result[1]
+                return self.reply(*result, headers=extra)
 
         with LOCK:
             limited = False
