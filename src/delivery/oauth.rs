@@ -32,6 +32,18 @@ pub struct Mailboxes {
     updates: Vec<Value>,
 }
 
+/// `crm.microsoft_tenant` goes into the token URL's path: only a tenant name or id (letters,
+/// digits, dots, hyphens) may, so a stray `/` or `?` cannot point the request elsewhere.
+fn tenant() -> Result<String, NoToken> {
+    let t = guc::text(&guc::MICROSOFT_TENANT).trim().to_string();
+    if t.is_empty() || t.len() > 100 || !t.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-') {
+        // Retried like an outage: the setting can be fixed before the attempts run out.
+        let error = "crm.microsoft_tenant must be common, organizations, consumers, a tenant id or a domain".to_string();
+        return Err(NoToken::Failed(Answer { error: Some(error), ..Answer::default() }));
+    }
+    Ok(t)
+}
+
 fn context(id: &str, which: &str) -> String {
     format!("email_providers:{id}:{which}")
 }
@@ -86,7 +98,7 @@ impl Mailboxes {
                 guc::text(&guc::GOOGLE_CLIENT_SECRET),
             ),
             _ => (
-                http::url(&guc::text(&guc::MICROSOFT_LOGIN_BASE_URL), &format!("/{}/oauth2/v2.0/token", guc::text(&guc::MICROSOFT_TENANT).trim())),
+                http::url(&guc::text(&guc::MICROSOFT_LOGIN_BASE_URL), &format!("/{}/oauth2/v2.0/token", tenant()?)),
                 guc::text(&guc::MICROSOFT_CLIENT_ID),
                 guc::text(&guc::MICROSOFT_CLIENT_SECRET),
             ),

@@ -24,7 +24,7 @@ MS=0000000c-0000-0000-0000-00000000a002
 enqueue() { q -c "SELECT crm.enqueue_email('$1'::jsonb || '{\"account_id\": \"$ACCT\"}')"; }
 row() { q -c "SELECT $2 FROM crm.email_queue WHERE id = '$1'"; }
 conn() { q -c "SELECT $2 FROM crm.email_providers WHERE id = '$1'"; }
-echo "1..34"
+echo "1..36"
 
 # A Gmail connection with a valid token (the emulator knows it), the account's default; a
 # Microsoft one whose token expired a minute ago. Tokens encrypted bound to their row, as a
@@ -95,6 +95,17 @@ check "$(conn $MS "crm.decrypt_token(refresh_token_encrypted, 'email_providers:$
   "... and the rotated refresh token Microsoft returned"
 check "$(conn $MS "round(extract(epoch FROM token_expires_at - now()) / 60)")" "60" "token_expires_at follows expires_in (3599 s)"
 check "$(conn $MS "access_token_encrypted LIKE '%EwB%' OR refresh_token_encrypted LIKE '%M.R3%'")" "f" "no token is stored in the clear"
+
+# A hostile crm.microsoft_tenant (it goes into the token URL's path) is refused, not requested.
+emu POST /_emulator/reset >/dev/null
+q -c "UPDATE crm.email_providers SET token_expires_at = now() - interval '1 s' WHERE id = '$MS'" >/dev/null
+id=$(enqueue '{"provider": "microsoft", "to": "t@example.com", "subject": "s", "text": "t"}')
+PGOPTIONS="$PGOPTIONS -c crm.microsoft_tenant=../../evil?x=" q -c "SELECT crm.process_email_queue()" >/dev/null
+check "$(row "$id" "status || ' | ' || last_error")" \
+  "pending | token refresh: no answer: crm.microsoft_tenant must be common, organizations, consumers, a tenant id or a domain" \
+  "a crm.microsoft_tenant that is not a tenant name: retried later, with the reason"
+check "$(requests | jq_ 'len(d)')" "0" "... and no request was made"
+q -c "UPDATE crm.email_queue SET status = 'cancelled' WHERE id = '$id'" >/dev/null
 
 # 3. A token Gmail refuses (401) although its recorded expiry is later: one refresh, one retry.
 emu POST /_emulator/reset >/dev/null
