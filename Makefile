@@ -11,7 +11,7 @@ setup:
 
 ## install: build (release) and install into the system Postgres 15
 install: setup
-	cargo pgrx install --release --pg-config $(PG_CONFIG)
+	bash scripts/install.sh --release
 
 ## demo: install, start a throwaway cluster and walk through the extension end to end
 demo: install

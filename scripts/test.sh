@@ -21,7 +21,7 @@ rm -rf "$BASE/pgrx-test" && install -d -o postgres -g postgres "$BASE/pgrx-test"
 cargo pgrx test pg15 --runas postgres --pgdata "$BASE/pgrx-test/data"
 
 step "install the extension (without the pg_test functions)"
-cargo pgrx install --pg-config "$PG_CONFIG" >/dev/null
+bash scripts/install.sh >/dev/null
 
 step "SQL integration tests (pgTAP)"
 bash scripts/sql-tests.sh
