@@ -174,7 +174,8 @@ $$;
 -- Claim up to max_items due rows (and rows whose lease expired: their sender died) for
 -- sending: FOR UPDATE SKIP LOCKED, so any number of workers and pg_cron calls can claim at
 -- once without taking the same row; each claimed row becomes 'processing' with a lease.
--- Returns what the sender needs, templates included (the template as it is now, so a
+-- Returns what the sender needs (as json, not jsonb: built and parsed once, 2-3 times cheaper
+-- per row), templates included (the template as it is now, so a
 -- template fixed before sending is the one used), and for Gmail and Microsoft rows the
 -- mailbox connection (tokens still encrypted: the sender decrypts them in Rust).
 --
@@ -184,7 +185,7 @@ $$;
 -- already has a send_key brings the rest of its group along (max_items is then exceeded by
 -- at most 99), so a repeat goes out exactly as the first request did.
 CREATE FUNCTION crm._claim_emails(max_items integer, lease_seconds double precision, batch_mode boolean DEFAULT false)
-RETURNS jsonb
+RETURNS json
 LANGUAGE sql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -231,24 +232,24 @@ AS $$
         WHERE q.id = ANY (ARRAY(SELECT id FROM pick UNION ALL SELECT id FROM mates))
         RETURNING q.*
     )
-    SELECT coalesce(jsonb_agg(jsonb_build_object(
+    SELECT coalesce(json_agg(json_build_object(
                'id', c.id, 'account_id', c.account_id, 'provider', c.provider, 'from', c.from_email,
-               'to', to_jsonb(CASE WHEN cardinality(c.to_addresses) > 0 THEN c.to_addresses ELSE ARRAY[c.recipient_email] END),
+               'to', CASE WHEN cardinality(c.to_addresses) > 0 THEN c.to_addresses ELSE ARRAY[c.recipient_email] END,
                'to_name', c.recipient_name,
-               'cc', to_jsonb(c.cc), 'bcc', to_jsonb(c.bcc), 'reply_to', c.reply_to,
+               'cc', c.cc, 'bcc', c.bcc, 'reply_to', c.reply_to,
                'subject', c.subject, 'html', c.html_content, 'text', c.text_content,
                'headers', c.headers, 'attachments', c.attachments,
-               'template', CASE WHEN t.id IS NOT NULL THEN jsonb_build_object(
+               'template', CASE WHEN t.id IS NOT NULL THEN json_build_object(
                    'subject', t.subject, 'html', t.html_content, 'text', t.text_content) END,
                'variables', c.template_variables,
                'thread_id', c.metadata ->> 'thread_id',
                'send_key', c.send_key,
-               'connection', CASE WHEN p.id IS NOT NULL THEN jsonb_build_object(
+               'connection', CASE WHEN p.id IS NOT NULL THEN json_build_object(
                    'id', p.id, 'provider', p.provider, 'access_token', p.access_token_encrypted,
                    'refresh_token', p.refresh_token_encrypted,
                    'expires_at', extract(epoch FROM p.token_expires_at)) END,
                'attempts', c.attempts, 'max_attempts', c.max_attempts)
-           ORDER BY c.priority DESC, c.next_attempt_at), '[]'::jsonb)
+           ORDER BY c.priority DESC, c.next_attempt_at), '[]'::json)
     FROM claimed c
     LEFT JOIN crm.email_templates t ON t.id = c.template_id
     -- the sending mailbox: the connection whose address is the sender's, else the default
@@ -267,7 +268,7 @@ $$;
 -- connections: what the sender learnt about mailbox connections: [{id, access_token,
 -- refresh_token, expires_in}] after a token refresh (tokens encrypted by the sender, bound
 -- to the row), or [{id, revoked: "invalid_grant: ..."}] when the refresh token was refused.
-CREATE FUNCTION crm._record_email_outcomes(outcomes jsonb, connections jsonb DEFAULT '[]') RETURNS void
+CREATE FUNCTION crm._record_email_outcomes(outcomes json, connections json DEFAULT '[]') RETURNS void
 LANGUAGE sql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -278,7 +279,7 @@ AS $$
                                 THEN now() + make_interval(secs => c.expires_in) ELSE p.token_expires_at END,
         -- inactive: enqueue's default-provider choice skips it until the user connects again
         is_active = p.is_active AND c.revoked IS NULL
-    FROM jsonb_to_recordset($2) AS c(id uuid, access_token text, refresh_token text, expires_in double precision, revoked text)
+    FROM json_to_recordset($2) AS c(id uuid, access_token text, refresh_token text, expires_in double precision, revoked text)
     WHERE p.id = c.id;
 
     UPDATE crm.email_queue q
@@ -291,9 +292,9 @@ AS $$
         metadata = CASE WHEN o.provider_message_id IS NOT NULL
                         THEN q.metadata || jsonb_build_object('provider_message_id', o.provider_message_id)
                         ELSE q.metadata END
-    FROM jsonb_to_recordset($1) AS o(id uuid, outcome text, provider_message_id text, subject text, error text,
+    FROM json_to_recordset($1) AS o(id uuid, outcome text, provider_message_id text, subject text, error text,
                                      after_seconds double precision)
     WHERE q.id = o.id AND q.status = 'processing'
 $$;
 REVOKE ALL ON FUNCTION crm._claim_emails(integer, double precision, boolean) FROM PUBLIC;
-REVOKE ALL ON FUNCTION crm._record_email_outcomes(jsonb, jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION crm._record_email_outcomes(json, json) FROM PUBLIC;

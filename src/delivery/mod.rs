@@ -47,7 +47,7 @@ fn _validate_email_batch(messages: JsonB) -> JsonB {
 pub(crate) fn claim(max_items: i32) -> Vec<Value> {
     let lease = guc::EMAIL_LEASE_SECONDS.get() as f64;
     let batch = guc::RESEND_BATCH.get();
-    Spi::get_one_with_args::<JsonB>("SELECT crm._claim_emails($1, $2, $3)", &[max_items.into(), lease.into(), batch.into()])
+    Spi::get_one_with_args::<pgrx::Json>("SELECT crm._claim_emails($1, $2, $3)", &[max_items.into(), lease.into(), batch.into()])
         .unwrap_or_else(|e| pgrx::error!("claiming emails failed: {e}"))
         .and_then(|j| j.0.as_array().cloned())
         .unwrap_or_default()
@@ -58,7 +58,7 @@ pub(crate) fn record(outcomes: &[Value], connections: &[Value]) {
     if outcomes.is_empty() && connections.is_empty() {
         return;
     }
-    Spi::run_with_args("SELECT crm._record_email_outcomes($1, $2)", &[JsonB(json!(outcomes)).into(), JsonB(json!(connections)).into()])
+    Spi::run_with_args("SELECT crm._record_email_outcomes($1, $2)", &[pgrx::Json(json!(outcomes)).into(), pgrx::Json(json!(connections)).into()])
         .unwrap_or_else(|e| pgrx::error!("recording outcomes failed: {e}"));
 }
 
