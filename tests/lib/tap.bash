@@ -33,3 +33,13 @@ start_emulator() {
 
 # emu METHOD PATH [JSON]: talk to the emulator's control API.
 emu() { curl -s -m 30 -X "$1" "$EMU$2" ${3:+-H 'Content-Type: application/json' -d "$3"}; }
+
+# The delivery tests' vocabulary.
+# requests: every request the emulator received, as JSON.
+requests() { emu GET /_emulator/requests; }
+# jq_ EXPR: print a Python expression over the JSON on stdin (bound to d).
+jq_() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
+# process [N]: one crm.process_email_queue(N) call; its jsonb answer.
+process() { q -c "SELECT crm.process_email_queue(${1:-100})"; }
+# row ID EXPR: EXPR over the queue row ID.
+row() { q -c "SELECT $2 FROM crm.email_queue WHERE id = '$1'"; }

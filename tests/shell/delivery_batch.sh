@@ -11,9 +11,6 @@ start_emulator "${CRM_EMULATOR_PORT_BATCH:-18032}"
 trap 'kill $emu_pid 2>/dev/null' EXIT
 
 export PGOPTIONS="-c crm.resend_base_url=$EMU -c crm.resend_api_key=re_batch -c crm.resend_rate_limit=0 -c crm.resend_batch=on -c crm.email_retry_base=300"
-requests() { emu GET /_emulator/requests; }
-jq_() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
-process() { q -c "SELECT crm.process_email_queue(${1:-100})"; }
 ACCT=0000000e-0000-0000-0000-0000000000ba
 queue() { # how many, subject, extra jsonb
   q -c "SELECT count(*) FROM crm.enqueue_batch((SELECT jsonb_agg(jsonb_build_object('account_id', '$ACCT',

@@ -15,14 +15,10 @@ export PGOPTIONS="-c crm.gmail_base_url=$EMU -c crm.microsoft_graph_base_url=$EM
   -c crm.microsoft_login_base_url=$EMU -c crm.google_client_id=cid-google -c crm.google_client_secret=sec-google
   -c crm.microsoft_client_id=cid-ms -c crm.microsoft_client_secret=sec-ms -c crm.gmail_rate_limit=0 -c crm.microsoft_rate_limit=0
   -c crm.resend_base_url=$EMU -c crm.resend_api_key=re_mailbox -c crm.resend_rate_limit=0 -c crm.email_retry_base=300"
-requests() { emu GET /_emulator/requests; }
-jq_() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
-process() { q -c "SELECT crm.process_email_queue(${1:-100})"; }
 ACCT=0000000c-0000-0000-0000-0000000000ca
 GMAIL=0000000c-0000-0000-0000-00000000a001
 MS=0000000c-0000-0000-0000-00000000a002
 enqueue() { q -c "SELECT crm.enqueue_email('$1'::jsonb || '{\"account_id\": \"$ACCT\"}')"; }
-row() { q -c "SELECT $2 FROM crm.email_queue WHERE id = '$1'"; }
 conn() { q -c "SELECT $2 FROM crm.email_providers WHERE id = '$1'"; }
 echo "1..36"
 

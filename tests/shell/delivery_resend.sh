@@ -10,11 +10,7 @@ start_emulator "${CRM_EMULATOR_PORT:-18025}"
 trap 'kill $emu_pid 2>/dev/null' EXIT
 
 export PGOPTIONS="-c crm.resend_base_url=$EMU -c crm.resend_api_key=re_test_key -c crm.resend_rate_limit=0 -c crm.email_retry_base=300 -c crm.email_http_timeout=2000"
-requests() { emu GET /_emulator/requests; }
-jq_() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
-process() { q -c "SELECT crm.process_email_queue(${1:-100})"; }
 enqueue() { q -c "SELECT crm.enqueue_email('$1'::jsonb || '{\"account_id\": \"0000000d-0000-0000-0000-00000000dddd\"}')"; }
-row() { q -c "SELECT $2 FROM crm.email_queue WHERE id = '$1'"; }
 echo "1..29"
 
 q <<'SQL'

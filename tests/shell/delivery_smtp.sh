@@ -16,10 +16,8 @@ trap 'kill $smtp_pid 2>/dev/null; rm -f "$OUT" "$log"' EXIT
 
 export PGOPTIONS="-c crm.smtp_host=127.0.0.1 -c crm.smtp_port=$PORT -c crm.smtp_tls=none -c crm.smtp_username=crm-relay
   -c crm.smtp_password=s3cret -c crm.smtp_rate_limit=0 -c crm.email_retry_base=300 -c crm.email_http_timeout=3000"
-process() { q -c "SELECT crm.process_email_queue(${1:-100})"; }
 ACCT=00000005-0000-0000-0000-0000000005e7
 enqueue() { q -c "SELECT crm.enqueue_email('$1'::jsonb || '{\"account_id\": \"$ACCT\", \"provider\": \"smtp\"}')"; }
-row() { q -c "SELECT $2 FROM crm.email_queue WHERE id = '$1'"; }
 received() { /usr/bin/python3 -c "
 import json, sys, email, email.policy
 d = [json.loads(l) for l in open('$OUT')]
