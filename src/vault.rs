@@ -122,20 +122,28 @@ fn decrypt(ciphertext: &str, context: &str) -> String {
     String::from_utf8(bytes).unwrap_or_else(|_| raise_decrypt_error(&DecryptError::AuthenticationFailed))
 }
 
+/// Why the email sender could not open or seal a token.
+pub(crate) enum TokenError {
+    /// The key settings are missing or malformed: fixable by an admin, so worth retrying.
+    Keys(String),
+    /// This token cannot be decrypted (tampered, another row's, a key that is gone).
+    Token(String),
+}
+
 /// For the email sender, which runs outside any transaction in the worker and so must not
 /// raise: a mailbox token bound to `context`, or one stored without a context (the two ways
 /// `crm.encrypt_token` stores them). Errors name the problem, never the token.
-pub(crate) fn open_token(ciphertext: &str, context: &str) -> Result<String, String> {
+pub(crate) fn open_token(ciphertext: &str, context: &str) -> Result<String, TokenError> {
     let bytes = try_with_keyring(|ring| {
         ring.decrypt(ciphertext, context.as_bytes()).or_else(|_| ring.decrypt(ciphertext, b""))
     })
-    .map_err(|e| e.to_string())?
-    .map_err(|e| format!("the stored token cannot be decrypted: {e}"))?;
-    String::from_utf8(bytes).map_err(|_| "the stored token cannot be decrypted: not text".to_string())
+    .map_err(|e| TokenError::Keys(e.to_string()))?
+    .map_err(|e| TokenError::Token(format!("the stored token cannot be decrypted: {e}")))?;
+    String::from_utf8(bytes).map_err(|_| TokenError::Token("the stored token cannot be decrypted: not text".into()))
 }
 
 /// Encrypt a token bound to `context`, without raising (see `open_token`).
-pub(crate) fn seal_token(plaintext: &str, context: &str) -> Result<String, String> {
+pub(crate) fn seal_token(plaintext: &str, context: &str) -> Result<String, TokenError> {
     try_with_keyring(|ring| {
         NONCES.with(|cell| {
             let mut nonces = cell.borrow_mut();
@@ -143,8 +151,8 @@ pub(crate) fn seal_token(plaintext: &str, context: &str) -> Result<String, Strin
             ring.encrypt(plaintext.as_bytes(), context.as_bytes(), nonces)
         })
     })
-    .map_err(|e| e.to_string())?
-    .map_err(|e| e.to_string())
+    .map_err(|e| TokenError::Keys(e.to_string()))?
+    .map_err(|e| TokenError::Token(e.to_string()))
 }
 
 /// Encrypt a token under the current key. NULL in, NULL out.

@@ -6,6 +6,7 @@
 //! Runs with no transaction open in the worker, so nothing in here may raise an ERROR.
 
 use super::http;
+use crate::vault::TokenError;
 use crate::guc;
 use chrono::Utc;
 use crm_core::delivery::oauth::{self, RefreshError, EXPIRY_MARGIN_SECS};
@@ -14,11 +15,13 @@ use serde_json::{json, Value};
 use std::collections::HashMap;
 
 /// Why no token: `Revoked` fails the message (the user must connect again); `Failed` is
-/// judged like a failed send (a token endpoint outage is retried); `Unusable` (a token that
-/// does not decrypt, an expired one with no refresh token) fails the message.
+/// judged like a failed send (a token endpoint outage, missing vault keys: retried);
+/// `Unusable` (a token that does not decrypt, an expired one with no refresh token) fails the
+/// message.
 pub enum NoToken {
     Revoked(String),
-    Failed(Answer),
+    /// The answer, and which step gave it ("token refresh: ", "mailbox token: ").
+    Failed(Answer, &'static str),
     Unusable(String),
 }
 
@@ -39,9 +42,18 @@ fn tenant() -> Result<String, NoToken> {
     if t.is_empty() || t.len() > 100 || !t.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-') {
         // Retried like an outage: the setting can be fixed before the attempts run out.
         let error = "crm.microsoft_tenant must be common, organizations, consumers, a tenant id or a domain".to_string();
-        return Err(NoToken::Failed(Answer { error: Some(error), ..Answer::default() }));
+        return Err(NoToken::Failed(Answer { error: Some(error), ..Answer::default() }, "token refresh: "));
     }
     Ok(t)
+}
+
+/// Key settings missing or malformed: retried (an admin can fix them before the attempts run
+/// out), like a missing API key. A token that does not decrypt: the message fails.
+fn no_token(e: TokenError) -> NoToken {
+    match e {
+        TokenError::Keys(msg) => NoToken::Failed(Answer { error: Some(msg), ..Answer::default() }, "mailbox token: "),
+        TokenError::Token(msg) => NoToken::Unusable(msg),
+    }
 }
 
 fn context(id: &str, which: &str) -> String {
@@ -62,7 +74,7 @@ impl Mailboxes {
             return Err(NoToken::Revoked(reason.clone()));
         }
         if let Some(answer) = self.failures.get(&id) {
-            return Err(NoToken::Failed(answer.clone()));
+            return Err(NoToken::Failed(answer.clone(), "token refresh: "));
         }
         let already = self.refreshed.get(&id).copied().unwrap_or(false);
         if let Some(t) = self.tokens.get(&id) {
@@ -74,7 +86,7 @@ impl Mailboxes {
         let due = expires_at.is_some_and(|at| at - (Utc::now().timestamp() as f64) < EXPIRY_MARGIN_SECS as f64);
         if !due && !force {
             let t = connection["access_token"].as_str().ok_or_else(|| NoToken::Unusable("the connection has no access token".into()))?;
-            let t = crate::vault::open_token(t, &context(&id, "access_token")).map_err(NoToken::Unusable)?;
+            let t = crate::vault::open_token(t, &context(&id, "access_token")).map_err(no_token)?;
             self.tokens.insert(id, t.clone());
             return Ok(t);
         }
@@ -90,7 +102,7 @@ impl Mailboxes {
         let Some(sealed) = connection["refresh_token"].as_str() else {
             return Err(NoToken::Unusable(format!("the {provider} access token has expired and the connection has no refresh token")));
         };
-        let refresh_token = crate::vault::open_token(sealed, &context(id, "refresh_token")).map_err(NoToken::Unusable)?;
+        let refresh_token = crate::vault::open_token(sealed, &context(id, "refresh_token")).map_err(no_token)?;
         let (url, client_id, secret) = match provider {
             "gmail" => (
                 http::url(&guc::text(&guc::GOOGLE_OAUTH_BASE_URL), "/token"),
@@ -106,7 +118,7 @@ impl Mailboxes {
         let answer = http::post_form(&url, &oauth::refresh_form(provider, &client_id, &secret, &refresh_token));
         match oauth::parse_answer(answer) {
             Ok(token) => {
-                let seal = |t: &str, which| crate::vault::seal_token(t, &context(id, which)).map_err(NoToken::Unusable);
+                let seal = |t: &str, which| crate::vault::seal_token(t, &context(id, which)).map_err(no_token);
                 let access = seal(&token.access_token, "access_token")?;
                 let refresh = token.refresh_token.as_deref().map(|t| seal(t, "refresh_token")).transpose()?;
                 self.updates.push(json!({"id": id, "access_token": access, "refresh_token": refresh, "expires_in": token.expires_in}));
@@ -121,7 +133,7 @@ impl Mailboxes {
             }
             Err(RefreshError::Failed(answer)) => {
                 self.failures.insert(id.to_string(), answer.clone());
-                Err(NoToken::Failed(answer))
+                Err(NoToken::Failed(answer, "token refresh: "))
             }
         }
     }

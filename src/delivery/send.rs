@@ -99,7 +99,7 @@ impl Round {
                 match self.mailboxes.token(connection, refreshed_for_401) {
                     Ok(t) => Some(t),
                     Err(NoToken::Revoked(reason) | NoToken::Unusable(reason)) => return self.failed(job, reason),
-                    Err(NoToken::Failed(answer)) => return self.judge_as(job, &answer, "token refresh: ", None, None),
+                    Err(NoToken::Failed(answer, what)) => return self.judge_as(job, &answer, what, None, None),
                 }
             } else {
                 None

@@ -20,7 +20,7 @@ GMAIL=0000000c-0000-0000-0000-00000000a001
 MS=0000000c-0000-0000-0000-00000000a002
 enqueue() { q -c "SELECT crm.enqueue_email('$1'::jsonb || '{\"account_id\": \"$ACCT\"}')"; }
 conn() { q -c "SELECT $2 FROM crm.email_providers WHERE id = '$1'"; }
-echo "1..36"
+echo "1..39"
 
 # A Gmail connection with a valid token (the emulator knows it), the account's default; a
 # Microsoft one whose token expired a minute ago. Tokens encrypted bound to their row, as a
@@ -65,6 +65,18 @@ check "$(echo "$r" | jq_ 'd[0]["mime"]["structure"], [(p["content_type"], p["fil
 check "$(echo "$r" | jq_ '[p.get("text", p.get("base64")) for p in d[0]["mime"]["parts"]]')" "['Hi John', '<p>Hi John</p>', 'JVBERi0xLjQK']" \
   "the parts decode to the bodies and the attachment's bytes"
 check "$(row "$id" "metadata->>'provider_message_id'")" "$(echo "$r" | jq_ 'd[0]["response"]["id"]')" "Gmail's message id is stored"
+
+# The vault key missing (a configuration slip): the message waits for a retry, nothing fails.
+emu POST /_emulator/reset >/dev/null
+emu POST /_emulator/oauth '{"access_tokens": {"ya29.seed-valid": "google"}}' >/dev/null
+id=$(enqueue '{"to": "nokey@example.com", "subject": "s", "text": "t"}')
+PGOPTIONS="$PGOPTIONS -c crm.encryption_key=" q -c "SELECT crm.process_email_queue()" >/dev/null
+check "$(row "$id" "status || ' | ' || last_error")" "pending | mailbox token: no answer: crm.encryption_key is not set" \
+  "no vault key: retried later, with the reason"
+check "$(requests | jq_ 'len(d)')/$(conn $GMAIL "is_active")" "0/t" "... nothing was sent and the connection stays active"
+q -c "UPDATE crm.email_queue SET next_attempt_at = now() WHERE id = '$id'" >/dev/null
+process >/dev/null
+check "$(row "$id" "status")" "sent" "... and with the key back it is sent"
 
 # 2. Microsoft with an expired token: refreshed first, then sendMail; three emails, one refresh.
 emu POST /_emulator/reset >/dev/null
