@@ -171,6 +171,38 @@ BEGIN
 END
 $$;
 
+-- Retention: delete finished rows (sent, failed, cancelled) that finished more than older_than
+-- ago, at most batch_size per call so one call never holds a long transaction (pg_cron can run
+-- it every few minutes). Analytics rows keep their data (queue_item_id becomes NULL). An
+-- idempotency_key is remembered only as long as its row: the retention is the window in which
+-- the same key queues once. Returns how many rows were deleted.
+CREATE FUNCTION crm.purge_email_queue(older_than interval DEFAULT '90 days', batch_size integer DEFAULT 10000)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    n bigint;
+BEGIN
+    IF older_than IS NULL OR older_than < interval '0' THEN
+        RAISE EXCEPTION 'older_than must be a positive interval, not %', older_than USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF batch_size IS NULL OR batch_size NOT BETWEEN 1 AND 1000000 THEN
+        RAISE EXCEPTION 'batch_size must be between 1 and 1000000' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    WITH gone AS (
+        DELETE FROM crm.email_queue q
+        WHERE q.id IN (SELECT f.id FROM crm.email_queue f
+                       WHERE f.status IN ('sent', 'failed', 'cancelled')
+                         AND coalesce(f.sent_at, f.updated_at) < now() - older_than
+                       LIMIT batch_size FOR UPDATE SKIP LOCKED)
+        RETURNING 1)
+    SELECT count(*) INTO n FROM gone;
+    RETURN n;
+END
+$$;
+REVOKE ALL ON FUNCTION crm.purge_email_queue(interval, integer) FROM PUBLIC;
+
 -- Claim up to max_items due rows (and rows whose lease expired: their sender died) for
 -- sending: FOR UPDATE SKIP LOCKED, so any number of workers and pg_cron calls can claim at
 -- once without taking the same row; each claimed row becomes 'processing' with a lease.

@@ -95,7 +95,8 @@ BEGIN
         GRANT USAGE ON SCHEMA crm TO service_role;
         GRANT ALL ON ALL TABLES IN SCHEMA crm TO service_role;
         GRANT ALL ON ALL SEQUENCES IN SCHEMA crm TO service_role;
-        GRANT EXECUTE ON FUNCTION crm.purge_webhook_events(interval), crm.process_email_queue(integer),
+        GRANT EXECUTE ON FUNCTION crm.purge_webhook_events(interval), crm.purge_email_queue(interval, integer),
+            crm.process_email_queue(integer),
             crm._claim_emails(integer, double precision, boolean), crm._record_email_outcomes(json, json) TO service_role;
         GRANT EXECUTE ON FUNCTION crm.decrypt_token(text), crm.decrypt_token(text, text),
             crm.rotate_encryption_key(integer) TO service_role;

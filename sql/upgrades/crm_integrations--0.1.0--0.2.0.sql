@@ -1,5 +1,5 @@
 -- crm_integrations 0.1.0 -> 0.2.0: email delivery through Gmail, Microsoft 365 and SMTP,
--- OAuth token refresh, Resend batch mode, several workers.
+-- OAuth token refresh, Resend batch mode, several workers, queue retention.
 -- Applied by ALTER EXTENSION crm_integrations UPDATE TO '0.2.0'. tests/shell/upgrade.sh checks
 -- that a 0.1.0 database updated with this script has exactly the objects, definitions and
 -- privileges of a fresh 0.2.0 install.
@@ -116,6 +116,34 @@ AS $$
                WHERE q.id = $1 AND q.status IN ('pending', 'scheduled') AND q.send_key IS NULL RETURNING 1)
     SELECT count(*) = 1 FROM c
 $$;
+
+-- Retention of finished queue rows.
+CREATE FUNCTION crm.purge_email_queue(older_than interval DEFAULT '90 days', batch_size integer DEFAULT 10000)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    n bigint;
+BEGIN
+    IF older_than IS NULL OR older_than < interval '0' THEN
+        RAISE EXCEPTION 'older_than must be a positive interval, not %', older_than USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF batch_size IS NULL OR batch_size NOT BETWEEN 1 AND 1000000 THEN
+        RAISE EXCEPTION 'batch_size must be between 1 and 1000000' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    WITH gone AS (
+        DELETE FROM crm.email_queue q
+        WHERE q.id IN (SELECT f.id FROM crm.email_queue f
+                       WHERE f.status IN ('sent', 'failed', 'cancelled')
+                         AND coalesce(f.sent_at, f.updated_at) < now() - older_than
+                       LIMIT batch_size FOR UPDATE SKIP LOCKED)
+        RETURNING 1)
+    SELECT count(*) INTO n FROM gone;
+    RETURN n;
+END
+$$;
+REVOKE ALL ON FUNCTION crm.purge_email_queue(interval, integer) FROM PUBLIC;
 
 -- New signatures: batch mode in the claim, connection updates in the record.
 DROP FUNCTION crm._claim_emails(integer, double precision);
@@ -253,7 +281,8 @@ BEGIN
         GRANT USAGE ON SCHEMA crm TO service_role;
         GRANT ALL ON ALL TABLES IN SCHEMA crm TO service_role;
         GRANT ALL ON ALL SEQUENCES IN SCHEMA crm TO service_role;
-        GRANT EXECUTE ON FUNCTION crm.purge_webhook_events(interval), crm.process_email_queue(integer),
+        GRANT EXECUTE ON FUNCTION crm.purge_webhook_events(interval), crm.purge_email_queue(interval, integer),
+            crm.process_email_queue(integer),
             crm._claim_emails(integer, double precision, boolean), crm._record_email_outcomes(json, json) TO service_role;
         GRANT EXECUTE ON FUNCTION crm.decrypt_token(text), crm.decrypt_token(text, text),
             crm.rotate_encryption_key(integer) TO service_role;
