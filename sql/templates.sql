@@ -102,11 +102,9 @@ CREATE FUNCTION crm.render_email_template(
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT crm.render_template(t.subject, $2, 'text', $4),
-           r.html,
-           coalesce(crm.render_template(t.text_content, $2, 'text', $4), crm.html_to_text(r.html))
+    SELECT p.subject, p.html, p.text
     FROM crm.find_email_template($1, $3) t,
-         LATERAL (SELECT crm.render_template(t.html_content, $2, 'html', $4) AS html) r
+         LATERAL crm._render_email_parts(t.subject, t.html_content, t.text_content, $2, $4) p
 $$;
 
 ------------------------------------------------------------------------------------------------

@@ -11,7 +11,8 @@ pgrx::extension_sql_file!(
         "rls",
         templates::render_template,
         templates::template_variables,
-        templates::html_to_text
+        templates::html_to_text,
+        templates::_render_email_parts
     ]
 );
 pgrx::extension_sql_file!(

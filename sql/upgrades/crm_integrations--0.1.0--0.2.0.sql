@@ -17,6 +17,36 @@ STRICT VOLATILE
 LANGUAGE c
 AS 'MODULE_PATHNAME', 'email_worker_pids_wrapper';
 
+-- crm.render_email_template renders its three parts in one call (Rust: src/templates.rs).
+CREATE FUNCTION crm."_render_email_parts"(
+	"subject_template" TEXT,
+	"html_template" TEXT,
+	"text_template" TEXT,
+	"variables" jsonb DEFAULT '{}',
+	"strict" bool DEFAULT false
+) RETURNS TABLE (
+	"subject" TEXT,
+	"html" TEXT,
+	"text" TEXT
+)
+STABLE PARALLEL SAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', '_render_email_parts_wrapper';
+
+CREATE OR REPLACE FUNCTION crm.render_email_template(
+    name       text,
+    variables  jsonb DEFAULT '{}',
+    account_id uuid DEFAULT crm.current_account_id(),
+    strict     boolean DEFAULT false
+) RETURNS TABLE (subject text, html text, text text)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT p.subject, p.html, p.text
+    FROM crm.find_email_template($1, $3) t,
+         LATERAL crm._render_email_parts(t.subject, t.html_content, t.text_content, $2, $4) p
+$$;
+
 -- All four providers can send now.
 CREATE OR REPLACE FUNCTION crm.email_provider_available(provider text) RETURNS boolean
 LANGUAGE sql IMMUTABLE PARALLEL SAFE

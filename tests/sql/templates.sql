@@ -1,7 +1,7 @@
 -- crm.render_template and the template store through SQL: syntax, escaping, dates and zones,
 -- strict mode, every error with its SQLSTATE, limits, override of a global template, RLS.
 BEGIN;
-SELECT plan(54);
+SELECT plan(59);
 
 -- Syntax elements.
 SELECT is(crm.render_template('Hi {{name}}!', '{"name": "John"}'), 'Hi John!', 'plain variable');
@@ -91,6 +91,16 @@ SELECT is((SELECT subject FROM crm.render_email_template('Welcome Email', '{"fir
 SELECT is((SELECT count(*) FROM crm.email_templates WHERE account_id IS NOT NULL), 0::bigint, 'B cannot see A''s template');
 SELECT throws_ok($$SELECT * FROM crm.render_email_template('No such template', '{}')$$, '42704', NULL, 'unknown template: 42704');
 SELECT tests.logout();
+
+-- The three parts in one call (what crm.render_email_template runs).
+SELECT is((SELECT row(subject, html, text)::text FROM crm._render_email_parts('Hi {{n}}', '<p>{{n}}</p>', NULL, '{"n": "<&>"}')),
+          row('Hi <&>', '<p>&lt;&amp;&gt;</p>', '<&>')::text, 'parts: subject as text, HTML escaped, text made from the HTML');
+SELECT is((SELECT row(subject, html, text)::text FROM crm._render_email_parts(NULL, NULL, NULL)), row(NULL, NULL, NULL)::text, 'parts: NULL in, NULL out');
+SELECT throws_ok($$SELECT * FROM crm._render_email_parts('{{#if}}', NULL, NULL)$$, '22023',
+                 'template syntax error at line 1, column 1: {{#if}} is never closed', 'parts: a broken template is 22023');
+SELECT throws_ok($$SELECT * FROM crm._render_email_parts('{{x}}', NULL, NULL, '[]')$$, '22023',
+                 'template variables must be a JSON object, not an array', 'parts: variables must be an object');
+SELECT throws_ok($$SELECT * FROM crm._render_email_parts('{{x}}', NULL, NULL, '{}', true)$$, '22023', NULL, 'parts: strict mode names the missing variable');
 
 SELECT * FROM finish();
 ROLLBACK;
