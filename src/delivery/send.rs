@@ -5,7 +5,8 @@
 
 use super::oauth::{Mailboxes, NoToken};
 use super::providers::{self, resend, Request};
-use super::{pacing, render};
+use super::pacing::{self, Lane};
+use super::render;
 use crate::guc;
 use chrono::Utc;
 use crm_core::delivery::outcome::{self, Answer, Backoff, Outcome};
@@ -68,11 +69,12 @@ impl Round {
         if ready.is_empty() {
             return;
         }
-        pacing::pace("resend");
+        let lane = Lane::provider("resend");
+        pacing::pace(&lane);
         let emails: Vec<&Outgoing> = ready.iter().map(|(_, e)| e).collect();
         let answer = resend::send_batch(&emails, key);
         if answer.status == Some(429) {
-            pacing::slow_down("resend", answer.retry_after.as_deref());
+            pacing::slow_down(&lane, answer.retry_after.as_deref());
         }
         let ids = crm_core::delivery::resend::batch_message_ids(&answer.body).unwrap_or_default();
         for (i, (job, email)) in ready.iter().enumerate() {
@@ -93,6 +95,8 @@ impl Round {
         if provider.needs_mailbox() && connection.is_null() {
             return self.failed(job, format!("the account has no active {name} connection"));
         }
+        // Gmail's and Graph's quotas are per mailbox: one lane per connection.
+        let lane = Lane { provider: provider.name(), mailbox: connection["id"].as_str().map(str::to_owned) };
         let mut refreshed_for_401 = false;
         loop {
             let token = if provider.needs_mailbox() {
@@ -104,7 +108,7 @@ impl Round {
             } else {
                 None
             };
-            pacing::pace(provider.name());
+            pacing::pace(&lane);
             let req = Request { id: id_of(job), email: &email, thread_id: job["thread_id"].as_str(), access_token: token.as_deref() };
             let answer = provider.send(&req);
             // A token can be revoked or expire early although its recorded expiry is later:
@@ -114,7 +118,7 @@ impl Round {
                 continue;
             }
             if answer.status == Some(429) {
-                pacing::slow_down(provider.name(), answer.retry_after.as_deref());
+                pacing::slow_down(&lane, answer.retry_after.as_deref());
             }
             let message_id = provider.message_id(&answer);
             return self.judge(job, &answer, Some(&email.subject), message_id);

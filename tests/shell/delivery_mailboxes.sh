@@ -20,7 +20,7 @@ GMAIL=0000000c-0000-0000-0000-00000000a001
 MS=0000000c-0000-0000-0000-00000000a002
 enqueue() { q -c "SELECT crm.enqueue_email('$1'::jsonb || '{\"account_id\": \"$ACCT\"}')"; }
 conn() { q -c "SELECT $2 FROM crm.email_providers WHERE id = '$1'"; }
-echo "1..39"
+echo "1..42"
 
 # A Gmail connection with a valid token (the emulator knows it), the account's default; a
 # Microsoft one whose token expired a minute ago. Tokens encrypted bound to their row, as a
@@ -124,6 +124,30 @@ r=$(requests)
 check "$(echo "$r" | jq_ '[(x["path"], (x.get("response") or {}).get("error", {}).get("code") if isinstance((x.get("response") or {}).get("error"), dict) else None) for x in d]')" \
   "[('/gmail/v1/users/me/messages/send', 401), ('/token', None), ('/gmail/v1/users/me/messages/send', None)]" "401 → refresh at Google's /token → the send again"
 check "$(row "$id" "status")" "sent" "... and it is sent"
+
+# Gmail's quota is per mailbox, so is the pacing: at 2 requests/s, two emails from each of two
+# mailboxes (sent in claim order: dana, dana, sam, sam) wait 0.5 s within each mailbox, about
+# 1 s in all, where one limit for all of Gmail would need 1.5 s.
+SAM=0000000c-0000-0000-0000-00000000a003
+q <<SQL >/dev/null
+UPDATE crm.email_providers SET access_token_encrypted = crm.encrypt_token('ya29.seed-valid', 'email_providers:$GMAIL:access_token'),
+                               token_expires_at = now() + interval '1 hour' WHERE id = '$GMAIL';
+INSERT INTO crm.email_providers (id, account_id, provider, provider_email, access_token_encrypted, token_expires_at)
+VALUES ('$SAM', '$ACCT', 'gmail', 'sam@317plumber.com', crm.encrypt_token('ya29.sam', 'email_providers:$SAM:access_token'), now() + interval '1 hour');
+SQL
+emu POST /_emulator/reset >/dev/null
+emu POST /_emulator/oauth '{"access_tokens": {"ya29.seed-valid": "google", "ya29.sam": "google"}, "refresh_tokens": {"1//rt-google": "google"}}' >/dev/null
+for who in dana dana sam sam; do enqueue "{\"provider\": \"gmail\", \"from\": \"$who@317plumber.com\", \"to\": \"p@example.com\", \"subject\": \"s\", \"text\": \"t\"}" >/dev/null; done
+start=$(date +%s.%N)
+PGOPTIONS="$PGOPTIONS -c crm.gmail_rate_limit=2" q -c "SELECT crm.process_email_queue()" >/dev/null
+secs=$(echo "$(date +%s.%N) - $start" | bc -l)
+r=$(requests)
+check "$(echo "$r" | jq_ 'sorted(x["headers"]["authorization"][7:] for x in d)')" "['ya29.sam', 'ya29.sam', 'ya29.seed-valid', 'ya29.seed-valid']" \
+  "each email goes out as its sender's mailbox (the connection whose address is the sender)"
+check "$(echo "$r" | jq_ 'min(b["at"] - a["at"] for t in {x["headers"]["authorization"] for x in d} for a, b in [[x for x in d if x["headers"]["authorization"] == t]]) >= 0.45')" "True" \
+  "within a mailbox, requests are 0.5 s apart (2/s)"
+check "$(echo "$secs < 1.4" | bc -l)" "1" "across mailboxes they are not: four emails in $(printf '%.2f' "$secs") s, not 1.5 s"
+q -c "DELETE FROM crm.email_providers WHERE id = '$SAM'" >/dev/null
 
 # 4. The token endpoint is down: the message is retried later, the connection stays active.
 emu POST /_emulator/reset >/dev/null
