@@ -140,12 +140,11 @@ pub fn send_all(jobs: &[Value]) -> (Vec<Value>, Vec<Value>) {
     // Batch groups keep the claim's order (priority first) by their first row.
     let mut groups: Vec<(&str, Vec<&Value>)> = Vec::new();
     for job in jobs {
-        match job["send_key"].as_str() {
-            Some(key) => match groups.iter_mut().find(|(k, _)| *k == key) {
+        if let Some(key) = job["send_key"].as_str() {
+            match groups.iter_mut().find(|(k, _)| *k == key) {
                 Some((_, rows)) => rows.push(job),
                 None => groups.push((key, vec![job])),
-            },
-            None => {}
+            }
         }
     }
     // A repeat must carry the same emails in the same order as the first request under its

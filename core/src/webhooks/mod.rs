@@ -65,7 +65,7 @@ pub(crate) fn any_signature_matches<K: AsRef<[u8]>>(keys: &[K], prefix: &[u8], b
 }
 
 pub(crate) fn decode_hex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     (0..s.len())
