@@ -215,7 +215,10 @@ REVOKE ALL ON FUNCTION crm.purge_email_queue(interval, integer) FROM PUBLIC;
 -- attachments (the batch endpoint takes none), are grouped by up to 100 and each group gets
 -- a send_key, stored here in the claim's transaction before anything is sent. A row that
 -- already has a send_key brings the rest of its group along (max_items is then exceeded by
--- at most 99), so a repeat goes out exactly as the first request did.
+-- at most 99), so a repeat goes out exactly as the first request did. A group is claimed
+-- whole by one claimer: each takes a transaction-level advisory lock per send_key (class 7461)
+-- before it may lock a member row, and skips groups another claimer holds; without that, two
+-- claimers reclaiming at once could split a group and send two different payloads under its key.
 CREATE FUNCTION crm._claim_emails(max_items integer, lease_seconds double precision, batch_mode boolean DEFAULT false)
 RETURNS json
 LANGUAGE sql VOLATILE
@@ -225,11 +228,13 @@ AS $$
         SELECT id, send_key, provider, attempts, max_attempts, attachments, priority, next_attempt_at
         FROM crm.email_queue
         WHERE status = 'processing' AND locked_until < now()
+          AND (send_key IS NULL OR pg_try_advisory_xact_lock(7461, hashtext(send_key)))
         ORDER BY locked_until LIMIT $1 FOR UPDATE SKIP LOCKED
     ), due AS (
         SELECT id, send_key, provider, attempts, max_attempts, attachments, priority, next_attempt_at
         FROM crm.email_queue
         WHERE status IN ('pending', 'scheduled') AND next_attempt_at <= now()
+          AND (send_key IS NULL OR pg_try_advisory_xact_lock(7461, hashtext(send_key)))
         ORDER BY priority DESC, next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED
     ), pick AS (
         SELECT * FROM (SELECT 0 AS o, * FROM expired UNION ALL SELECT 1, * FROM due) x
@@ -241,6 +246,7 @@ AS $$
           AND m.status IN ('pending', 'scheduled', 'processing')   -- (the send_key index's predicate)
           AND (m.status <> 'processing' OR m.locked_until < now())
           AND m.id NOT IN (SELECT id FROM pick)
+          AND pg_try_advisory_xact_lock(7461, hashtext(m.send_key))   -- ours already: re-entrant
         FOR UPDATE SKIP LOCKED
     ), fresh AS (
         -- first attempts that can share a batch request: numbered per (max_attempts), 100 a group

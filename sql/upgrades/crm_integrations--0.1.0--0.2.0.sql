@@ -186,11 +186,13 @@ AS $$
         SELECT id, send_key, provider, attempts, max_attempts, attachments, priority, next_attempt_at
         FROM crm.email_queue
         WHERE status = 'processing' AND locked_until < now()
+          AND (send_key IS NULL OR pg_try_advisory_xact_lock(7461, hashtext(send_key)))
         ORDER BY locked_until LIMIT $1 FOR UPDATE SKIP LOCKED
     ), due AS (
         SELECT id, send_key, provider, attempts, max_attempts, attachments, priority, next_attempt_at
         FROM crm.email_queue
         WHERE status IN ('pending', 'scheduled') AND next_attempt_at <= now()
+          AND (send_key IS NULL OR pg_try_advisory_xact_lock(7461, hashtext(send_key)))
         ORDER BY priority DESC, next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED
     ), pick AS (
         SELECT * FROM (SELECT 0 AS o, * FROM expired UNION ALL SELECT 1, * FROM due) x
@@ -202,6 +204,7 @@ AS $$
           AND m.status IN ('pending', 'scheduled', 'processing')   -- (the send_key index's predicate)
           AND (m.status <> 'processing' OR m.locked_until < now())
           AND m.id NOT IN (SELECT id FROM pick)
+          AND pg_try_advisory_xact_lock(7461, hashtext(m.send_key))   -- ours already: re-entrant
         FOR UPDATE SKIP LOCKED
     ), fresh AS (
         -- first attempts that can share a batch request: numbered per (max_attempts), 100 a group

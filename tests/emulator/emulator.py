@@ -6,7 +6,8 @@ receives, and injects faults on command. Binds to 127.0.0.1 only.
 
   Resend   POST /emails, POST /emails/batch; error body {"statusCode", "name", "message"};
            Idempotency-Key replay (409 invalid_idempotent_request for the same key with a
-           different payload); API keys start with re_
+           different payload, 409 concurrent_idempotent_requests while the first request with
+           that key is still being processed); API keys start with re_
   Gmail    POST /gmail/v1/users/me/messages/send {"raw": base64url RFC 5322, "threadId"};
            Google error body {"error": {"code", "message", "errors", "status"}}
   Graph    POST /v1.0/me/sendMail: 202 with no body; {"error": {"code", "message"}}
@@ -47,7 +48,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 API_KEY_PREFIX = "re_"
 LOCK = threading.Lock()
 STATE = {"requests": [], "faults": [], "idempotency": {}, "rate": 0, "recent": [],
-         "refresh": {}, "access": {}, "revoked": set()}
+         "refresh": {}, "access": {}, "revoked": set(), "in_flight": set()}
 ACCESS_TOKEN_LIFETIME = 3599
 MS_TOKEN_PATH = re.compile(r"^/[^/]+/oauth2/v2\.0/token$")
 
@@ -217,7 +218,7 @@ class Handler(BaseHTTPRequestHandler):
         if self.path == "/_emulator/reset":
             with LOCK:
                 STATE.update(requests=[], faults=[], idempotency={}, rate=0, recent=[],
-                             refresh={}, access={}, revoked=set())
+                             refresh={}, access={}, revoked=set(), in_flight=set())
             return self.reply(200, {"ok": True})
         if self.path == "/_emulator/oauth":
             with LOCK:
@@ -246,21 +247,65 @@ class Handler(BaseHTTPRequestHandler):
                 if f.get("path", self.path) == self.path:
                     fault = STATE["faults"].pop(i)
                     break
+
+        # Resend: authentication, then the idempotency key (replay, conflict), before anything
+        # else; the key stays "in progress" until the answer, injected delays included.
+        key = None
+        if self.path in ("/emails", "/emails/batch"):
+            if not headers.get("authorization", "").startswith("Bearer " + API_KEY_PREFIX):
+                return self.reply(*resend_error(401, "missing_api_key", "Missing API key in the authorization header."))
+            key = headers.get("idempotency-key")
+        payload = json.dumps(body, sort_keys=True)
+        if key:
+            with LOCK:
+                seen = STATE["idempotency"].get((self.path, key))
+                busy = seen is None and (self.path, key) in STATE["in_flight"]
+                if seen is None and not busy:
+                    STATE["in_flight"].add((self.path, key))
+            if busy:
+                result = resend_error(409, "concurrent_idempotent_requests",
+                                      "Same idempotency key used while original request is still in progress.")
+                record["response"] = result[1]
+                return self.reply(*result)
+            if seen is not None:
+                if seen[0] != payload:
+                    result = resend_error(409, "invalid_idempotent_request",
+                                          "Same idempotency key used with a different request payload. Change your idempotency key or payload.")
+                    record["response"] = result[1]
+                    return self.reply(*result)
+                record["replayed"] = True
+                return self.reply(*seen[1])
+        try:
+            result = self.answer(fault, body, headers, record)
+            if result is None:  # connection dropped
+                return
+            if key and 200 <= result[0] < 300:
+                with LOCK:
+                    STATE["idempotency"][(self.path, key)] = (payload, result)
+        finally:
+            if key:
+                with LOCK:
+                    STATE["in_flight"].discard((self.path, key))
+        extra = result[2] if len(result) > 2 else None
+        return self.reply(result[0], result[1], headers=extra)
+
+    def answer(self, fault, body, headers, record):
+        """(status, body[, headers]) for a request, or None when the connection was dropped."""
         if fault:
             if fault.get("delay_ms"):
                 time.sleep(fault["delay_ms"] / 1000)
             if fault.get("drop"):
                 self.close_connection = True
                 self.connection.shutdown(2)
-                return
+                return None
             if fault.get("invalid_grant"):
-                return self.reply(400, {"error": "invalid_grant", "error_description": "Token has been expired or revoked."})
+                return 400, {"error": "invalid_grant", "error_description": "Token has been expired or revoked."}
             if fault.get("status"):
                 extra = {"Retry-After": str(fault["retry_after"])} if fault.get("retry_after") else {}
                 name = "rate_limit_exceeded" if fault["status"] == 429 else "internal_server_error"
                 result = resend_error(fault["status"], name, "Injected fault.")
                 record["response"] = result[1]
-                return self.reply(*result, headers=extra)
+                return result[0], result[1], extra
 
         with LOCK:
             limited = False
@@ -273,37 +318,14 @@ class Handler(BaseHTTPRequestHandler):
         if limited:
             result = resend_error(429, "rate_limit_exceeded", "Too many requests. You can only make %d requests per second." % STATE["rate"])
             record["response"] = result[1]
-            return self.reply(*result, headers={"Retry-After": "1"})
+            return result[0], result[1], {"Retry-After": "1"}
         if self.path == "/token" or MS_TOKEN_PATH.match(self.path):
             result = issue_token(body if isinstance(body, dict) else {}, "google" if self.path == "/token" else "microsoft")
-            record["response"] = result[1]
-            return self.reply(*result)
-        if self.path == "/gmail/v1/users/me/messages/send":
+        elif self.path == "/gmail/v1/users/me/messages/send":
             result = gmail_send(body, headers, record)
-            record["response"] = result[1]
-            return self.reply(*result)
-        if self.path == "/v1.0/me/sendMail":
+        elif self.path == "/v1.0/me/sendMail":
             result = graph_send(body, headers)
-            record["response"] = result[1]
-            return self.reply(*result)
-
-        if not headers.get("authorization", "").startswith("Bearer " + API_KEY_PREFIX):
-            return self.reply(*resend_error(401, "missing_api_key", "Missing API key in the authorization header."))
-        key = headers.get("idempotency-key")
-        payload = json.dumps(body, sort_keys=True)
-        if key:
-            with LOCK:
-                seen = STATE["idempotency"].get((self.path, key))
-            if seen is not None:
-                if seen[0] != payload:
-                    result = resend_error(409, "invalid_idempotent_request",
-                                          "Same idempotency key used with a different request payload. Change your idempotency key or payload.")
-                    record["response"] = result[1]
-                    return self.reply(*result)
-                record["replayed"] = True
-                return self.reply(*seen[1])
-
-        if self.path == "/emails":
+        elif self.path == "/emails":
             problem = validate_email(body)
             result = resend_error(422, "validation_error", problem) if problem else (200, {"id": str(uuid.uuid4())})
         elif self.path == "/emails/batch":
@@ -316,11 +338,7 @@ class Handler(BaseHTTPRequestHandler):
         else:
             result = resend_error(404, "not_found", "The requested endpoint does not exist.")
         record["response"] = result[1]
-        if key and 200 <= result[0] < 300:
-            with LOCK:
-                STATE["idempotency"][(self.path, key)] = (payload, result)
-        return self.reply(*result)
-
+        return result
 
 def main():
     port = int(sys.argv[1]) if len(sys.argv) > 1 else 18025

@@ -16,7 +16,7 @@ queue() { # how many, subject, extra jsonb
   q -c "SELECT count(*) FROM crm.enqueue_batch((SELECT jsonb_agg(jsonb_build_object('account_id', '$ACCT',
           'to', 'b' || i || '@example.com', 'subject', '$2', 'text', 'message ' || i) || '${3:-{\}}'::jsonb)
           FROM generate_series(1, $1) i))" >/dev/null; }
-echo "1..16"
+echo "1..18"
 
 q <<SQL
 DELETE FROM crm.accounts WHERE id = '$ACCT';
@@ -72,7 +72,21 @@ queue 1 lone
 process >/dev/null
 check "$(requests | jq_ '[x["path"] for x in d]')" "['/emails']" "a lone due email goes to POST /emails"
 
-# 4. Batch mode off: one request per email.
+# 4. A group is claimed whole by one claimer: while another claimer holds the group's lock,
+#    none of it is claimed; afterwards all of it at once.
+q -c "UPDATE crm.email_queue SET status = 'cancelled' WHERE status IN ('pending', 'scheduled', 'processing')" >/dev/null
+queue 10 grouped
+q -c "SELECT json_array_length(crm._claim_emails(10, 0.001, true))" >/dev/null   # claimed, then its sender "died"
+key=$(q -c "SELECT DISTINCT send_key FROM crm.email_queue WHERE subject = 'grouped'")
+q -c "BEGIN" -c "SELECT pg_advisory_xact_lock(7461, hashtext('$key'))" -c "SELECT pg_sleep(1.5)" -c "COMMIT" >/dev/null &
+holder=$!
+sleep 0.5
+check "$(q -c "SELECT json_array_length(crm._claim_emails(3, 60, true))")" "0" "while another claimer holds a group, no row of it is claimed"
+wait $holder
+check "$(q -c "SELECT json_array_length(crm._claim_emails(3, 60, true))")" "10" "... then the whole group at once (10 rows for max_items 3)"
+q -c "UPDATE crm.email_queue SET status = 'cancelled' WHERE subject = 'grouped'" >/dev/null
+
+# 5. Batch mode off: one request per email.
 emu POST /_emulator/reset >/dev/null
 queue 3 unbatched
 PGOPTIONS="$PGOPTIONS -c crm.resend_batch=off" q -c "SELECT crm.process_email_queue()" >/dev/null

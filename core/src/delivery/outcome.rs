@@ -80,6 +80,9 @@ pub fn classify(answer: &Answer, attempt: i32, max_attempts: i32, backoff: &Back
         (Some(c), _) => c < 500,
         (None, Some(s)) if (200..300).contains(&s) => return Outcome::Sent { provider_message_id: None },
         (None, Some(429)) => true,
+        // Resend: the same idempotency key is still being processed (our earlier request, its
+        // sender gone): try again later, when the first has finished and is replayed.
+        (None, Some(409)) if answer.body.contains("concurrent_idempotent_requests") => true,
         (None, Some(s)) if s >= 500 => true,
         (None, Some(_)) => false,
         (None, None) => true,
@@ -122,6 +125,9 @@ mod tests {
         assert!(matches!(classify(&ans(None, None), 2, 3, &b, now()), Outcome::Retry { after_secs, .. } if after_secs == 600.0));
         assert!(matches!(classify(&ans(Some(422), None), 1, 3, &b, now()), Outcome::Failed { error } if error.starts_with("HTTP 422")));
         assert!(matches!(classify(&ans(Some(500), None), 3, 3, &b, now()), Outcome::Failed { error } if error.contains("gave up after 3")));
+        let conflict = |name: &str| Answer { status: Some(409), body: format!("{{\"name\":\"{name}\"}}"), ..Answer::default() };
+        assert!(matches!(classify(&conflict("concurrent_idempotent_requests"), 1, 3, &b, now()), Outcome::Retry { .. }));
+        assert!(matches!(classify(&conflict("invalid_idempotent_request"), 1, 3, &b, now()), Outcome::Failed { .. }));
         let smtp = |code, text: &str| Answer { smtp_code: Some(code), body: text.into(), ..Answer::default() };
         assert!(matches!(classify(&smtp(250, "2.0.0 OK"), 1, 3, &b, now()), Outcome::Sent { .. }));
         assert!(matches!(classify(&smtp(451, "4.7.1 try later"), 1, 3, &b, now()), Outcome::Retry { error, .. } if error == "SMTP 451: 4.7.1 try later"));
