@@ -13,6 +13,8 @@ use crate::guc;
 use crm_core::webhooks::{stripe, svix, VerifyError};
 use pgrx::prelude::*;
 use pgrx::JsonB;
+use std::cell::RefCell;
+use std::collections::HashMap;
 
 fn raise(code: PgSqlErrorCode, message: String) -> ! {
     crate::errors::raise(code, message, None, "crm.webhooks")
@@ -36,20 +38,41 @@ fn header<'a>(headers: &'a serde_json::Map<String, serde_json::Value>, name: &st
     })
 }
 
-fn secrets(setting: &'static pgrx::guc::GucSetting<Option<std::ffi::CString>>, name: &str) -> Vec<String> {
-    let list: Vec<String> = guc::text(setting)
-        .split(',')
+/// A provider's signing keys as the verifiers want them (Stripe: the secrets' bytes; Svix: the
+/// base64-decoded secrets), or why there are none.
+type Keys = Result<Vec<Vec<u8>>, VerifyError>;
+
+thread_local! {
+    // Per backend, per setting: the setting's text and the keys parsed from it. A SET or a
+    // reload changes the text, and the next call parses again; an unchanged setting costs one
+    // byte comparison instead of a split and (Svix) a base64 decode on every delivery.
+    static KEYS: RefCell<HashMap<&'static str, (Vec<u8>, Keys)>> = RefCell::new(HashMap::new());
+}
+
+/// Comma-separated secrets (several while rolling one); none is `Ok(empty)`.
+fn parse_keys(text: &str, setting: &'static str) -> Keys {
+    text.split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .collect();
-    if list.is_empty() {
-        raise(
-            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-            format!("{name} is not set: webhooks cannot be verified"),
-        );
-    }
-    list
+        .map(|s| match setting {
+            "crm.resend_webhook_secret" => svix::decode_secret(s).ok_or(VerifyError::BadSecret(setting)),
+            _ => Ok(s.as_bytes().to_vec()),
+        })
+        .collect()
+}
+
+/// The keys of `setting`, from this backend's cache while the setting's text is unchanged.
+fn keys(setting: &'static pgrx::guc::GucSetting<Option<std::ffi::CString>>, name: &'static str) -> Keys {
+    let raw = guc::raw(setting);
+    KEYS.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        let fresh = matches!(cache.get(name), Some((text, _)) if text.as_slice() == raw);
+        if !fresh {
+            let keys = parse_keys(&String::from_utf8_lossy(raw), name);
+            cache.insert(name, (raw.to_vec(), keys));
+        }
+        cache[name].1.clone()
+    })
 }
 
 fn now() -> i64 {
@@ -75,7 +98,13 @@ fn _verify_webhook(provider: &str, headers: JsonB, body: &str) -> Option<String>
     let serde_json::Value::Object(headers) = headers.0 else {
         raise(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, "webhook headers must be a JSON object".into())
     };
-    let secrets = secrets(secret_setting, setting_name);
+    let keys = keys(secret_setting, setting_name);
+    if matches!(&keys, Ok(k) if k.is_empty()) {
+        raise(
+            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            format!("{setting_name} is not set: webhooks cannot be verified"),
+        );
+    }
     let max = guc::WEBHOOK_MAX_BODY.get().max(0) as usize;
     if body.len() > max {
         raise(
@@ -83,18 +112,14 @@ fn _verify_webhook(provider: &str, headers: JsonB, body: &str) -> Option<String>
             format!("webhook body of {} bytes exceeds crm.webhook_max_body ({max})", body.len()),
         );
     }
+    let keys = keys.unwrap_or_else(|e| raise_verify(&provider, &e));
     match provider.as_str() {
         "stripe" => {
-            let refs: Vec<&str> = secrets.iter().map(String::as_str).collect();
-            stripe::verify(header(&headers, stripe::HEADER), body.as_bytes(), &refs, now(), guc::STRIPE_WEBHOOK_TOLERANCE.get() as i64)
+            stripe::verify(header(&headers, stripe::HEADER), body.as_bytes(), &keys, now(), guc::STRIPE_WEBHOOK_TOLERANCE.get() as i64)
                 .unwrap_or_else(|e| raise_verify("stripe", &e));
             None
         }
         _ => {
-            let keys: Vec<Vec<u8>> = secrets
-                .iter()
-                .map(|s| svix::decode_secret(s).unwrap_or_else(|| raise_verify("resend", &VerifyError::BadSecret("crm.resend_webhook_secret"))))
-                .collect();
             let h = svix::Headers {
                 id: header(&headers, "svix-id").or_else(|| header(&headers, "webhook-id")),
                 timestamp: header(&headers, "svix-timestamp").or_else(|| header(&headers, "webhook-timestamp")),

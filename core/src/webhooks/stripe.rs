@@ -10,8 +10,8 @@ use sha2::Sha256;
 
 pub const HEADER: &str = "Stripe-Signature";
 
-/// Verify and return the signed timestamp.
-pub fn verify(header: Option<&str>, body: &[u8], secrets: &[&str], now: i64, tolerance: i64) -> Result<i64, VerifyError> {
+/// Verify and return the signed timestamp. `secrets`: the endpoint secrets' bytes, as is.
+pub fn verify<K: AsRef<[u8]>>(header: Option<&str>, body: &[u8], secrets: &[K], now: i64, tolerance: i64) -> Result<i64, VerifyError> {
     let header = header.ok_or(VerifyError::MissingHeader(HEADER))?;
     if header.len() > MAX_SIGNATURE_HEADER {
         return Err(VerifyError::MalformedHeader(HEADER));
