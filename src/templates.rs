@@ -12,7 +12,7 @@
 //! | template over crm.template_max_bytes, output over crm.template_max_output_bytes | 54000 |
 
 use crate::guc;
-use crm_core::template::{dates, text, Engine, Format, Limits, Options, TemplateError};
+use crm_core::template::{dates, text, EmailParts, Engine, Format, Limits, Options, TemplateError};
 use pgrx::prelude::*;
 use pgrx::JsonB;
 use std::cell::RefCell;
@@ -89,9 +89,8 @@ fn render_template(
 }
 
 /// The three parts of a stored email template rendered in one call, so the variables go from
-/// jsonb to JSON once instead of once per part (crm.render_email_template): the HTML escaped,
-/// subject and text as plain text, a missing text part made from the rendered HTML. Parts
-/// render in the order HTML, subject, text, so the first error raised is the same as before.
+/// jsonb to JSON once instead of once per part (crm.render_email_template). See
+/// `Engine::render_email` for the formats and the order.
 #[pg_extern(stable, parallel_safe)]
 fn _render_email_parts(
     subject_template: Option<&str>,
@@ -100,16 +99,11 @@ fn _render_email_parts(
     variables: default!(Option<JsonB>, "'{}'"),
     strict: default!(Option<bool>, false),
 ) -> TableIterator<'static, (name!(subject, Option<String>), name!(html, Option<String>), name!(text, Option<String>))> {
-    let html_opts = options(Some("html"), strict);
-    let text_opts = Options { format: Format::Text, ..html_opts };
+    let opts = options(None, strict);
     let vars = variables.map_or_else(|| serde_json::Value::Object(Default::default()), |j| j.0);
-    let render = |template: Option<&str>, opts: &Options| {
-        template.map(|t| with_engine(|e| e.render(t, vars.clone(), opts)).unwrap_or_else(|e| raise_template_error(&e, None)))
-    };
-    let html = render(html_template, &html_opts);
-    let subject = render(subject_template, &text_opts);
-    let text = render(text_template, &text_opts).or_else(|| html.as_deref().map(text::html_to_text));
-    TableIterator::once((subject, html, text))
+    let templates = EmailParts { subject: subject_template, html: html_template, text: text_template };
+    let out = with_engine(|e| e.render_email(templates, &vars, &opts)).unwrap_or_else(|e| raise_template_error(&e, None));
+    TableIterator::once((out.subject, out.html, out.text))
 }
 
 /// Compile a template (raising on any error, prefixed with `part`) and list the variable paths

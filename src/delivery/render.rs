@@ -2,7 +2,7 @@
 //! template fixed before sending is the one used), or its own subject and bodies.
 
 use crm_core::delivery::Outgoing;
-use crm_core::template::{Format, Options};
+use crm_core::template::{EmailParts, Options};
 use serde_json::Value;
 
 /// `base` carries the template settings (time zone, limits), read once per round.
@@ -14,18 +14,10 @@ pub fn prepare(job: &Value, base: &Options) -> Result<Outgoing, String> {
     let (subject, html, text) = match job.get("template").filter(|t| !t.is_null()) {
         None => (s("subject").unwrap_or_default(), s("html"), s("text")),
         Some(t) => {
-            let vars = job["variables"].clone();
-            let render = |src: Option<&str>, format| -> Result<Option<String>, String> {
-                let Some(src) = src else { return Ok(None) };
-                let opts = Options { format, ..*base };
-                crate::templates::with_engine(|e| e.render(src, vars.clone(), &opts)).map(Some).map_err(|e| format!("template: {e}"))
-            };
-            let html = render(t["html"].as_str(), Format::Html)?;
-            let text = match render(t["text"].as_str(), Format::Text)? {
-                Some(t) => Some(t),
-                None => html.as_deref().map(crm_core::template::text::html_to_text),
-            };
-            (render(t["subject"].as_str(), Format::Text)?.unwrap_or_default(), html, text)
+            let templates = EmailParts { subject: t["subject"].as_str(), html: t["html"].as_str(), text: t["text"].as_str() };
+            let out = crate::templates::with_engine(|e| e.render_email(templates, &job["variables"], base))
+                .map_err(|e| format!("template: {e}"))?;
+            (out.subject.unwrap_or_default(), out.html, out.text)
         }
     };
     // to_name is the display name of the first recipient (the reference's recipient_name).

@@ -189,6 +189,14 @@ impl Output for LimitedOutput {
     }
 }
 
+/// The subject, HTML and text of an email: templates in, rendered text out.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct EmailParts<T> {
+    pub subject: Option<T>,
+    pub html: Option<T>,
+    pub text: Option<T>,
+}
+
 /// Compiles (with a cache) and renders. One per backend.
 pub struct Engine {
     cache: cache::Cache,
@@ -232,6 +240,25 @@ impl Engine {
 
     pub fn cache_stats(&self) -> (usize, u64, u64) {
         self.cache.stats()
+    }
+
+    /// A stored email template's three parts rendered with the same variables: the HTML
+    /// escaped, subject and text as plain text (`base`'s format is ignored), and without a
+    /// text part one made from the rendered HTML. Rendered in the order HTML, subject, text,
+    /// so with several broken parts the first error is the HTML's.
+    pub fn render_email(
+        &mut self,
+        parts: EmailParts<&str>,
+        variables: &serde_json::Value,
+        base: &Options,
+    ) -> Result<EmailParts<String>, TemplateError> {
+        let mut render = |src: Option<&str>, format| {
+            src.map(|src| self.render(src, variables.clone(), &Options { format, ..*base })).transpose()
+        };
+        let html = render(parts.html, Format::Html)?;
+        let subject = render(parts.subject, Format::Text)?;
+        let text = render(parts.text, Format::Text)?.or_else(|| html.as_deref().map(text::html_to_text));
+        Ok(EmailParts { subject, html, text })
     }
 
     pub fn render(

@@ -204,3 +204,18 @@ fn html_to_text_alternative() {
     let html = render("<p>Hi {{n}},</p><p><a href=\"{{u}}\">Log in</a></p>", json!({"n": "Jo", "u": "https://x.example/a?b=1&c=2"})).unwrap();
     assert_eq!(text::html_to_text(&html), "Hi Jo,\n\nLog in (https://x.example/a?b=1&c=2)");
 }
+
+#[test]
+fn email_parts() {
+    let mut e = Engine::new();
+    let vars = json!({"n": "<&>"});
+    let parts = |subject, html, text| EmailParts { subject, html, text };
+    let out = e.render_email(parts(Some("Hi {{n}}"), Some("<p>{{n}}</p>"), None), &vars, &Options::default()).unwrap();
+    assert_eq!(out, EmailParts { subject: Some("Hi <&>".into()), html: Some("<p>&lt;&amp;&gt;</p>".into()), text: Some("<&>".into()) });
+    let out = e.render_email(parts(None, Some("<p>x</p>"), Some("T {{n}}")), &vars, &Options::default()).unwrap();
+    assert_eq!((out.subject, out.text.as_deref()), (None, Some("T <&>")), "a text part is used as is, not made from the HTML");
+    assert_eq!(e.render_email(parts(None, None, None), &vars, &Options::default()).unwrap(), EmailParts::default());
+    // With several broken parts the HTML's error comes first.
+    let err = e.render_email(parts(Some("{{money \"x\"}}"), Some("{{money \"y\"}}"), None), &vars, &Options::default()).unwrap_err();
+    assert!(err.to_string().contains('y'), "{err}");
+}
