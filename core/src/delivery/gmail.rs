@@ -21,11 +21,7 @@ pub fn send_json(e: &Outgoing, env: &Envelope, thread_id: Option<&str>) -> Value
 
 /// `{"id": "...", "threadId": "...", "labelIds": ["SENT"]}`.
 pub fn message_id(body: &str) -> Option<String> {
-    serde_json::from_str::<Value>(body)
-        .ok()?
-        .get("id")?
-        .as_str()
-        .map(str::to_owned)
+    super::id_field(body)
 }
 
 #[cfg(test)]

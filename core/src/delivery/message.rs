@@ -245,17 +245,28 @@ fn recipients(v: Option<&Value>, field: &str) -> Result<Vec<String>, Invalid> {
     Ok(out)
 }
 
+/// `Display Name <addr>` → `(Some("Display Name"), addr)` (the name unquoted, None when
+/// empty); a bare `addr` → `(None, addr)`; None when the angle brackets do not pair up.
+/// The one place a mailbox is taken apart (validation here, headers in `mime`).
+pub fn split_mailbox(s: &str) -> Option<(Option<&str>, &str)> {
+    let s = s.trim();
+    match (s.rfind('<'), s.ends_with('>')) {
+        (Some(lt), true) => {
+            let name = s[..lt].trim().trim_matches('"').trim();
+            Some(((!name.is_empty()).then_some(name), &s[lt + 1..s.len() - 1]))
+        }
+        (None, false) => Some((None, s)),
+        _ => None,
+    }
+}
+
 /// `addr@example.com` or `Display Name <addr@example.com>` → the address, lower-cased domain.
 pub fn parse_mailbox(s: &str) -> Result<String, String> {
     let s = s.trim();
     if s.contains(['\r', '\n', '\0']) {
         return Err("must not contain line breaks".into());
     }
-    let addr = match (s.rfind('<'), s.ends_with('>')) {
-        (Some(lt), true) => &s[lt + 1..s.len() - 1],
-        (None, false) => s,
-        _ => return Err(format!("\"{}\" is not an email address", truncate(s))),
-    };
+    let (_, addr) = split_mailbox(s).ok_or_else(|| format!("\"{}\" is not an email address", truncate(s)))?;
     if is_address(addr) {
         let (local, domain) = addr.rsplit_once('@').expect("checked");
         Ok(format!("{local}@{}", domain.to_ascii_lowercase()))

@@ -7,6 +7,7 @@
 //! a boundary (boundaries start with `=_`, which base64 never produces). Non-ASCII header text
 //! is RFC 2047 encoded-words; non-ASCII attachment names are RFC 2231 parameters.
 
+use super::message::split_mailbox;
 use super::Outgoing;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
@@ -34,21 +35,14 @@ pub fn message_id(id: &str, from: &str) -> String {
     format!("<{id}@{domain}>")
 }
 
-/// The bare address of `Name <addr>` or `addr`.
+/// The bare address of `Name <addr>` or `addr` (queued mailboxes were validated at enqueue).
 pub fn address_of(mailbox: &str) -> &str {
-    let s = mailbox.trim();
-    match (s.rfind('<'), s.ends_with('>')) {
-        (Some(lt), true) => &s[lt + 1..s.len() - 1],
-        _ => s,
-    }
+    split_mailbox(mailbox).map_or(mailbox.trim(), |(_, addr)| addr)
 }
 
 /// The display name of `Name <addr>`, unquoted; None for a bare address.
 pub fn display_name_of(mailbox: &str) -> Option<&str> {
-    let s = mailbox.trim();
-    let lt = s.rfind('<').filter(|_| s.ends_with('>'))?;
-    let name = s[..lt].trim().trim_matches('"').trim();
-    (!name.is_empty()).then_some(name)
+    split_mailbox(mailbox).and_then(|(name, _)| name)
 }
 
 /// `Name <addr>` from a display name and an address, the name quoted when it holds characters

@@ -25,3 +25,8 @@ pub struct Outgoing {
     pub headers: Value,
     pub attachments: Value,
 }
+
+/// The `id` of a JSON answer (`{"id": "..."}`: Resend's `POST /emails`, Gmail's send).
+pub(crate) fn id_field(body: &str) -> Option<String> {
+    serde_json::from_str::<Value>(body).ok()?.get("id")?.as_str().map(str::to_owned)
+}

@@ -55,7 +55,7 @@ pub fn email_json(e: &Outgoing) -> Value {
 
 /// `{"id": "..."}` from `POST /emails`.
 pub fn message_id(body: &str) -> Option<String> {
-    serde_json::from_str::<Value>(body).ok()?.get("id")?.as_str().map(str::to_owned)
+    super::id_field(body)
 }
 
 /// `{"data": [{"id": "..."}, ...]}` from `POST /emails/batch`, in request order.
