@@ -1,8 +1,8 @@
 //! SMTP through lettre, to any server: a company relay, or the Inbucket/Mailpit of a local
 //! Supabase stack. Host, port, TLS mode and credentials are settings (crm.smtp_*). The message
 //! is the same RFC 5322 text Gmail gets, minus the Bcc header (the envelope carries Bcc).
-//! One connection per message: SMTP has no idempotency key, so nothing here retries on its
-//! own; a repeat after a crash carries the same Message-ID.
+//! One connection per message (lettre's pool is not enabled); SMTP has no idempotency key, so
+//! nothing here retries on its own; a repeat after a crash carries the same Message-ID.
 
 use super::{Provider, Request};
 use crate::guc;
@@ -13,6 +13,7 @@ use lettre::address::{Address, Envelope as SmtpEnvelope};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{SmtpTransport, Transport};
+use std::cell::RefCell;
 use std::time::Duration;
 
 pub struct Smtp;
@@ -21,7 +22,35 @@ fn fail(error: String) -> Answer {
     Answer { error: Some(error), ..Answer::default() }
 }
 
+thread_local! {
+    // The transport (its TLS configuration included: building that loads the root
+    // certificates) is made once per process and settings, not once per message.
+    static TRANSPORT: RefCell<Option<(Vec<String>, SmtpTransport)>> = const { RefCell::new(None) };
+}
+
 fn transport() -> Result<SmtpTransport, String> {
+    let settings = vec![
+        guc::text(&guc::SMTP_HOST),
+        guc::SMTP_PORT.get().to_string(),
+        guc::text(&guc::SMTP_TLS),
+        guc::text(&guc::SMTP_USERNAME),
+        guc::text(&guc::SMTP_PASSWORD),
+        guc::EMAIL_HTTP_TIMEOUT_MS.get().to_string(),
+    ];
+    TRANSPORT.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if let Some((key, t)) = &*cache {
+            if *key == settings {
+                return Ok(t.clone());
+            }
+        }
+        let t = build_transport()?;
+        *cache = Some((settings, t.clone()));
+        Ok(t)
+    })
+}
+
+fn build_transport() -> Result<SmtpTransport, String> {
     let host = guc::text(&guc::SMTP_HOST);
     if host.trim().is_empty() {
         return Err("crm.smtp_host is not set".into());
