@@ -46,9 +46,7 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     IF m ? 'template' THEN
-        SELECT t.id, t.subject INTO tpl_id, tpl_subj FROM crm.email_templates t
-        WHERE t.name = m ->> 'template' AND t.is_active AND (t.account_id = acct OR t.account_id IS NULL)
-        ORDER BY t.account_id NULLS LAST LIMIT 1;
+        SELECT t.id, t.subject INTO tpl_id, tpl_subj FROM crm._template_named(m ->> 'template', acct) t;
         IF tpl_id IS NULL THEN
             RAISE EXCEPTION 'message.template: unknown template "%"', m ->> 'template'
                 USING ERRCODE = 'invalid_parameter_value';

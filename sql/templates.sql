@@ -53,6 +53,18 @@ BEGIN
 END
 $$;
 
+-- The template an account uses under a name: its own, else the global one; NULL when there
+-- is none. The one lookup behind crm.find_email_template (42704 when none) and enqueue (22023).
+CREATE FUNCTION crm._template_named(name text, account_id uuid) RETURNS crm.email_templates
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT e.* FROM crm.email_templates e
+    WHERE e.name = $1 AND e.is_active AND (e.account_id = $2 OR e.account_id IS NULL)
+    ORDER BY e.account_id NULLS LAST
+    LIMIT 1
+$$;
+
 -- The template an account uses under a name: its own, else the global one.
 CREATE FUNCTION crm.find_email_template(name text, account_id uuid DEFAULT crm.current_account_id())
 RETURNS crm.email_templates
@@ -60,13 +72,9 @@ LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    t crm.email_templates;
+    t crm.email_templates := crm._template_named($1, $2);
 BEGIN
-    SELECT * INTO t FROM crm.email_templates e
-    WHERE e.name = $1 AND e.is_active AND (e.account_id = $2 OR e.account_id IS NULL)
-    ORDER BY e.account_id NULLS LAST
-    LIMIT 1;
-    IF NOT FOUND THEN
+    IF t.id IS NULL THEN
         RAISE EXCEPTION 'email template "%" not found', $1 USING ERRCODE = 'undefined_object';
     END IF;
     RETURN t;

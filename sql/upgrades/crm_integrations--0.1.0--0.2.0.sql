@@ -17,6 +17,32 @@ STRICT VOLATILE
 LANGUAGE c
 AS 'MODULE_PATHNAME', 'email_worker_pids_wrapper';
 
+-- One template lookup behind crm.find_email_template and enqueue.
+CREATE FUNCTION crm._template_named(name text, account_id uuid) RETURNS crm.email_templates
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT e.* FROM crm.email_templates e
+    WHERE e.name = $1 AND e.is_active AND (e.account_id = $2 OR e.account_id IS NULL)
+    ORDER BY e.account_id NULLS LAST
+    LIMIT 1
+$$;
+
+CREATE OR REPLACE FUNCTION crm.find_email_template(name text, account_id uuid DEFAULT crm.current_account_id())
+RETURNS crm.email_templates
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    t crm.email_templates := crm._template_named($1, $2);
+BEGIN
+    IF t.id IS NULL THEN
+        RAISE EXCEPTION 'email template "%" not found', $1 USING ERRCODE = 'undefined_object';
+    END IF;
+    RETURN t;
+END
+$$;
+
 -- crm.render_email_template renders its three parts in one call (Rust: src/templates.rs).
 CREATE FUNCTION crm."_render_email_parts"(
 	"subject_template" TEXT,
@@ -73,9 +99,7 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     IF m ? 'template' THEN
-        SELECT t.id, t.subject INTO tpl_id, tpl_subj FROM crm.email_templates t
-        WHERE t.name = m ->> 'template' AND t.is_active AND (t.account_id = acct OR t.account_id IS NULL)
-        ORDER BY t.account_id NULLS LAST LIMIT 1;
+        SELECT t.id, t.subject INTO tpl_id, tpl_subj FROM crm._template_named(m ->> 'template', acct) t;
         IF tpl_id IS NULL THEN
             RAISE EXCEPTION 'message.template: unknown template "%"', m ->> 'template'
                 USING ERRCODE = 'invalid_parameter_value';
