@@ -81,14 +81,20 @@ pub fn register() {
         GucContext::Suset,
         SECRET,
     );
-    GucRegistry::define_string_guc(
-        c"crm.template_timezone",
-        c"IANA time zone for dates in templates, unless the variables carry _timezone.",
-        c"",
-        &TEMPLATE_TIMEZONE,
-        GucContext::Userset,
-        GucFlags::default(),
-    );
+    // SAFETY: the check hook is #[pg_guard]ed and only reads the proposed value.
+    unsafe {
+        GucRegistry::define_string_guc_with_hooks(
+            c"crm.template_timezone",
+            c"IANA time zone for dates in templates, unless the variables carry _timezone.",
+            c"",
+            &TEMPLATE_TIMEZONE,
+            GucContext::Userset,
+            GucFlags::default(),
+            Some(check_timezone),
+            None,
+            None,
+        );
+    }
     // Limits protect the server, so only a superuser may raise them.
     GucRegistry::define_int_guc(
         c"crm.template_max_bytes",
@@ -258,4 +264,18 @@ pub fn raw(setting: &'static GucSetting<Option<CString>>) -> &'static [u8] {
             CStr::from_ptr(ptr).to_bytes()
         }
     }
+}
+
+/// An unknown time zone is refused when it is set (SET, or a reload: Postgres then keeps the
+/// previous value), so no render — least of all the email worker's, which runs with no
+/// transaction open and cannot raise an error — ever meets one.
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn check_timezone(
+    newval: *mut *mut std::ffi::c_char,
+    _extra: *mut *mut std::ffi::c_void,
+    _source: pgrx::pg_sys::GucSource::Type,
+) -> bool {
+    // SAFETY: Postgres passes a valid pointer to the proposed value (NULL only for NULL).
+    let value = unsafe { newval.as_ref().filter(|p| !p.is_null()).map(|p| CStr::from_ptr(*p)) };
+    value.is_none_or(|v| v.to_str().ok().and_then(crm_core::template::dates::parse_timezone).is_some())
 }

@@ -1,7 +1,7 @@
 -- crm.render_template and the template store through SQL: syntax, escaping, dates and zones,
 -- strict mode, every error with its SQLSTATE, limits, override of a global template, RLS.
 BEGIN;
-SELECT plan(59);
+SELECT plan(61);
 
 -- Syntax elements.
 SELECT is(crm.render_template('Hi {{name}}!', '{"name": "John"}'), 'Hi John!', 'plain variable');
@@ -35,6 +35,8 @@ SELECT is(crm.render_template('{{t:HH:mm Z}}', '{"t": "2026-03-08T07:00:00Z"}'),
 SELECT is(crm.render_template('{{t:h:mm A}}', '{"t": "2026-11-01T06:30:00Z"}'), '1:30 AM', 'the repeated autumn hour');
 SELECT is(crm.render_template('{{t:MMM D h:mm A}}', '{"t": "2026-07-04T16:30:00Z", "_timezone": "Asia/Tokyo"}'), 'Jul 5 1:30 AM',
           '_timezone in the variables wins over the setting');
+SELECT throws_ok($$SET crm.template_timezone = 'Mars/Base'$$, '22023', NULL, 'an unknown zone is refused when it is set');
+SELECT is(current_setting('crm.template_timezone'), 'America/New_York', '... and the setting keeps its value');
 RESET crm.template_timezone;
 SELECT is(crm.render_template('{{t:h:mm A}}', '{"t": "2026-07-04T16:30:00Z"}'), '4:30 PM', 'default zone is UTC');
 SELECT is(crm.render_template('{{money amount_cents currency}}', '{"amount_cents": 123456, "currency": "usd"}'), '$1,234.56', 'money');
