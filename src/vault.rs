@@ -104,22 +104,59 @@ fn raise_decrypt_error(err: &DecryptError) -> ! {
     crate::errors::raise(code, err.to_string(), hint, "crm.vault")
 }
 
-fn encrypt(plaintext: &str, context: &str) -> String {
-    with_keyring(|ring| {
+/// Why a token could not be sealed or opened: the key settings, or the token itself.
+enum VaultError {
+    Key(KeyError),
+    Crypt(DecryptError),
+}
+
+fn raise_vault_error(err: &VaultError) -> ! {
+    match err {
+        VaultError::Key(e) => raise_key_error(e),
+        VaultError::Crypt(e) => raise_decrypt_error(e),
+    }
+}
+
+/// The one encryption path, for the SQL functions (which raise) and the email sender (which
+/// must not).
+fn try_encrypt(plaintext: &str, context: &str) -> Result<String, VaultError> {
+    try_with_keyring(|ring| {
         NONCES.with(|cell| {
             let mut nonces = cell.borrow_mut();
             let nonces = nonces.get_or_insert_with(NonceSource::new);
             ring.encrypt(plaintext.as_bytes(), context.as_bytes(), nonces)
-                .unwrap_or_else(|e| raise_decrypt_error(&e))
         })
     })
+    .map_err(VaultError::Key)?
+    .map_err(VaultError::Crypt)
+}
+
+/// The one decryption path (see `try_encrypt`).
+fn try_decrypt(ciphertext: &str, context: &str) -> Result<String, VaultError> {
+    let bytes = try_with_keyring(|ring| ring.decrypt(ciphertext, context.as_bytes()))
+        .map_err(VaultError::Key)?
+        .map_err(VaultError::Crypt)?;
+    // Only text ever goes in, so only UTF-8 comes out of a ciphertext that authenticated.
+    String::from_utf8(bytes).map_err(|_| VaultError::Crypt(DecryptError::AuthenticationFailed))
+}
+
+/// A row's token as it was stored: bound to the row's `context`, or (stored by
+/// `crm.encrypt_token(plaintext)`) without one. Returns the plaintext and the context that
+/// opened it, so a re-encryption keeps the binding.
+fn decrypt_as_stored<'c>(ciphertext: &str, context: &'c str) -> Result<(String, &'c str), VaultError> {
+    match try_decrypt(ciphertext, context) {
+        Ok(plaintext) => Ok((plaintext, context)),
+        Err(VaultError::Crypt(DecryptError::AuthenticationFailed)) => try_decrypt(ciphertext, "").map(|p| (p, "")),
+        Err(e) => Err(e),
+    }
+}
+
+fn encrypt(plaintext: &str, context: &str) -> String {
+    try_encrypt(plaintext, context).unwrap_or_else(|e| raise_vault_error(&e))
 }
 
 fn decrypt(ciphertext: &str, context: &str) -> String {
-    let bytes = with_keyring(|ring| ring.decrypt(ciphertext, context.as_bytes()))
-        .unwrap_or_else(|e| raise_decrypt_error(&e));
-    // Only text ever goes in, so only UTF-8 comes out of a ciphertext that authenticated.
-    String::from_utf8(bytes).unwrap_or_else(|_| raise_decrypt_error(&DecryptError::AuthenticationFailed))
+    try_decrypt(ciphertext, context).unwrap_or_else(|e| raise_vault_error(&e))
 }
 
 /// Why the email sender could not open or seal a token.
@@ -130,29 +167,28 @@ pub(crate) enum TokenError {
     Token(String),
 }
 
+impl From<VaultError> for TokenError {
+    fn from(e: VaultError) -> Self {
+        match e {
+            VaultError::Key(k) => TokenError::Keys(k.to_string()),
+            VaultError::Crypt(c) => TokenError::Token(c.to_string()),
+        }
+    }
+}
+
 /// For the email sender, which runs outside any transaction in the worker and so must not
 /// raise: a mailbox token bound to `context`, or one stored without a context (the two ways
 /// `crm.encrypt_token` stores them). Errors name the problem, never the token.
 pub(crate) fn open_token(ciphertext: &str, context: &str) -> Result<String, TokenError> {
-    let bytes = try_with_keyring(|ring| {
-        ring.decrypt(ciphertext, context.as_bytes()).or_else(|_| ring.decrypt(ciphertext, b""))
+    decrypt_as_stored(ciphertext, context).map(|(plaintext, _)| plaintext).map_err(|e| match TokenError::from(e) {
+        TokenError::Token(msg) => TokenError::Token(format!("the stored token cannot be decrypted: {msg}")),
+        keys => keys,
     })
-    .map_err(|e| TokenError::Keys(e.to_string()))?
-    .map_err(|e| TokenError::Token(format!("the stored token cannot be decrypted: {e}")))?;
-    String::from_utf8(bytes).map_err(|_| TokenError::Token("the stored token cannot be decrypted: not text".into()))
 }
 
 /// Encrypt a token bound to `context`, without raising (see `open_token`).
 pub(crate) fn seal_token(plaintext: &str, context: &str) -> Result<String, TokenError> {
-    try_with_keyring(|ring| {
-        NONCES.with(|cell| {
-            let mut nonces = cell.borrow_mut();
-            let nonces = nonces.get_or_insert_with(NonceSource::new);
-            ring.encrypt(plaintext.as_bytes(), context.as_bytes(), nonces)
-        })
-    })
-    .map_err(|e| TokenError::Keys(e.to_string()))?
-    .map_err(|e| TokenError::Token(e.to_string()))
+    try_encrypt(plaintext, context).map_err(TokenError::from)
 }
 
 /// Encrypt a token under the current key. NULL in, NULL out.
@@ -206,14 +242,7 @@ fn token_needs_rotation(ciphertext: &str) -> bool {
 /// `crm.rotate_encryption_key()`; execute is revoked from PUBLIC.
 #[pg_extern(volatile, parallel_unsafe)]
 fn _rotate_token(ciphertext: &str, row_context: &str) -> String {
-    let attempt = with_keyring(|ring| match ring.decrypt(ciphertext, row_context.as_bytes()) {
-        Ok(pt) => Ok((pt, row_context)),
-        Err(DecryptError::AuthenticationFailed) => ring.decrypt(ciphertext, b"").map(|pt| (pt, "")),
-        Err(e) => Err(e),
-    });
-    let (plaintext, context) = attempt.unwrap_or_else(|e| raise_decrypt_error(&e));
-    let plaintext = String::from_utf8(plaintext)
-        .unwrap_or_else(|_| raise_decrypt_error(&DecryptError::AuthenticationFailed));
+    let (plaintext, context) = decrypt_as_stored(ciphertext, row_context).unwrap_or_else(|e| raise_vault_error(&e));
     encrypt(&plaintext, context)
 }
 
