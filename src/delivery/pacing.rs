@@ -1,10 +1,9 @@
 //! Client-side rate limits, per process (the worker, or a backend running
-//! crm.process_email_queue): at most `crm.<provider>_rate_limit` requests per second (0 =
-//! unlimited), and after a 429 nothing more before its Retry-After, so one throttled message
+//! crm.process_email_queue): at most the provider's `rate_limit()` requests per second (its
+//! `crm.<provider>_rate_limit` setting; 0 = unlimited), and after a 429 nothing more before its Retry-After, so one throttled message
 //! slows every message that shares the limit, not just itself. Resend and SMTP limits are per
 //! provider (one API key, one relay); Gmail's and Graph's are per mailbox, as their quotas are.
 
-use crate::guc;
 use crm_core::delivery::outcome::parse_retry_after;
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -28,24 +27,14 @@ thread_local! {
     static NEXT_REQUEST: RefCell<HashMap<Lane, Instant>> = RefCell::new(HashMap::new());
 }
 
-fn rate(provider: &str) -> f64 {
-    match provider {
-        "resend" => guc::RESEND_RATE_LIMIT.get(),
-        "gmail" => guc::GMAIL_RATE_LIMIT.get(),
-        "microsoft" => guc::MICROSOFT_RATE_LIMIT.get(),
-        "smtp" => guc::SMTP_RATE_LIMIT.get(),
-        _ => 0.0,
-    }
-}
-
-/// Wait until a request in `lane` may start, and book the slot after it.
-pub fn pace(lane: &Lane) {
+/// Wait until a request in `lane` may start, and book the slot after it (`rate` requests per
+/// second; 0 = unlimited).
+pub fn pace(lane: &Lane, rate: f64) {
     let now = Instant::now();
     let next = NEXT_REQUEST.with(|m| m.borrow().get(lane).copied()).unwrap_or(now);
     if next > now {
         std::thread::sleep(next - now);
     }
-    let rate = rate(lane.provider);
     let start = Instant::now().max(next);
     NEXT_REQUEST.with(|m| {
         let mut m = m.borrow_mut();

@@ -4,7 +4,7 @@
 //! tokens). No SPI in here: the worker calls it with no transaction open.
 
 use super::oauth::{Mailboxes, NoToken};
-use super::providers::{self, resend, Request};
+use super::providers::{self, resend, Provider, Request};
 use super::pacing::{self, Lane};
 use super::render;
 use crate::guc;
@@ -70,7 +70,7 @@ impl Round {
             return;
         }
         let lane = Lane::provider("resend");
-        pacing::pace(&lane);
+        pacing::pace(&lane, resend::Resend.rate_limit());
         let emails: Vec<&Outgoing> = ready.iter().map(|(_, e)| e).collect();
         let answer = resend::send_batch(&emails, key);
         if answer.status == Some(429) {
@@ -108,7 +108,7 @@ impl Round {
             } else {
                 None
             };
-            pacing::pace(&lane);
+            pacing::pace(&lane, provider.rate_limit());
             let req = Request { id: id_of(job), email: &email, thread_id: job["thread_id"].as_str(), access_token: token.as_deref() };
             let answer = provider.send(&req);
             // A token can be revoked or expire early although its recorded expiry is later:

@@ -17,6 +17,9 @@ impl Provider for Gmail {
     fn name(&self) -> &'static str {
         "gmail"
     }
+    fn rate_limit(&self) -> f64 {
+        guc::GMAIL_RATE_LIMIT.get()
+    }
     fn needs_mailbox(&self) -> bool {
         true
     }

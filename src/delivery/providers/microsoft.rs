@@ -14,6 +14,9 @@ impl Provider for Microsoft {
     fn name(&self) -> &'static str {
         "microsoft"
     }
+    fn rate_limit(&self) -> f64 {
+        guc::MICROSOFT_RATE_LIMIT.get()
+    }
     fn needs_mailbox(&self) -> bool {
         true
     }

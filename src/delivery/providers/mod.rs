@@ -25,6 +25,8 @@ pub struct Request<'a> {
 pub trait Provider: Sync {
     /// As in `email_queue.provider`, and the key of its rate limit.
     fn name(&self) -> &'static str;
+    /// Requests per second this process may send (its `crm.<name>_rate_limit`; 0 = unlimited).
+    fn rate_limit(&self) -> f64;
     /// Whether it sends as a connected mailbox (an `email_providers` row and its token).
     fn needs_mailbox(&self) -> bool {
         false

@@ -25,6 +25,9 @@ impl Provider for Resend {
     fn name(&self) -> &'static str {
         "resend"
     }
+    fn rate_limit(&self) -> f64 {
+        guc::RESEND_RATE_LIMIT.get()
+    }
     fn send(&self, req: &Request) -> Answer {
         post("/emails", req.id, &resend::email_json(req.email))
     }

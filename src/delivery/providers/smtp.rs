@@ -85,6 +85,9 @@ impl Provider for Smtp {
     fn name(&self) -> &'static str {
         "smtp"
     }
+    fn rate_limit(&self) -> f64 {
+        guc::SMTP_RATE_LIMIT.get()
+    }
     fn send(&self, req: &Request) -> Answer {
         let (transport, envelope) = match (transport(), envelope(req)) {
             (Ok(t), Ok(e)) => (t, e),
