@@ -67,7 +67,8 @@ proptest! {
             format: if html { Format::Html } else { Format::Text },
             strict,
             timezone: tz.parse().unwrap(),
-            limits: Limits { max_template_bytes: 4096, max_output_bytes: 64 * 1024 },
+            limits: Limits { max_template_bytes: 4096, max_output_bytes: 64 * 1024, max_steps: 100_000 },
+            ..Options::default()
         };
         let result = ENGINE.with(|e| e.borrow_mut().render(&src, vars.clone(), &opts));
         if let Ok(out) = result {

@@ -3,8 +3,10 @@
 //!
 //! Nothing here knows about Postgres; `src/templates.rs` maps [`TemplateError`] to SQLSTATEs.
 
+pub mod budget;
 pub mod dates;
 pub mod money;
+pub mod parse;
 pub mod syntax;
 pub mod text;
 
@@ -12,6 +14,7 @@ mod cache;
 mod helpers;
 mod variables;
 
+use budget::{Budget, Checkpoint};
 use chrono_tz::Tz;
 use handlebars::template::TemplateElement;
 use handlebars::{Handlebars, Output, RenderContext, RenderErrorReason, Renderable, Template};
@@ -41,11 +44,13 @@ impl Format {
 pub struct Limits {
     pub max_template_bytes: usize,
     pub max_output_bytes: usize,
+    /// Work budget of one render, in evaluated template elements (see `budget.rs`).
+    pub max_steps: u64,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_template_bytes: 256 * 1024, max_output_bytes: 1024 * 1024 }
+        Limits { max_template_bytes: 256 * 1024, max_output_bytes: 1024 * 1024, max_steps: 1_000_000 }
     }
 }
 
@@ -56,11 +61,20 @@ pub struct Options {
     /// Wall clock for dates when the variables carry no `_timezone`.
     pub timezone: Tz,
     pub limits: Limits,
+    /// Called as rendering goes (at least once per loop iteration): may raise (a backend's
+    /// interrupt check) or return true to stop the render with [`TemplateError::Interrupted`].
+    pub checkpoint: Checkpoint,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { format: Format::Html, strict: false, timezone: Tz::UTC, limits: Limits::default() }
+        Options {
+            format: Format::Html,
+            strict: false,
+            timezone: Tz::UTC,
+            limits: Limits::default(),
+            checkpoint: budget::never_interrupted,
+        }
     }
 }
 
@@ -78,6 +92,16 @@ pub enum TemplateError {
     BadTimezone(String),
     /// A helper refused its input (e.g. `{{money "abc"}}`).
     Render(String),
+    /// Blocks or subexpressions nest deeper than the parser's limits.
+    TooDeep { what: &'static str, limit: usize, line: Option<usize>, column: Option<usize> },
+    /// More `(` than can be parsed with the stack we are willing to reserve.
+    TooManyParens { count: usize, limit: usize },
+    /// The render evaluated more than `Limits::max_steps` elements.
+    StepLimit { limit: u64 },
+    /// The checkpoint asked to stop (a worker shutting down).
+    Interrupted,
+    /// The parser could not run (no thread) or failed unexpectedly.
+    Internal(String),
 }
 
 impl fmt::Display for TemplateError {
@@ -107,6 +131,21 @@ impl fmt::Display for TemplateError {
                 write!(f, "unknown time zone \"{}\" (use an IANA name such as America/New_York)", truncate(tz, 64))
             }
             TemplateError::Render(msg) => write!(f, "template rendering failed: {msg}"),
+            TemplateError::TooDeep { what, limit, line, column } => {
+                write!(f, "template {what} nest deeper than {limit} levels")?;
+                if let (Some(l), Some(c)) = (line, column) {
+                    write!(f, " at line {l}, column {c}")?;
+                }
+                Ok(())
+            }
+            TemplateError::TooManyParens { count, limit } => {
+                write!(f, "template has {count} \"(\" characters; at most {limit} can be parsed safely")
+            }
+            TemplateError::StepLimit { limit } => {
+                write!(f, "rendering exceeds crm.template_max_steps ({limit} template elements evaluated)")
+            }
+            TemplateError::Interrupted => write!(f, "rendering was interrupted"),
+            TemplateError::Internal(msg) => write!(f, "template engine error: {msg}"),
         }
     }
 }
@@ -125,9 +164,12 @@ pub struct Compiled {
     pub variables: Vec<String>,
     /// Present when the date syntax was rewritten: maps render-error positions back.
     rewritten: Option<syntax::Prepared>,
+    /// Elements at the top level and in blocks, charged once per render (`budget.rs`).
+    weight: u64,
 }
 
-/// Compile template text: size limit, rewrite, parse, refuse partials/decorators.
+/// Compile template text: size limit, rewrite, parse (bounded in depth: `parse.rs`), refuse
+/// partials/decorators, instrument loops for the work budget.
 pub fn compile(src: &str, limits: &Limits) -> Result<Compiled, TemplateError> {
     if src.len() > limits.max_template_bytes {
         return Err(TemplateError::TemplateTooLarge { bytes: src.len(), limit: limits.max_template_bytes });
@@ -137,17 +179,24 @@ pub fn compile(src: &str, limits: &Limits) -> Result<Compiled, TemplateError> {
         column: p.column,
         reason: p.reason,
     })?;
-    let template = Template::compile(&prepared.source).map_err(|e| {
-        let (line, column) = e
-            .pos()
-            .map(|(l, c)| prepared.original_position(src, l, c))
-            .unwrap_or((1, 1));
-        TemplateError::Syntax { line, column, reason: e.reason().to_string() }
+    let mut template = parse::parse(&prepared.source).map_err(|e| match e {
+        parse::ParseError::Syntax { line, column, reason } => {
+            let (line, column) = prepared.original_position(src, line, column);
+            TemplateError::Syntax { line, column, reason }
+        }
+        parse::ParseError::TooDeep { what, limit, at } => {
+            let at = at.map(|(l, c)| prepared.original_position(src, l, c));
+            TemplateError::TooDeep { what, limit, line: at.map(|p| p.0), column: at.map(|p| p.1) }
+        }
+        parse::ParseError::TooManyParens { count } => TemplateError::TooManyParens { count, limit: parse::MAX_PARENS },
+        parse::ParseError::Internal(msg) => TemplateError::Internal(msg),
     })?;
     reject_unsupported(&template)?;
     let variables = variables::collect(&template);
+    budget::instrument(&mut template);
+    let weight = budget::weight(&template);
     let rewritten = prepared.has_rewrites().then_some(prepared);
-    Ok(Compiled { template, variables, rewritten })
+    Ok(Compiled { template, variables, rewritten, weight })
 }
 
 fn reject_unsupported(t: &Template) -> Result<(), TemplateError> {
@@ -204,6 +253,8 @@ pub struct Engine {
     text: Handlebars<'static>,
     /// The time zone of the render in progress, read by the date helper.
     timezone: Arc<Mutex<Tz>>,
+    /// The work budget of the render in progress, charged by the step helper.
+    budget: Arc<Budget>,
 }
 
 impl Default for Engine {
@@ -215,14 +266,16 @@ impl Default for Engine {
 impl Engine {
     pub fn new() -> Self {
         let timezone = Arc::new(Mutex::new(Tz::UTC));
+        let budget = Budget::new();
         let mut html = Handlebars::new();
         let mut text = Handlebars::new();
         text.register_escape_fn(handlebars::no_escape);
         for reg in [&mut html, &mut text] {
             reg.set_prevent_indent(true);
             helpers::register(reg, timezone.clone());
+            budget::register(reg, budget.clone());
         }
-        Engine { cache: cache::Cache::new(), html, text, timezone }
+        Engine { cache: cache::Cache::new(), html, text, timezone, budget }
     }
 
     /// The compiled form of `src`, from the cache or freshly compiled (and then cached).
@@ -287,6 +340,10 @@ impl Engine {
         };
         let compiled = self.compiled(src, &opts.limits)?;
         *self.timezone.lock().unwrap_or_else(|p| p.into_inner()) = tz;
+        self.budget.reset(opts.limits.max_steps, opts.checkpoint);
+        if !self.budget.charge(compiled.weight) {
+            return Err(budget_error(&self.budget, opts));
+        }
 
         let registry = match opts.format {
             Format::Html => &mut self.html,
@@ -294,11 +351,13 @@ impl Engine {
         };
         registry.set_strict_mode(opts.strict);
         let registry = &*registry;
+        let budget = &*self.budget;
         let ctx = handlebars::Context::from(variables);
         let mut rc = RenderContext::new(None);
         let mut out = LimitedOutput { buf: String::new(), limit: opts.limits.max_output_bytes, exceeded: false };
         match compiled.template.render(registry, &ctx, &mut rc, &mut out) {
             Ok(()) => Ok(out.buf),
+            Err(_) if budget.interrupted() || budget.exceeded() => Err(budget_error(&self.budget, opts)),
             Err(_) if out.exceeded => Err(TemplateError::OutputTooLarge { limit: opts.limits.max_output_bytes }),
             Err(e) => Err(match e.reason() {
                 RenderErrorReason::MissingVariable(name) => {
@@ -317,6 +376,21 @@ impl Engine {
                 other => TemplateError::Render(other.to_string()),
             }),
         }
+    }
+}
+
+fn budget_error(budget: &Budget, opts: &Options) -> TemplateError {
+    if budget.interrupted() {
+        TemplateError::Interrupted
+    } else {
+        TemplateError::StepLimit { limit: opts.limits.max_steps }
+    }
+}
+
+impl Engine {
+    /// Steps the last render used (for tests and tuning the limit).
+    pub fn last_render_steps(&self) -> u64 {
+        self.budget.used()
     }
 }
 

@@ -3,13 +3,10 @@
 //! 1. The reference's date syntax `{{when:MM/DD/YYYY}}` is not handlebars; it is rewritten to
 //!    the helper call `{{__crm_date when "MM/DD/YYYY"}}`. The rewrite shifts columns, so the
 //!    shifts are recorded and error positions are mapped back to the text the user wrote.
-//! 2. Nesting is bounded before parsing: the handlebars grammar is parsed recursively, and a
-//!    template of 20,000 nested `{{#if}}`s would overflow the backend's stack — a crash of the
-//!    whole server, not an error. Blocks nest at most [`MAX_BLOCK_DEPTH`] deep, subexpressions
-//!    `(…)` at most [`MAX_SUBEXPRESSION_DEPTH`].
+//! 2. Unbalanced blocks are named ("{{/each}} does not close {{#if}} opened at line 2"), which
+//!    handlebars' own messages do not do. This is for messages only: nesting limits are
+//!    checked on the parsed tree (`parse.rs`), never on this reading of the text.
 
-pub const MAX_BLOCK_DEPTH: usize = 64;
-pub const MAX_SUBEXPRESSION_DEPTH: usize = 16;
 pub const DATE_HELPER: &str = "__crm_date";
 
 pub struct Prepared {
@@ -61,9 +58,6 @@ pub fn prepare(src: &str) -> Result<Prepared, Problem> {
             || (head.starts_with('^') && head[1..].trim_start().chars().next().is_some_and(|c| c != '~'));
         if opens {
             open.push((block_name(&head[1..]), start));
-            if open.len() > MAX_BLOCK_DEPTH {
-                return Err(problem_at(src, start, format!("blocks nest deeper than {MAX_BLOCK_DEPTH} levels")));
-            }
         } else if let Some(closing) = head.strip_prefix('/') {
             let name = block_name(closing);
             match open.pop() {
@@ -79,10 +73,6 @@ pub fn prepare(src: &str) -> Result<Prepared, Problem> {
                 None => return Err(problem_at(src, start, format!("{{{{/{name}}}}} closes no open block"))),
             }
         }
-        if paren_depth(inner) > MAX_SUBEXPRESSION_DEPTH {
-            return Err(problem_at(src, start, format!("subexpressions nest deeper than {MAX_SUBEXPRESSION_DEPTH} levels")));
-        }
-
         if !triple {
             if let Some(call) = date_call(inner) {
                 out.push_str(&src[copied..start]);
@@ -130,24 +120,6 @@ fn date_call(inner: &str) -> Option<String> {
         return None;
     }
     Some(format!("{{{{{DATE_HELPER} {path} {quote}{pattern}{quote}}}}}"))
-}
-
-fn paren_depth(inner: &str) -> usize {
-    let (mut depth, mut max, mut quote) = (0usize, 0usize, None);
-    for c in inner.chars() {
-        match (quote, c) {
-            (Some(q), c) if c == q => quote = None,
-            (Some(_), _) => {}
-            (None, '"' | '\'') => quote = Some(c),
-            (None, '(') => {
-                depth += 1;
-                max = max.max(depth);
-            }
-            (None, ')') => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-    }
-    max
 }
 
 impl Prepared {
@@ -224,19 +196,6 @@ mod tests {
     fn quotes_patterns_that_contain_quotes() {
         assert_eq!(prepare(r#"{{d:YYYY"x"}}"#).unwrap().source, r#"{{__crm_date d 'YYYY"x"'}}"#);
         assert_eq!(prepare(r#"{{d:"a'b"}}"#).unwrap().source, r#"{{d:"a'b"}}"#);
-    }
-
-    #[test]
-    fn bounds_nesting() {
-        let ok = "{{#if a}}".repeat(MAX_BLOCK_DEPTH) + &"{{/if}}".repeat(MAX_BLOCK_DEPTH);
-        assert!(prepare(&ok).is_ok());
-        let deep = "{{#if a}}".repeat(MAX_BLOCK_DEPTH + 1) + &"{{/if}}".repeat(MAX_BLOCK_DEPTH + 1);
-        let err = prepare(&deep).err().unwrap();
-        assert_eq!((err.line, err.column), (1, 9 * MAX_BLOCK_DEPTH + 1));
-        let sub = format!("{{{{x {}a{}}}}}", "(f ".repeat(17), ")".repeat(17));
-        assert!(prepare(&sub).is_err());
-        // Sequential blocks are not nesting.
-        assert!(prepare(&"{{#if a}}{{/if}}".repeat(10_000)).is_ok());
     }
 
     #[test]

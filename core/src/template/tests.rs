@@ -151,7 +151,7 @@ fn variables_must_be_an_object() {
 
 #[test]
 fn limits() {
-    let limits = Limits { max_template_bytes: 100, max_output_bytes: 1000 };
+    let limits = Limits { max_template_bytes: 100, max_output_bytes: 1000, ..Limits::default() };
     let big = "x".repeat(101);
     assert_eq!(
         render_with(&big, json!({}), |o| o.limits = limits).unwrap_err(),
@@ -164,9 +164,9 @@ fn limits() {
     );
     // Exactly at the limit is fine.
     assert_eq!(render_with(&"y".repeat(100), json!({}), |o| o.limits = limits).unwrap().len(), 100);
-    // Deep nesting is refused before the recursive parser sees it.
+    // Deep nesting is refused on the parsed tree (parse.rs), with its position.
     let deep = "{{#if a}}".repeat(10_000) + &"{{/if}}".repeat(10_000);
-    assert!(matches!(render(&deep, json!({})), Err(TemplateError::Syntax { reason, .. }) if reason.contains("nest")));
+    assert!(matches!(render(&deep, json!({})), Err(TemplateError::TooDeep { what: "blocks", limit: 64, .. })));
 }
 
 #[test]
@@ -218,4 +218,37 @@ fn email_parts() {
     // With several broken parts the HTML's error comes first.
     let err = e.render_email(parts(Some("{{money \"x\"}}"), Some("{{money \"y\"}}"), None), &vars, &Options::default()).unwrap_err();
     assert!(err.to_string().contains('y'), "{err}");
+}
+
+#[test]
+fn nested_loops_that_write_nothing_spend_the_work_budget() {
+    let xs: Vec<i32> = (0..300).collect();
+    let vars = json!({ "a": xs });
+    let t = "{{#each a}}{{#each @root.a}}{{#each @root.a}}{{#each @root.a}}{{/each}}{{/each}}{{/each}}{{/each}}";
+    let started = std::time::Instant::now();
+    let err = render_with(t, vars.clone(), |o| o.limits.max_steps = 100_000).unwrap_err();
+    assert_eq!(err, TemplateError::StepLimit { limit: 100_000 });
+    assert!(started.elapsed() < std::time::Duration::from_secs(1), "{:?}", started.elapsed());
+    // One level of the same loop stays well within the default budget.
+    assert!(render("{{#each a}}{{this}}{{/each}}", vars).is_ok());
+}
+
+#[test]
+fn the_checkpoint_stops_a_render() {
+    fn stop() -> bool {
+        true
+    }
+    let vars = json!({ "a": [1, 2, 3] });
+    let err = render_with("{{#each a}}{{this}}{{/each}}", vars, |o| o.checkpoint = stop).unwrap_err();
+    assert_eq!(err, TemplateError::Interrupted);
+}
+
+#[test]
+fn loop_steps_count_what_each_iteration_evaluates() {
+    let mut e = Engine::new();
+    let vars = json!({ "a": [1, 2, 3, 4] });
+    e.render("{{#each a}}{{this}}-{{/each}}", vars, &Options::default()).unwrap();
+    // Once per render: the block and its body (step, this, "-"); each of the 4 iterations:
+    // the body's 2 elements plus 1.
+    assert_eq!(e.last_render_steps(), 4 + 4 * 3);
 }

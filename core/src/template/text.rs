@@ -4,10 +4,21 @@
 //! `<style>` and `<script>`.
 
 pub fn html_to_text(html: &str) -> String {
+    html_to_text_checked(html, &mut || {})
+}
+
+/// [`html_to_text`] calling `checkpoint` every few thousand tags, so a caller can stop a long
+/// conversion (a backend checks for a cancel there). Linear in the input.
+pub fn html_to_text_checked(html: &str, checkpoint: &mut dyn FnMut()) -> String {
     let mut out = String::with_capacity(html.len() / 2);
     let mut rest = html;
     let mut pending_href: Vec<Option<String>> = Vec::new();
+    let mut tags = 0u32;
     while let Some(lt) = rest.find('<') {
+        tags = tags.wrapping_add(1);
+        if tags % 4096 == 0 {
+            checkpoint();
+        }
         push_text(&mut out, &rest[..lt]);
         let after = &rest[lt..];
         // "<" not starting a tag ("a < b") is text.
@@ -36,8 +47,7 @@ pub fn html_to_text(html: &str) -> String {
         let closing = tag.starts_with('/');
         if !closing && matches!(name.as_str(), "head" | "style" | "script" | "title") {
             // skip to the matching end tag
-            let end = format!("</{name}");
-            match rest.to_ascii_lowercase().find(&end) {
+            match find_end_tag(rest, &name) {
                 Some(pos) => {
                     rest = &rest[pos..];
                     rest = rest.find('>').map_or("", |g| &rest[g + 1..]);
@@ -84,6 +94,21 @@ pub fn html_to_text(html: &str) -> String {
     text
 }
 
+/// Where `</name` starts in `rest`, ASCII case ignored. Scans `rest` once without copying
+/// it: lowercasing the rest of the document at every `<style>` made this quadratic.
+fn find_end_tag(rest: &str, name: &str) -> Option<usize> {
+    let mut from = 0;
+    while let Some(rel) = rest[from..].find("</") {
+        let at = from + rel;
+        let candidate = &rest.as_bytes()[at + 2..];
+        if candidate.len() >= name.len() && candidate[..name.len()].eq_ignore_ascii_case(name.as_bytes()) {
+            return Some(at);
+        }
+        from = at + 2;
+    }
+    None
+}
+
 fn newline(out: &mut String, n: usize) {
     for _ in 0..n {
         out.push('\n');
@@ -128,7 +153,9 @@ pub fn decode_entities(s: &str) -> String {
     while let Some(amp) = rest.find('&') {
         out.push_str(&rest[..amp]);
         let after = &rest[amp..];
-        let semi = after.find(';').filter(|&p| p <= 10);
+        // Only the next 11 bytes can hold an entity's ';' (searching the whole rest at every
+        // '&' was quadratic in a text of many '&').
+        let semi = after.as_bytes().iter().take(11).position(|&b| b == b';');
         let decoded = semi.and_then(|p| {
             let ent = &after[1..p];
             let c = match ent {
@@ -186,5 +213,42 @@ mod tests {
         assert_eq!(html_to_text("<script>alert(1)"), "");
         assert_eq!(html_to_text("&#xFFFFFFFF; &bogus; &#65;"), "&#xFFFFFFFF; &bogus; A");
         assert_eq!(html_to_text(""), "");
+    }
+}
+
+#[cfg(test)]
+mod linear_tests {
+    use super::*;
+
+    /// Quadratic behaviour shows as a ratio: 8× the input must cost far less than 64× the time.
+    fn ratio(make: impl Fn(usize) -> String) -> f64 {
+        let time = |n| {
+            let s = make(n);
+            let t = std::time::Instant::now();
+            std::hint::black_box(html_to_text(&s));
+            t.elapsed().as_secs_f64()
+        };
+        let small = time(20_000);
+        let large = time(160_000);
+        large / small.max(1e-6)
+    }
+
+    #[test]
+    fn is_linear_in_skipped_tags_and_ampersands() {
+        for (name, make) in [
+            ("style tags", (|n| "<style>".repeat(n)) as fn(usize) -> String),
+            ("script with other end tags", |n| "<script></b>".repeat(n)),
+            ("ampersands", |n| "&".repeat(n * 8)),
+        ] {
+            let r = ratio(make);
+            assert!(r < 30.0, "{name}: 8x the input took {r:.1}x the time");
+        }
+    }
+
+    #[test]
+    fn end_tags_match_case_insensitively() {
+        assert_eq!(html_to_text("a<STYLE>p{}</StYlE>b"), "ab");
+        assert_eq!(html_to_text("a<script>x</b></SCRIPT >c"), "ac");
+        assert_eq!(html_to_text("a &amp b &amp; c"), "a &amp b & c");
     }
 }
