@@ -6,7 +6,12 @@ use pgrx::prelude::*;
 use pgrx::PgLogLevel;
 
 /// ERROR with `code` and `message` (and a hint). Never returns.
-pub fn raise(code: PgSqlErrorCode, message: impl Into<String>, hint: Option<&str>, domain: &'static str) -> ! {
+pub fn raise(
+    code: PgSqlErrorCode,
+    message: impl Into<String>,
+    hint: Option<&str>,
+    domain: &'static str,
+) -> ! {
     let mut report = ErrorReport::new(code, message.into(), domain);
     if let Some(hint) = hint {
         report = report.set_hint(hint);

@@ -8,6 +8,7 @@ use pgrx::prelude::*;
 mod delivery;
 mod errors;
 mod guc;
+mod json_arg;
 mod schema;
 mod templates;
 mod vault;

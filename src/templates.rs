@@ -10,11 +10,17 @@
 //! | a helper refuses its input (`{{money "abc"}}`) | 22023 |
 //! | partials or decorators | 0A000 |
 //! | template over crm.template_max_bytes, output over crm.template_max_output_bytes | 54000 |
+//! | nesting over the parser's limits, work over crm.template_max_steps | 54000 |
+//! | variables jsonb over crm.max_json_argument_bytes | 54000 |
+//! | variables nested deeper than 128 levels | 22023 |
+//!
+//! Rendering checks for interrupts at every loop iteration, so statement_timeout and
+//! pg_cancel_backend stop it.
 
 use crate::guc;
+use crate::json_arg::JsonbArg;
 use crm_core::template::{dates, text, EmailParts, Engine, Format, Limits, Options, TemplateError};
 use pgrx::prelude::*;
-use pgrx::JsonB;
 use std::cell::RefCell;
 
 thread_local! {
@@ -28,9 +34,13 @@ fn raise(code: PgSqlErrorCode, message: String) -> ! {
 
 fn raise_template_error(err: &TemplateError, part: Option<&str>) -> ! {
     let code = match err {
-        TemplateError::TemplateTooLarge { .. } | TemplateError::OutputTooLarge { .. } => {
-            PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED
-        }
+        TemplateError::TemplateTooLarge { .. }
+        | TemplateError::OutputTooLarge { .. }
+        | TemplateError::TooDeep { .. }
+        | TemplateError::TooManyParens { .. }
+        | TemplateError::StepLimit { .. } => PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+        TemplateError::Interrupted => PgSqlErrorCode::ERRCODE_QUERY_CANCELED,
+        TemplateError::Internal(_) => PgSqlErrorCode::ERRCODE_INSUFFICIENT_RESOURCES,
         TemplateError::Unsupported(_) => PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
         _ => PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
     };
@@ -44,7 +54,30 @@ fn limits() -> Limits {
     Limits {
         max_template_bytes: guc::TEMPLATE_MAX_BYTES.get().max(0) as usize,
         max_output_bytes: guc::TEMPLATE_MAX_OUTPUT_BYTES.get().max(0) as usize,
+        max_steps: guc::TEMPLATE_MAX_STEPS.get().max(0) as u64,
     }
+}
+
+/// The render checkpoint in a backend: a pending cancel or timeout raises from here (pgrx
+/// turns Postgres' longjmp into an unwind through the renderer, which holds nothing that
+/// needs more than dropping).
+pub(crate) fn check_interrupts() -> bool {
+    pg_sys::check_for_interrupts!();
+    false
+}
+
+/// Variables from a jsonb argument: NULL is `{}`; too large or too deep raises.
+fn variables_arg(variables: Option<JsonbArg>) -> serde_json::Value {
+    variables.map_or_else(
+        || serde_json::Value::Object(Default::default()),
+        |v| {
+            v.parse(
+                "variables",
+                guc::MAX_JSON_ARGUMENT_BYTES.get().max(0) as usize,
+                "crm.templates",
+            )
+        },
+    )
 }
 
 pub(crate) fn options(format: Option<&str>, strict: Option<bool>) -> Options {
@@ -58,9 +91,19 @@ pub(crate) fn options(format: Option<&str>, strict: Option<bool>) -> Options {
         }),
     };
     let tz_name = guc::text(&guc::TEMPLATE_TIMEZONE);
-    let timezone = dates::parse_timezone(&tz_name)
-        .unwrap_or_else(|| raise_template_error(&TemplateError::BadTimezone(tz_name.clone()), Some("crm.template_timezone")));
-    Options { format, strict: strict.unwrap_or(false), timezone, limits: limits() }
+    let timezone = dates::parse_timezone(&tz_name).unwrap_or_else(|| {
+        raise_template_error(
+            &TemplateError::BadTimezone(tz_name.clone()),
+            Some("crm.template_timezone"),
+        )
+    });
+    Options {
+        format,
+        strict: strict.unwrap_or(false),
+        timezone,
+        limits: limits(),
+        checkpoint: check_interrupts,
+    }
 }
 
 /// Run `f` with this backend's engine (its compile cache is shared with crm.render_template).
@@ -74,13 +117,13 @@ pub(crate) fn with_engine<R>(f: impl FnOnce(&mut Engine) -> R) -> R {
 #[pg_extern(stable, parallel_safe)]
 fn render_template(
     template: Option<&str>,
-    variables: default!(Option<JsonB>, "'{}'"),
+    variables: default!(Option<JsonbArg>, "'{}'"),
     format: default!(Option<&str>, "'html'"),
     strict: default!(Option<bool>, false),
 ) -> Option<String> {
     let template = template?;
     let opts = options(format, strict);
-    let vars = variables.map_or_else(|| serde_json::Value::Object(Default::default()), |j| j.0);
+    let vars = variables_arg(variables);
     Some(
         ENGINE
             .with(|e| e.borrow_mut().render(template, vars, &opts))
@@ -96,20 +139,35 @@ fn _render_email_parts(
     subject_template: Option<&str>,
     html_template: Option<&str>,
     text_template: Option<&str>,
-    variables: default!(Option<JsonB>, "'{}'"),
+    variables: default!(Option<JsonbArg>, "'{}'"),
     strict: default!(Option<bool>, false),
-) -> TableIterator<'static, (name!(subject, Option<String>), name!(html, Option<String>), name!(text, Option<String>))> {
+) -> TableIterator<
+    'static,
+    (
+        name!(subject, Option<String>),
+        name!(html, Option<String>),
+        name!(text, Option<String>),
+    ),
+> {
     let opts = options(None, strict);
-    let vars = variables.map_or_else(|| serde_json::Value::Object(Default::default()), |j| j.0);
-    let templates = EmailParts { subject: subject_template, html: html_template, text: text_template };
-    let out = with_engine(|e| e.render_email(templates, &vars, &opts)).unwrap_or_else(|e| raise_template_error(&e, None));
+    let vars = variables_arg(variables);
+    let templates = EmailParts {
+        subject: subject_template,
+        html: html_template,
+        text: text_template,
+    };
+    let out = with_engine(|e| e.render_email(templates, &vars, &opts))
+        .unwrap_or_else(|e| raise_template_error(&e, None));
     TableIterator::once((out.subject, out.html, out.text))
 }
 
 /// Compile a template (raising on any error, prefixed with `part`) and list the variable paths
 /// it reads. Used by the email_templates trigger.
 #[pg_extern(stable, parallel_safe)]
-fn template_variables(template: Option<&str>, part: default!(&str, "'template'")) -> Option<Vec<String>> {
+fn template_variables(
+    template: Option<&str>,
+    part: default!(&str, "'template'"),
+) -> Option<Vec<String>> {
     let template = template?;
     let limits = limits();
     let compiled = ENGINE
@@ -121,7 +179,9 @@ fn template_variables(template: Option<&str>, part: default!(&str, "'template'")
 /// A plain-text rendering of HTML: block ends become line breaks, links "text (url)".
 #[pg_extern(immutable, parallel_safe, strict)]
 fn html_to_text(html: &str) -> String {
-    text::html_to_text(html)
+    text::html_to_text_checked(html, &mut || {
+        check_interrupts();
+    })
 }
 
 #[cfg(any(test, feature = "pg_test"))]

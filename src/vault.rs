@@ -68,7 +68,11 @@ fn try_with_keyring<R>(f: impl FnOnce(&Keyring) -> R) -> Result<R, KeyError> {
                     reason: "not valid UTF-8",
                 }),
             };
-            *cache = Some(CachedKeyring { current: current.to_vec(), previous: previous.to_vec(), ring });
+            *cache = Some(CachedKeyring {
+                current: current.to_vec(),
+                previous: previous.to_vec(),
+                ring,
+            });
         }
         match &cache.as_ref().expect("just filled").ring {
             Ok(ring) => Ok(f(ring)),
@@ -143,10 +147,15 @@ fn try_decrypt(ciphertext: &str, context: &str) -> Result<String, VaultError> {
 /// A row's token as it was stored: bound to the row's `context`, or (stored by
 /// `crm.encrypt_token(plaintext)`) without one. Returns the plaintext and the context that
 /// opened it, so a re-encryption keeps the binding.
-fn decrypt_as_stored<'c>(ciphertext: &str, context: &'c str) -> Result<(String, &'c str), VaultError> {
+fn decrypt_as_stored<'c>(
+    ciphertext: &str,
+    context: &'c str,
+) -> Result<(String, &'c str), VaultError> {
     match try_decrypt(ciphertext, context) {
         Ok(plaintext) => Ok((plaintext, context)),
-        Err(VaultError::Crypt(DecryptError::AuthenticationFailed)) => try_decrypt(ciphertext, "").map(|p| (p, "")),
+        Err(VaultError::Crypt(DecryptError::AuthenticationFailed)) => {
+            try_decrypt(ciphertext, "").map(|p| (p, ""))
+        }
         Err(e) => Err(e),
     }
 }
@@ -180,10 +189,14 @@ impl From<VaultError> for TokenError {
 /// raise: a mailbox token bound to `context`, or one stored without a context (the two ways
 /// `crm.encrypt_token` stores them). Errors name the problem, never the token.
 pub(crate) fn open_token(ciphertext: &str, context: &str) -> Result<String, TokenError> {
-    decrypt_as_stored(ciphertext, context).map(|(plaintext, _)| plaintext).map_err(|e| match TokenError::from(e) {
-        TokenError::Token(msg) => TokenError::Token(format!("the stored token cannot be decrypted: {msg}")),
-        keys => keys,
-    })
+    decrypt_as_stored(ciphertext, context)
+        .map(|(plaintext, _)| plaintext)
+        .map_err(|e| match TokenError::from(e) {
+            TokenError::Token(msg) => {
+                TokenError::Token(format!("the stored token cannot be decrypted: {msg}"))
+            }
+            keys => keys,
+        })
 }
 
 /// Encrypt a token bound to `context`, without raising (see `open_token`).
@@ -242,7 +255,8 @@ fn token_needs_rotation(ciphertext: &str) -> bool {
 /// `crm.rotate_encryption_key()`; execute is revoked from PUBLIC.
 #[pg_extern(volatile, parallel_unsafe)]
 fn _rotate_token(ciphertext: &str, row_context: &str) -> String {
-    let (plaintext, context) = decrypt_as_stored(ciphertext, row_context).unwrap_or_else(|e| raise_vault_error(&e));
+    let (plaintext, context) =
+        decrypt_as_stored(ciphertext, row_context).unwrap_or_else(|e| raise_vault_error(&e));
     encrypt(&plaintext, context)
 }
 
@@ -261,19 +275,29 @@ mod tests {
 
     #[pg_test]
     fn null_in_null_out() {
-        assert_eq!(Spi::get_one::<String>("SELECT crm.encrypt_token(NULL)"), Ok(None));
-        assert_eq!(Spi::get_one::<String>("SELECT crm.decrypt_token(NULL, 'x')"), Ok(None));
+        assert_eq!(
+            Spi::get_one::<String>("SELECT crm.encrypt_token(NULL)"),
+            Ok(None)
+        );
+        assert_eq!(
+            Spi::get_one::<String>("SELECT crm.decrypt_token(NULL, 'x')"),
+            Ok(None)
+        );
     }
 
     #[pg_test]
     fn cache_follows_set_within_a_backend() {
         // The keyring is cached per backend; changing the setting must take effect at once.
         let first = Spi::get_one::<String>("SELECT crm.current_key_fingerprint()").unwrap();
-        Spi::run("SET crm.encryption_key = 'ISIjJCUmJygpKissLS4vMDEyMzQ1Njc4OTo7PD0+P0A='").unwrap();
+        Spi::run("SET crm.encryption_key = 'ISIjJCUmJygpKissLS4vMDEyMzQ1Njc4OTo7PD0+P0A='")
+            .unwrap();
         let second = Spi::get_one::<String>("SELECT crm.current_key_fingerprint()").unwrap();
         assert_ne!(first, second);
         Spi::run("RESET crm.encryption_key").unwrap();
-        assert_eq!(Spi::get_one::<String>("SELECT crm.current_key_fingerprint()").unwrap(), first);
+        assert_eq!(
+            Spi::get_one::<String>("SELECT crm.current_key_fingerprint()").unwrap(),
+            first
+        );
     }
 
     #[pg_test(error = "crm.encryption_key is not set")]
@@ -291,7 +315,8 @@ mod tests {
     fn rotate_token_keeps_the_binding() {
         Spi::run("SET crm.encryption_key_previous = '000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f'").unwrap();
         Spi::run("CREATE TEMP TABLE t AS SELECT crm.encrypt_token('bound', 'row:1') AS b, crm.encrypt_token('free') AS f").unwrap();
-        Spi::run("SET crm.encryption_key = 'ISIjJCUmJygpKissLS4vMDEyMzQ1Njc4OTo7PD0+P0A='").unwrap();
+        Spi::run("SET crm.encryption_key = 'ISIjJCUmJygpKissLS4vMDEyMzQ1Njc4OTo7PD0+P0A='")
+            .unwrap();
         let out = Spi::get_two::<String, String>(
             "SELECT crm.decrypt_token(crm._rotate_token(b, 'row:1'), 'row:1'), crm.decrypt_token(crm._rotate_token(f, 'row:1')) FROM t",
         )

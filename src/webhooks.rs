@@ -10,9 +10,9 @@
 //! | missing or malformed signature headers, no matching signature, stale timestamp | 28000 |
 
 use crate::guc;
+use crate::json_arg::JsonbArg;
 use crm_core::webhooks::{stripe, svix, VerifyError};
 use pgrx::prelude::*;
-use pgrx::JsonB;
 use std::cell::RefCell;
 use std::collections::HashMap;
 
@@ -30,12 +30,18 @@ fn raise_verify(provider: &str, err: &VerifyError) -> ! {
 
 /// Header lookup, case-insensitive as HTTP is. A JSON array value (repeated header) gives its
 /// first element.
-fn header<'a>(headers: &'a serde_json::Map<String, serde_json::Value>, name: &str) -> Option<&'a str> {
-    headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).and_then(|(_, v)| match v {
-        serde_json::Value::String(s) => Some(s.as_str()),
-        serde_json::Value::Array(a) => a.first().and_then(|f| f.as_str()),
-        _ => None,
-    })
+fn header<'a>(
+    headers: &'a serde_json::Map<String, serde_json::Value>,
+    name: &str,
+) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .and_then(|(_, v)| match v {
+            serde_json::Value::String(s) => Some(s.as_str()),
+            serde_json::Value::Array(a) => a.first().and_then(|f| f.as_str()),
+            _ => None,
+        })
 }
 
 /// A provider's signing keys as the verifiers want them (Stripe: the secrets' bytes; Svix: the
@@ -55,14 +61,19 @@ fn parse_keys(text: &str, setting: &'static str) -> Keys {
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .map(|s| match setting {
-            "crm.resend_webhook_secret" => svix::decode_secret(s).ok_or(VerifyError::BadSecret(setting)),
+            "crm.resend_webhook_secret" => {
+                svix::decode_secret(s).ok_or(VerifyError::BadSecret(setting))
+            }
             _ => Ok(s.as_bytes().to_vec()),
         })
         .collect()
 }
 
 /// The keys of `setting`, from this backend's cache while the setting's text is unchanged.
-fn keys(setting: &'static pgrx::guc::GucSetting<Option<std::ffi::CString>>, name: &'static str) -> Keys {
+fn keys(
+    setting: &'static pgrx::guc::GucSetting<Option<std::ffi::CString>>,
+    name: &'static str,
+) -> Keys {
     let raw = guc::raw(setting);
     KEYS.with(|cache| {
         let mut cache = cache.borrow_mut();
@@ -85,18 +96,28 @@ fn now() -> i64 {
 /// Verify a webhook's signature. Returns the delivery's message id where the scheme has one in
 /// its headers (Svix: `svix-id`), else NULL. Raises on anything else.
 #[pg_extern(volatile, parallel_safe)]
-fn _verify_webhook(provider: &str, headers: JsonB, body: &str) -> Option<String> {
+fn _verify_webhook(provider: &str, headers: JsonbArg, body: &str) -> Option<String> {
     let provider = provider.trim().to_ascii_lowercase();
     let (secret_setting, setting_name) = match provider.as_str() {
         "stripe" => (&guc::STRIPE_WEBHOOK_SECRET, "crm.stripe_webhook_secret"),
         "resend" => (&guc::RESEND_WEBHOOK_SECRET, "crm.resend_webhook_secret"),
         other => raise(
             PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-            format!("unknown webhook provider \"{}\" (expected stripe or resend)", other.chars().take(40).collect::<String>()),
+            format!(
+                "unknown webhook provider \"{}\" (expected stripe or resend)",
+                other.chars().take(40).collect::<String>()
+            ),
         ),
     };
-    let serde_json::Value::Object(headers) = headers.0 else {
-        raise(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, "webhook headers must be a JSON object".into())
+    let serde_json::Value::Object(headers) = headers.parse(
+        "headers",
+        guc::MAX_JSON_ARGUMENT_BYTES.get().max(0) as usize,
+        "crm.webhooks",
+    ) else {
+        raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            "webhook headers must be a JSON object".into(),
+        )
     };
     let keys = keys(secret_setting, setting_name);
     if matches!(&keys, Ok(k) if k.is_empty()) {
@@ -109,24 +130,41 @@ fn _verify_webhook(provider: &str, headers: JsonB, body: &str) -> Option<String>
     if body.len() > max {
         raise(
             PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
-            format!("webhook body of {} bytes exceeds crm.webhook_max_body ({max})", body.len()),
+            format!(
+                "webhook body of {} bytes exceeds crm.webhook_max_body ({max})",
+                body.len()
+            ),
         );
     }
     let keys = keys.unwrap_or_else(|e| raise_verify(&provider, &e));
     match provider.as_str() {
         "stripe" => {
-            stripe::verify(header(&headers, stripe::HEADER), body.as_bytes(), &keys, now(), guc::STRIPE_WEBHOOK_TOLERANCE.get() as i64)
-                .unwrap_or_else(|e| raise_verify("stripe", &e));
+            stripe::verify(
+                header(&headers, stripe::HEADER),
+                body.as_bytes(),
+                &keys,
+                now(),
+                guc::STRIPE_WEBHOOK_TOLERANCE.get() as i64,
+            )
+            .unwrap_or_else(|e| raise_verify("stripe", &e));
             None
         }
         _ => {
             let h = svix::Headers {
                 id: header(&headers, "svix-id").or_else(|| header(&headers, "webhook-id")),
-                timestamp: header(&headers, "svix-timestamp").or_else(|| header(&headers, "webhook-timestamp")),
-                signature: header(&headers, "svix-signature").or_else(|| header(&headers, "webhook-signature")),
+                timestamp: header(&headers, "svix-timestamp")
+                    .or_else(|| header(&headers, "webhook-timestamp")),
+                signature: header(&headers, "svix-signature")
+                    .or_else(|| header(&headers, "webhook-signature")),
             };
-            let id = svix::verify(&h, body.as_bytes(), &keys, now(), guc::RESEND_WEBHOOK_TOLERANCE.get() as i64)
-                .unwrap_or_else(|e| raise_verify("resend", &e));
+            let id = svix::verify(
+                &h,
+                body.as_bytes(),
+                &keys,
+                now(),
+                guc::RESEND_WEBHOOK_TOLERANCE.get() as i64,
+            )
+            .unwrap_or_else(|e| raise_verify("resend", &e));
             Some(id.to_owned())
         }
     }

@@ -1,4 +1,4 @@
-pub mod vault;
-pub mod template;
-pub mod webhooks;
 pub mod delivery;
+pub mod template;
+pub mod vault;
+pub mod webhooks;

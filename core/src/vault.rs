@@ -52,15 +52,26 @@ pub enum KeyError {
     Missing,
     /// A key did not decode to exactly 32 bytes. `setting` names the setting, `position` the
     /// 1-based entry in a comma-separated list.
-    Malformed { setting: &'static str, position: usize, reason: &'static str },
+    Malformed {
+        setting: &'static str,
+        position: usize,
+        reason: &'static str,
+    },
 }
 
 impl fmt::Display for KeyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             KeyError::Missing => write!(f, "crm.encryption_key is not set"),
-            KeyError::Malformed { setting, position, reason } => {
-                write!(f, "{setting} entry {position} is not a usable key: {reason}")
+            KeyError::Malformed {
+                setting,
+                position,
+                reason,
+            } => {
+                write!(
+                    f,
+                    "{setting} entry {position} is not a usable key: {reason}"
+                )
             }
         }
     }
@@ -84,14 +95,21 @@ impl fmt::Display for DecryptError {
         match self {
             DecryptError::Malformed(why) => write!(f, "malformed ciphertext: {why}"),
             DecryptError::UnknownKey(fp) => {
-                write!(f, "ciphertext was encrypted with unknown key {}", fingerprint_hex(fp))
+                write!(
+                    f,
+                    "ciphertext was encrypted with unknown key {}",
+                    fingerprint_hex(fp)
+                )
             }
             DecryptError::AuthenticationFailed => write!(
                 f,
                 "ciphertext failed authentication (tampered, wrong key or wrong context)"
             ),
             DecryptError::PlaintextTooLarge(n) => {
-                write!(f, "plaintext of {n} bytes exceeds the {MAX_PLAINTEXT_BYTES}-byte limit")
+                write!(
+                    f,
+                    "plaintext of {n} bytes exceeds the {MAX_PLAINTEXT_BYTES}-byte limit"
+                )
             }
         }
     }
@@ -143,7 +161,10 @@ impl VaultKey {
         fingerprint.copy_from_slice(&digest[..FINGERPRINT_LEN]);
         let cipher = Aes256Gcm::new(&key.into());
         key.zeroize();
-        VaultKey { cipher, fingerprint }
+        VaultKey {
+            cipher,
+            fingerprint,
+        }
     }
 
     pub fn fingerprint(&self) -> &Fingerprint {
@@ -164,7 +185,10 @@ pub const MAX_PREVIOUS_KEYS: usize = 16;
 impl Keyring {
     /// Build from the two settings' texts. `previous` is a comma-separated list; empty entries
     /// are ignored so a trailing comma is harmless.
-    pub fn from_settings(current: Option<&str>, previous: Option<&str>) -> Result<Keyring, KeyError> {
+    pub fn from_settings(
+        current: Option<&str>,
+        previous: Option<&str>,
+    ) -> Result<Keyring, KeyError> {
         let current = match current.map(str::trim) {
             None | Some("") => return Err(KeyError::Missing),
             Some(text) => VaultKey::new(parse_key(text).map_err(|reason| KeyError::Malformed {
@@ -192,7 +216,10 @@ impl Keyring {
                 reason: "more than 16 previous keys",
             });
         }
-        Ok(Keyring { current, previous: keys })
+        Ok(Keyring {
+            current,
+            previous: keys,
+        })
     }
 
     pub fn current_fingerprint(&self) -> &Fingerprint {
@@ -268,13 +295,17 @@ fn decode_token(token: &str) -> Result<Vec<u8>, DecryptError> {
     // A token's base64 is at most ~4/3 of MAX_PLAINTEXT_BYTES plus the fixed parts; refuse
     // anything far larger before allocating for it.
     if token.len() > (MAX_PLAINTEXT_BYTES + MIN_TOKEN_BYTES) * 4 / 3 + 4 {
-        return Err(DecryptError::Malformed("longer than any token this vault makes"));
+        return Err(DecryptError::Malformed(
+            "longer than any token this vault makes",
+        ));
     }
     let raw = STANDARD
         .decode(token.trim())
         .map_err(|_| DecryptError::Malformed("not base64"))?;
     if raw.len() < MIN_TOKEN_BYTES {
-        return Err(DecryptError::Malformed("truncated: shorter than header, nonce and tag"));
+        return Err(DecryptError::Malformed(
+            "truncated: shorter than header, nonce and tag",
+        ));
     }
     if raw[0] != FORMAT_VERSION {
         return Err(DecryptError::Malformed("unknown format version"));
@@ -313,7 +344,10 @@ impl Default for NonceSource {
 
 impl NonceSource {
     pub fn new() -> Self {
-        NonceSource { rng: Self::seeded(), pid: std::process::id() }
+        NonceSource {
+            rng: Self::seeded(),
+            pid: std::process::id(),
+        }
     }
 
     fn seeded() -> ChaCha20Rng {
@@ -352,8 +386,13 @@ mod tests {
         for pt in ["", "a", "ya29.a0AfH6SMBx-token", &"x".repeat(5000)] {
             let ct = r.encrypt(pt.as_bytes(), b"", &mut n).unwrap();
             assert_eq!(r.decrypt(&ct, b"").unwrap(), pt.as_bytes());
-            let ct = r.encrypt(pt.as_bytes(), b"email_providers:1:access_token", &mut n).unwrap();
-            assert_eq!(r.decrypt(&ct, b"email_providers:1:access_token").unwrap(), pt.as_bytes());
+            let ct = r
+                .encrypt(pt.as_bytes(), b"email_providers:1:access_token", &mut n)
+                .unwrap();
+            assert_eq!(
+                r.decrypt(&ct, b"email_providers:1:access_token").unwrap(),
+                pt.as_bytes()
+            );
         }
     }
 
@@ -366,14 +405,19 @@ mod tests {
         assert_ne!(a, b);
         let raw_a = STANDARD.decode(&a).unwrap();
         let raw_b = STANDARD.decode(&b).unwrap();
-        assert_ne!(raw_a[HEADER_LEN..HEADER_LEN + NONCE_LEN], raw_b[HEADER_LEN..HEADER_LEN + NONCE_LEN]);
+        assert_ne!(
+            raw_a[HEADER_LEN..HEADER_LEN + NONCE_LEN],
+            raw_b[HEADER_LEN..HEADER_LEN + NONCE_LEN]
+        );
     }
 
     #[test]
     fn layout_is_version_fingerprint_nonce_body_tag() {
         let r = ring(K1, "");
         let mut n = NonceSource::new();
-        let raw = STANDARD.decode(r.encrypt(b"hello", b"", &mut n).unwrap()).unwrap();
+        let raw = STANDARD
+            .decode(r.encrypt(b"hello", b"", &mut n).unwrap())
+            .unwrap();
         assert_eq!(raw.len(), MIN_TOKEN_BYTES + 5);
         assert_eq!(raw[0], FORMAT_VERSION);
         assert_eq!(&raw[1..9], r.current_fingerprint());
@@ -387,14 +431,19 @@ mod tests {
         let key = parse_key(K1).unwrap();
         let r = ring(K1, "");
         let mut n = NonceSource::new();
-        let raw = STANDARD.decode(r.encrypt(b"wire format", b"ctx", &mut n).unwrap()).unwrap();
+        let raw = STANDARD
+            .decode(r.encrypt(b"wire format", b"ctx", &mut n).unwrap())
+            .unwrap();
         let cipher = Aes256Gcm::new(&key.into());
         let mut aad = raw[..HEADER_LEN].to_vec();
         aad.extend_from_slice(b"ctx");
         let pt = cipher
             .decrypt(
                 Nonce::from_slice(&raw[HEADER_LEN..HEADER_LEN + NONCE_LEN]),
-                Payload { msg: &raw[HEADER_LEN + NONCE_LEN..], aad: &aad },
+                Payload {
+                    msg: &raw[HEADER_LEN + NONCE_LEN..],
+                    aad: &aad,
+                },
             )
             .unwrap();
         assert_eq!(pt, b"wire format");
@@ -404,7 +453,9 @@ mod tests {
     fn every_flipped_bit_fails_authentication_or_lookup() {
         let r = ring(K1, "");
         let mut n = NonceSource::new();
-        let raw = STANDARD.decode(r.encrypt(b"secret token", b"", &mut n).unwrap()).unwrap();
+        let raw = STANDARD
+            .decode(r.encrypt(b"secret token", b"", &mut n).unwrap())
+            .unwrap();
         for i in 0..raw.len() {
             for bit in 0..8 {
                 let mut t = raw.clone();
@@ -423,12 +474,18 @@ mod tests {
     fn wrong_context_fails_authentication() {
         let r = ring(K1, "");
         let mut n = NonceSource::new();
-        let ct = r.encrypt(b"tok", b"email_providers:1:access_token", &mut n).unwrap();
+        let ct = r
+            .encrypt(b"tok", b"email_providers:1:access_token", &mut n)
+            .unwrap();
         assert_eq!(
-            r.decrypt(&ct, b"email_providers:2:access_token").unwrap_err(),
+            r.decrypt(&ct, b"email_providers:2:access_token")
+                .unwrap_err(),
             DecryptError::AuthenticationFailed
         );
-        assert_eq!(r.decrypt(&ct, b"").unwrap_err(), DecryptError::AuthenticationFailed);
+        assert_eq!(
+            r.decrypt(&ct, b"").unwrap_err(),
+            DecryptError::AuthenticationFailed
+        );
     }
 
     #[test]
@@ -436,15 +493,33 @@ mod tests {
         let r = ring(K1, "");
         let mut n = NonceSource::new();
         let ct = r.encrypt(b"tok", b"", &mut n).unwrap();
-        assert!(matches!(r.decrypt(&ct[..ct.len() - 3], b""), Err(DecryptError::Malformed(_))));
-        assert!(matches!(r.decrypt(&ct[..20], b""), Err(DecryptError::Malformed(_))));
-        assert!(matches!(r.decrypt("", b""), Err(DecryptError::Malformed(_))));
-        assert!(matches!(r.decrypt("not base64 !!", b""), Err(DecryptError::Malformed(_))));
-        assert!(matches!(r.decrypt(&"A".repeat(200_000), b""), Err(DecryptError::Malformed(_))));
+        assert!(matches!(
+            r.decrypt(&ct[..ct.len() - 3], b""),
+            Err(DecryptError::Malformed(_))
+        ));
+        assert!(matches!(
+            r.decrypt(&ct[..20], b""),
+            Err(DecryptError::Malformed(_))
+        ));
+        assert!(matches!(
+            r.decrypt("", b""),
+            Err(DecryptError::Malformed(_))
+        ));
+        assert!(matches!(
+            r.decrypt("not base64 !!", b""),
+            Err(DecryptError::Malformed(_))
+        ));
+        assert!(matches!(
+            r.decrypt(&"A".repeat(200_000), b""),
+            Err(DecryptError::Malformed(_))
+        ));
         // Whole base64 quanta cut off the end: the structure is intact, the tag is not.
         let raw = STANDARD.decode(&ct).unwrap();
         let cut = STANDARD.encode(&raw[..raw.len() - 3]);
-        assert_eq!(r.decrypt(&cut, b"").unwrap_err(), DecryptError::AuthenticationFailed);
+        assert_eq!(
+            r.decrypt(&cut, b"").unwrap_err(),
+            DecryptError::AuthenticationFailed
+        );
     }
 
     #[test]
@@ -477,9 +552,17 @@ mod tests {
         assert!(parse_key("short").is_err());
         assert!(parse_key(&K1[..62]).is_err());
         assert!(parse_key("AAAA").is_err()); // valid base64, 3 bytes
-        assert_eq!(Keyring::from_settings(None, None).err(), Some(KeyError::Missing));
-        assert_eq!(Keyring::from_settings(Some("  "), None).err(), Some(KeyError::Missing));
-        let err = Keyring::from_settings(Some(K1), Some(&format!("{K2_B64},bogus"))).err().unwrap();
+        assert_eq!(
+            Keyring::from_settings(None, None).err(),
+            Some(KeyError::Missing)
+        );
+        assert_eq!(
+            Keyring::from_settings(Some("  "), None).err(),
+            Some(KeyError::Missing)
+        );
+        let err = Keyring::from_settings(Some(K1), Some(&format!("{K2_B64},bogus")))
+            .err()
+            .unwrap();
         assert_eq!(
             err,
             KeyError::Malformed {

@@ -15,12 +15,70 @@ thread_local! {
 }
 
 const PIECES: &[&str] = &[
-    "{{", "}}", "{{{", "}}}", "{{#if ", "{{#unless ", "{{#each ", "{{#with ", "{{/if}}", "{{/each}}",
-    "{{/unless}}", "{{/with}}", "{{else}}", "{{^}}", "{{~", "~}}", "{{!", "{{!--", "--}}", "{{>",
-    "{{#>", "{{*", "{{#*inline", "{{/inline}}", "@index", "@root.", "this", "../", ".", ":", "/",
-    "(", ")", "\"", "'", "=", " as |x|", "money ", "formatDate ", "lookup ", "a", "b", "items",
-    "date", "MM/DD/YYYY", "h:mm A", "[at]", "YYYY", "Z", "\\", "\n", " ", "<script>", "&", "é", "😀",
-    "\u{0}", "name", "x.y.z", "1", "true", "null", "{{{{raw}}}}", "{{{{/raw}}}}",
+    "{{",
+    "}}",
+    "{{{",
+    "}}}",
+    "{{#if ",
+    "{{#unless ",
+    "{{#each ",
+    "{{#with ",
+    "{{/if}}",
+    "{{/each}}",
+    "{{/unless}}",
+    "{{/with}}",
+    "{{else}}",
+    "{{^}}",
+    "{{~",
+    "~}}",
+    "{{!",
+    "{{!--",
+    "--}}",
+    "{{>",
+    "{{#>",
+    "{{*",
+    "{{#*inline",
+    "{{/inline}}",
+    "@index",
+    "@root.",
+    "this",
+    "../",
+    ".",
+    ":",
+    "/",
+    "(",
+    ")",
+    "\"",
+    "'",
+    "=",
+    " as |x|",
+    "money ",
+    "formatDate ",
+    "lookup ",
+    "a",
+    "b",
+    "items",
+    "date",
+    "MM/DD/YYYY",
+    "h:mm A",
+    "[at]",
+    "YYYY",
+    "Z",
+    "\\",
+    "\n",
+    " ",
+    "<script>",
+    "&",
+    "é",
+    "😀",
+    "\u{0}",
+    "name",
+    "x.y.z",
+    "1",
+    "true",
+    "null",
+    "{{{{raw}}}}",
+    "{{{{/raw}}}}",
 ];
 
 fn template() -> impl Strategy<Value = String> {
@@ -35,26 +93,49 @@ fn json() -> impl Strategy<Value = serde_json::Value> {
         Just(serde_json::Value::Null),
         any::<bool>().prop_map(serde_json::Value::from),
         any::<i64>().prop_map(serde_json::Value::from),
-        any::<f64>().prop_map(|f| serde_json::Number::from_f64(f).map_or(serde_json::Value::Null, serde_json::Value::Number)),
+        any::<f64>().prop_map(|f| serde_json::Number::from_f64(f)
+            .map_or(serde_json::Value::Null, serde_json::Value::Number)),
         ".{0,30}".prop_map(serde_json::Value::from),
-        prop::sample::select(vec!["2025-02-01T09:00:00Z", "2026-03-08 02:30:00-05", "2025-02-01", "TBD", "usd", "zzz"])
-            .prop_map(serde_json::Value::from),
+        prop::sample::select(vec![
+            "2025-02-01T09:00:00Z",
+            "2026-03-08 02:30:00-05",
+            "2025-02-01",
+            "TBD",
+            "usd",
+            "zzz"
+        ])
+        .prop_map(serde_json::Value::from),
     ];
     leaf.prop_recursive(4, 64, 8, |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..6).prop_map(serde_json::Value::Array),
             prop::collection::btree_map(
-                prop::sample::select(vec!["a", "b", "items", "date", "name", "x", "money", "_timezone", "this"]),
+                prop::sample::select(vec![
+                    "a",
+                    "b",
+                    "items",
+                    "date",
+                    "name",
+                    "x",
+                    "money",
+                    "_timezone",
+                    "this"
+                ]),
                 inner,
                 0..6
             )
-            .prop_map(|m| serde_json::Value::Object(m.into_iter().map(|(k, v)| (k.to_string(), v)).collect())),
+            .prop_map(|m| serde_json::Value::Object(
+                m.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+            )),
         ]
     })
 }
 
 fn cases() -> u32 {
-    std::env::var("PROPTEST_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(2000)
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2000)
 }
 
 proptest! {

@@ -22,7 +22,9 @@ fn agent() -> ureq::Agent {
         match &*a {
             Some((t, agent)) if *t == ms => agent.clone(),
             _ => {
-                let agent = ureq::AgentBuilder::new().timeout(Duration::from_millis(ms as u64)).build();
+                let agent = ureq::AgentBuilder::new()
+                    .timeout(Duration::from_millis(ms as u64))
+                    .build();
                 *a = Some((ms, agent.clone()));
                 agent
             }
@@ -46,16 +48,31 @@ pub fn post_json(url: &str, headers: &[(&str, &str)], body: &Value) -> Answer {
 
 /// POST an application/x-www-form-urlencoded body (OAuth token endpoints).
 pub fn post_form(url: &str, form: &[(&str, &str)]) -> Answer {
-    answer(agent().post(url).set("User-Agent", USER_AGENT).send_form(form))
+    answer(
+        agent()
+            .post(url)
+            .set("User-Agent", USER_AGENT)
+            .send_form(form),
+    )
 }
 
 fn answer(result: Result<ureq::Response, ureq::Error>) -> Answer {
     let resp = match result {
         Ok(resp) | Err(ureq::Error::Status(_, resp)) => resp,
-        Err(e) => return Answer { error: Some(e.to_string()), ..Answer::default() },
+        Err(e) => {
+            return Answer {
+                error: Some(e.to_string()),
+                ..Answer::default()
+            }
+        }
     };
     let status = resp.status();
     let retry_after = resp.header("Retry-After").map(str::to_owned);
     let body = resp.into_string().unwrap_or_default();
-    Answer { status: Some(status), body, retry_after, ..Answer::default() }
+    Answer {
+        status: Some(status),
+        body,
+        retry_after,
+        ..Answer::default()
+    }
 }

@@ -17,6 +17,7 @@ mod send;
 pub mod worker;
 
 use crate::guc;
+use crate::json_arg::JsonbArg;
 use chrono::Utc;
 use crm_core::delivery::message::{self, Invalid, Limits};
 use pgrx::prelude::*;
@@ -24,33 +25,81 @@ use pgrx::JsonB;
 use serde_json::{json, Value};
 
 fn raise_invalid(e: &Invalid) -> ! {
-    crate::errors::raise(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, e.to_string(), None, "crm.delivery")
+    crate::errors::raise(
+        PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+        e.to_string(),
+        None,
+        "crm.delivery",
+    )
 }
 
 fn limits() -> Limits {
-    Limits { max_attachment_bytes: guc::EMAIL_MAX_ATTACHMENT_BYTES.get().max(0) as usize, ..Limits::default() }
+    Limits {
+        max_attachment_bytes: guc::EMAIL_MAX_ATTACHMENT_BYTES.get().max(0) as usize,
+        max_variables_bytes: guc::MAX_JSON_ARGUMENT_BYTES.get().max(0) as usize,
+        ..Limits::default()
+    }
 }
 
-/// Validate and normalize one message for `crm.enqueue_email` (22023 naming the field).
+/// The largest message argument: crm.max_json_argument_bytes for everything but attachments,
+/// plus room for attachments up to crm.email_max_attachment_bytes in base64.
+fn max_message_bytes() -> usize {
+    let json = guc::MAX_JSON_ARGUMENT_BYTES.get().max(0) as usize;
+    json.saturating_add(guc::EMAIL_MAX_ATTACHMENT_BYTES.get().max(0) as usize / 3 * 4 + 4096)
+}
+
+/// Validate and normalize one message for `crm.enqueue_email` (22023 naming the field; 54000
+/// when the argument is over its size limit).
 #[pg_extern(stable, parallel_safe)]
-fn _validate_email_message(message: JsonB) -> JsonB {
-    JsonB(message::validate(&message.0, &limits(), Utc::now()).unwrap_or_else(|e| raise_invalid(&e)))
+fn _validate_email_message(message: JsonbArg) -> JsonB {
+    let message = message.parse("message", max_message_bytes(), "crm.delivery");
+    JsonB(message::validate(&message, &limits(), Utc::now()).unwrap_or_else(|e| raise_invalid(&e)))
 }
 
-/// Validate and normalize a batch (a JSON array of at most 100 messages).
+/// Validate and normalize a batch (a JSON array of at most 100 messages; four times a
+/// message's size limit in all).
 #[pg_extern(stable, parallel_safe)]
-fn _validate_email_batch(messages: JsonB) -> JsonB {
-    JsonB(json!(message::validate_batch(&messages.0, &limits(), Utc::now()).unwrap_or_else(|e| raise_invalid(&e))))
+fn _validate_email_batch(messages: JsonbArg) -> JsonB {
+    let messages = messages.parse(
+        "messages",
+        max_message_bytes().saturating_mul(4),
+        "crm.delivery",
+    );
+    JsonB(json!(message::validate_batch(
+        &messages,
+        &limits(),
+        Utc::now()
+    )
+    .unwrap_or_else(|e| raise_invalid(&e))))
 }
 
-/// Claim up to `max_items` due rows (SPI; the caller owns the transaction).
-pub(crate) fn claim(max_items: i32) -> Vec<Value> {
+/// Claim up to `max_items` due rows (SPI; the caller owns the transaction). Returns the rows
+/// to send and, for rows that cannot even be read (JSON nested deeper than serde_json
+/// takes, from a direct insert by a privileged role), their "failed" outcomes: each row is
+/// parsed on its own, so one bad row fails alone and never stops the queue.
+pub(crate) fn claim(max_items: i32) -> (Vec<Value>, Vec<Value>) {
     let lease = guc::EMAIL_LEASE_SECONDS.get() as f64;
     let batch = guc::RESEND_BATCH.get();
-    Spi::get_one_with_args::<pgrx::Json>("SELECT crm._claim_emails($1, $2, $3)", &[max_items.into(), lease.into(), batch.into()])
-        .unwrap_or_else(|e| pgrx::error!("claiming emails failed: {e}"))
-        .and_then(|j| j.0.as_array().cloned())
-        .unwrap_or_default()
+    let rows: Vec<(Option<String>, Option<String>)> = Spi::connect(|client| {
+        client
+            .select(
+                "SELECT j ->> 'id', j::text FROM json_array_elements(crm._claim_emails($1, $2, $3)) j",
+                None,
+                &[max_items.into(), lease.into(), batch.into()],
+            )?
+            .map(|row| Ok((row.get::<String>(1)?, row.get::<String>(2)?)))
+            .collect::<Result<Vec<_>, pgrx::spi::Error>>()
+    })
+    .unwrap_or_else(|e| pgrx::error!("claiming emails failed: {e}"));
+    let mut jobs = Vec::with_capacity(rows.len());
+    let mut unreadable = Vec::new();
+    for (id, text) in rows {
+        match crate::json_arg::parse_json_text(text.as_deref().unwrap_or("null")) {
+            Ok(job) => jobs.push(job),
+            Err(e) => unreadable.push(json!({"id": id, "outcome": "failed", "error": format!("the row cannot be sent: {e}")})),
+        }
+    }
+    (jobs, unreadable)
 }
 
 /// Record outcomes and mailbox connection changes (SPI; the caller owns the transaction).
@@ -58,8 +107,14 @@ pub(crate) fn record(outcomes: &[Value], connections: &[Value]) {
     if outcomes.is_empty() && connections.is_empty() {
         return;
     }
-    Spi::run_with_args("SELECT crm._record_email_outcomes($1, $2)", &[pgrx::Json(json!(outcomes)).into(), pgrx::Json(json!(connections)).into()])
-        .unwrap_or_else(|e| pgrx::error!("recording outcomes failed: {e}"));
+    Spi::run_with_args(
+        "SELECT crm._record_email_outcomes($1, $2)",
+        &[
+            pgrx::Json(json!(outcomes)).into(),
+            pgrx::Json(json!(connections)).into(),
+        ],
+    )
+    .unwrap_or_else(|e| pgrx::error!("recording outcomes failed: {e}"));
 }
 
 /// Send due emails now: claim up to `max_items`, send, record. For pg_cron and psql:
@@ -69,11 +124,19 @@ pub(crate) fn record(outcomes: &[Value], connections: &[Value]) {
 #[pg_extern(volatile)]
 fn process_email_queue(max_items: default!(i32, 100)) -> JsonB {
     if !(1..=10_000).contains(&max_items) {
-        crate::errors::raise(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, "max_items must be between 1 and 10000", None, "crm.delivery");
+        crate::errors::raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            "max_items must be between 1 and 10000",
+            None,
+            "crm.delivery",
+        );
     }
-    let jobs = claim(max_items);
-    let (outcomes, connections) = send::send_all(&jobs);
+    let (jobs, mut outcomes) = claim(max_items);
+    let (sent, connections) = send::send_all(&jobs, crate::templates::check_interrupts);
+    outcomes.extend(sent);
     record(&outcomes, &connections);
     let count = |k: &str| outcomes.iter().filter(|o| o["outcome"] == k).count();
-    JsonB(json!({"claimed": jobs.len(), "sent": count("sent"), "retried": count("retry"), "failed": count("failed")}))
+    JsonB(
+        json!({"claimed": outcomes.len(), "sent": count("sent"), "retried": count("retry"), "failed": count("failed")}),
+    )
 }

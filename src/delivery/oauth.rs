@@ -6,8 +6,8 @@
 //! Runs with no transaction open in the worker, so nothing in here may raise an ERROR.
 
 use super::http;
-use crate::vault::TokenError;
 use crate::guc;
+use crate::vault::TokenError;
 use chrono::Utc;
 use crm_core::delivery::oauth::{self, RefreshError, EXPIRY_MARGIN_SECS};
 use crm_core::delivery::outcome::Answer;
@@ -39,10 +39,21 @@ pub struct Mailboxes {
 /// digits, dots, hyphens) may, so a stray `/` or `?` cannot point the request elsewhere.
 fn tenant() -> Result<String, NoToken> {
     let t = guc::text(&guc::MICROSOFT_TENANT).trim().to_string();
-    if t.is_empty() || t.len() > 100 || !t.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-') {
+    if t.is_empty()
+        || t.len() > 100
+        || !t
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+    {
         // Retried like an outage: the setting can be fixed before the attempts run out.
         let error = "crm.microsoft_tenant must be common, organizations, consumers, a tenant id or a domain".to_string();
-        return Err(NoToken::Failed(Answer { error: Some(error), ..Answer::default() }, "token refresh: "));
+        return Err(NoToken::Failed(
+            Answer {
+                error: Some(error),
+                ..Answer::default()
+            },
+            "token refresh: ",
+        ));
     }
     Ok(t)
 }
@@ -51,7 +62,13 @@ fn tenant() -> Result<String, NoToken> {
 /// out), like a missing API key. A token that does not decrypt: the message fails.
 fn no_token(e: TokenError) -> NoToken {
     match e {
-        TokenError::Keys(msg) => NoToken::Failed(Answer { error: Some(msg), ..Answer::default() }, "mailbox token: "),
+        TokenError::Keys(msg) => NoToken::Failed(
+            Answer {
+                error: Some(msg),
+                ..Answer::default()
+            },
+            "mailbox token: ",
+        ),
         TokenError::Token(msg) => NoToken::Unusable(msg),
     }
 }
@@ -83,15 +100,22 @@ impl Mailboxes {
             }
         }
         let expires_at = connection["expires_at"].as_f64();
-        let due = expires_at.is_some_and(|at| at - (Utc::now().timestamp() as f64) < EXPIRY_MARGIN_SECS as f64);
+        let due = expires_at
+            .is_some_and(|at| at - (Utc::now().timestamp() as f64) < EXPIRY_MARGIN_SECS as f64);
         if !due && !force {
-            let t = connection["access_token"].as_str().ok_or_else(|| NoToken::Unusable("the connection has no access token".into()))?;
+            let t = connection["access_token"]
+                .as_str()
+                .ok_or_else(|| NoToken::Unusable("the connection has no access token".into()))?;
             let t = crate::vault::open_token(t, &context(&id, "access_token")).map_err(no_token)?;
             self.tokens.insert(id, t.clone());
             return Ok(t);
         }
         if already {
-            return self.tokens.get(&id).cloned().ok_or_else(|| NoToken::Unusable("the token was refused".into()));
+            return self
+                .tokens
+                .get(&id)
+                .cloned()
+                .ok_or_else(|| NoToken::Unusable("the token was refused".into()));
         }
         self.refresh(&id, connection)
     }
@@ -100,9 +124,12 @@ impl Mailboxes {
         self.refreshed.insert(id.to_string(), true);
         let provider = connection["provider"].as_str().unwrap_or_default();
         let Some(sealed) = connection["refresh_token"].as_str() else {
-            return Err(NoToken::Unusable(format!("the {provider} access token has expired and the connection has no refresh token")));
+            return Err(NoToken::Unusable(format!(
+                "the {provider} access token has expired and the connection has no refresh token"
+            )));
         };
-        let refresh_token = crate::vault::open_token(sealed, &context(id, "refresh_token")).map_err(no_token)?;
+        let refresh_token =
+            crate::vault::open_token(sealed, &context(id, "refresh_token")).map_err(no_token)?;
         let (url, client_id, secret) = match provider {
             "gmail" => (
                 http::url(&guc::text(&guc::GOOGLE_OAUTH_BASE_URL), "/token"),
@@ -110,19 +137,32 @@ impl Mailboxes {
                 guc::text(&guc::GOOGLE_CLIENT_SECRET),
             ),
             _ => (
-                http::url(&guc::text(&guc::MICROSOFT_LOGIN_BASE_URL), &format!("/{}/oauth2/v2.0/token", tenant()?)),
+                http::url(
+                    &guc::text(&guc::MICROSOFT_LOGIN_BASE_URL),
+                    &format!("/{}/oauth2/v2.0/token", tenant()?),
+                ),
                 guc::text(&guc::MICROSOFT_CLIENT_ID),
                 guc::text(&guc::MICROSOFT_CLIENT_SECRET),
             ),
         };
-        let answer = http::post_form(&url, &oauth::refresh_form(provider, &client_id, &secret, &refresh_token));
+        let answer = http::post_form(
+            &url,
+            &oauth::refresh_form(provider, &client_id, &secret, &refresh_token),
+        );
         match oauth::parse_answer(answer) {
             Ok(token) => {
-                let seal = |t: &str, which| crate::vault::seal_token(t, &context(id, which)).map_err(no_token);
+                let seal = |t: &str, which| {
+                    crate::vault::seal_token(t, &context(id, which)).map_err(no_token)
+                };
                 let access = seal(&token.access_token, "access_token")?;
-                let refresh = token.refresh_token.as_deref().map(|t| seal(t, "refresh_token")).transpose()?;
+                let refresh = token
+                    .refresh_token
+                    .as_deref()
+                    .map(|t| seal(t, "refresh_token"))
+                    .transpose()?;
                 self.updates.push(json!({"id": id, "access_token": access, "refresh_token": refresh, "expires_in": token.expires_in}));
-                self.tokens.insert(id.to_string(), token.access_token.clone());
+                self.tokens
+                    .insert(id.to_string(), token.access_token.clone());
                 Ok(token.access_token)
             }
             Err(RefreshError::Revoked(reason)) => {

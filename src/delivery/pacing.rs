@@ -18,7 +18,10 @@ pub struct Lane {
 
 impl Lane {
     pub fn provider(provider: &'static str) -> Lane {
-        Lane { provider, mailbox: None }
+        Lane {
+            provider,
+            mailbox: None,
+        }
     }
 }
 
@@ -31,7 +34,9 @@ thread_local! {
 /// second; 0 = unlimited).
 pub fn pace(lane: &Lane, rate: f64) {
     let now = Instant::now();
-    let next = NEXT_REQUEST.with(|m| m.borrow().get(lane).copied()).unwrap_or(now);
+    let next = NEXT_REQUEST
+        .with(|m| m.borrow().get(lane).copied())
+        .unwrap_or(now);
     if next > now {
         std::thread::sleep(next - now);
     }
@@ -49,7 +54,10 @@ pub fn pace(lane: &Lane, rate: f64) {
 /// The provider answered 429: hold back every request in the lane until `Retry-After` (1 s
 /// when it gives none; at most 60 s, the rows themselves carry the longer backoff).
 pub fn slow_down(lane: &Lane, retry_after: Option<&str>) {
-    let secs = retry_after.and_then(|v| parse_retry_after(v, chrono::Utc::now())).unwrap_or(1.0).min(60.0);
+    let secs = retry_after
+        .and_then(|v| parse_retry_after(v, chrono::Utc::now()))
+        .unwrap_or(1.0)
+        .min(60.0);
     let until = Instant::now() + Duration::from_secs_f64(secs);
     NEXT_REQUEST.with(|m| {
         let mut m = m.borrow_mut();

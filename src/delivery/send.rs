@@ -4,13 +4,14 @@
 //! tokens). No SPI in here: the worker calls it with no transaction open.
 
 use super::oauth::{Mailboxes, NoToken};
-use super::providers::{self, resend, Provider, Request};
 use super::pacing::{self, Lane};
-use super::render;
+use super::providers::{self, resend, Provider, Request};
+use super::render::{self, NotReady};
 use crate::guc;
 use chrono::Utc;
 use crm_core::delivery::outcome::{self, Answer, Backoff, Outcome};
 use crm_core::delivery::Outgoing;
+use crm_core::template::budget::Checkpoint;
 use crm_core::template::Options;
 use serde_json::{json, Value};
 
@@ -35,18 +36,44 @@ fn id_of(job: &Value) -> &str {
 
 impl Round {
     fn failed(&mut self, job: &Value, error: String) {
-        self.outcomes.push(json!({"id": id_of(job), "outcome": "failed", "error": error}));
+        self.outcomes
+            .push(json!({"id": id_of(job), "outcome": "failed", "error": error}));
+    }
+
+    /// Give a row back unsent (the sender is stopping): due again at once.
+    fn release(&mut self, job: &Value) {
+        self.outcomes.push(json!({"id": id_of(job), "outcome": "retry", "error": "the sender stopped before sending it", "after_seconds": 0}));
+    }
+
+    fn not_ready(&mut self, job: &Value, why: NotReady) {
+        match why {
+            NotReady::Interrupted => self.release(job),
+            NotReady::Invalid(reason) => self.failed(job, reason),
+        }
     }
 
     /// What `answer` means for `job`, recorded. `subject`: the subject as sent (for a
     /// template email the rendered one replaces the template text in the row, so the queue
     /// shows what the recipient got).
-    fn judge(&mut self, job: &Value, answer: &Answer, subject: Option<&str>, message_id: Option<String>) {
+    fn judge(
+        &mut self,
+        job: &Value,
+        answer: &Answer,
+        subject: Option<&str>,
+        message_id: Option<String>,
+    ) {
         self.judge_as(job, answer, "", subject, message_id)
     }
 
     /// `what`: which request answered, when it was not the send itself ("token refresh: ").
-    fn judge_as(&mut self, job: &Value, answer: &Answer, what: &str, subject: Option<&str>, message_id: Option<String>) {
+    fn judge_as(
+        &mut self,
+        job: &Value,
+        answer: &Answer,
+        what: &str,
+        subject: Option<&str>,
+        message_id: Option<String>,
+    ) {
         let attempt = job["attempts"].as_i64().unwrap_or(1) as i32;
         let max = job["max_attempts"].as_i64().unwrap_or(3) as i32;
         let id = id_of(job);
@@ -63,7 +90,7 @@ impl Round {
         for job in jobs {
             match render::prepare(job, &self.templates) {
                 Ok(email) => ready.push((job, email)),
-                Err(e) => self.failed(job, e),
+                Err(e) => self.not_ready(job, e),
             }
         }
         if ready.is_empty() {
@@ -78,7 +105,12 @@ impl Round {
         }
         let ids = crm_core::delivery::resend::batch_message_ids(&answer.body).unwrap_or_default();
         for (i, (job, email)) in ready.iter().enumerate() {
-            self.judge(job, &answer, Some(&email.subject), ids.get(i).cloned().flatten());
+            self.judge(
+                job,
+                &answer,
+                Some(&email.subject),
+                ids.get(i).cloned().flatten(),
+            );
         }
     }
 
@@ -89,27 +121,39 @@ impl Round {
         };
         let email = match render::prepare(job, &self.templates) {
             Ok(e) => e,
-            Err(e) => return self.failed(job, e),
+            Err(e) => return self.not_ready(job, e),
         };
         let connection = &job["connection"];
         if provider.needs_mailbox() && connection.is_null() {
             return self.failed(job, format!("the account has no active {name} connection"));
         }
         // Gmail's and Graph's quotas are per mailbox: one lane per connection.
-        let lane = Lane { provider: provider.name(), mailbox: connection["id"].as_str().map(str::to_owned) };
+        let lane = Lane {
+            provider: provider.name(),
+            mailbox: connection["id"].as_str().map(str::to_owned),
+        };
         let mut refreshed_for_401 = false;
         loop {
             let token = if provider.needs_mailbox() {
                 match self.mailboxes.token(connection, refreshed_for_401) {
                     Ok(t) => Some(t),
-                    Err(NoToken::Revoked(reason) | NoToken::Unusable(reason)) => return self.failed(job, reason),
-                    Err(NoToken::Failed(answer, what)) => return self.judge_as(job, &answer, what, None, None),
+                    Err(NoToken::Revoked(reason) | NoToken::Unusable(reason)) => {
+                        return self.failed(job, reason)
+                    }
+                    Err(NoToken::Failed(answer, what)) => {
+                        return self.judge_as(job, &answer, what, None, None)
+                    }
                 }
             } else {
                 None
             };
             pacing::pace(&lane, provider.rate_limit());
-            let req = Request { id: id_of(job), email: &email, thread_id: job["thread_id"].as_str(), access_token: token.as_deref() };
+            let req = Request {
+                id: id_of(job),
+                email: &email,
+                thread_id: job["thread_id"].as_str(),
+                access_token: token.as_deref(),
+            };
             let answer = provider.send(&req);
             // A token can be revoked or expire early although its recorded expiry is later:
             // refresh once and try again.
@@ -126,14 +170,18 @@ impl Round {
     }
 }
 
-/// Send claimed rows; returns (outcomes, connection changes).
-pub fn send_all(jobs: &[Value]) -> (Vec<Value>, Vec<Value>) {
+/// Send claimed rows; returns (outcomes, connection changes). `checkpoint` is asked between
+/// rows and while rendering: when it says stop, the rows not yet sent are given back.
+pub fn send_all(jobs: &[Value], checkpoint: Checkpoint) -> (Vec<Value>, Vec<Value>) {
     if jobs.is_empty() {
         return (Vec::new(), Vec::new());
     }
     let mut round = Round {
         backoff: backoff(),
-        templates: crate::templates::options(None, None),
+        templates: Options {
+            checkpoint,
+            ..crate::templates::options(None, None)
+        },
         mailboxes: Mailboxes::default(),
         outcomes: Vec::with_capacity(jobs.len()),
     };
@@ -151,11 +199,23 @@ pub fn send_all(jobs: &[Value]) -> (Vec<Value>, Vec<Value>) {
     // key (the provider refuses a key with a different payload): order each group by row id.
     for (key, rows) in &mut groups {
         rows.sort_by(|a, b| id_of(a).cmp(id_of(b)));
-        round.send_group(key, rows);
+        if checkpoint() {
+            rows.iter().for_each(|job| round.release(job));
+        } else {
+            round.send_group(key, rows);
+        }
     }
     for job in jobs.iter().filter(|j| j["send_key"].is_null()) {
-        round.send_one(job);
+        if checkpoint() {
+            round.release(job);
+        } else {
+            round.send_one(job);
+        }
     }
-    let Round { outcomes, mailboxes, .. } = round;
+    let Round {
+        outcomes,
+        mailboxes,
+        ..
+    } = round;
     (outcomes, mailboxes.updates())
 }

@@ -26,7 +26,8 @@ use std::time::Duration;
 pub const MAX_WORKERS: usize = 8;
 
 /// The workers' pids (0: not running), in shared memory, for backends to find their latches.
-static WORKER_PIDS: PgLwLock<[i32; MAX_WORKERS]> = unsafe { PgLwLock::new(c"crm_integrations_email_worker_pids") };
+static WORKER_PIDS: PgLwLock<[i32; MAX_WORKERS]> =
+    unsafe { PgLwLock::new(c"crm_integrations_email_worker_pids") };
 /// Set in the postmaster when preloaded (inherited by every forked backend): only then does
 /// the shared memory above exist.
 static PRELOADED: AtomicBool = AtomicBool::new(false);
@@ -38,7 +39,11 @@ pub fn init() {
     PRELOADED.store(true, Ordering::Relaxed);
     let count = guc::WORKER_COUNT.get().clamp(1, MAX_WORKERS as i32);
     for index in 0..count {
-        let name = if index == 0 { WORKER_NAME.to_string() } else { format!("{WORKER_NAME} {}", index + 1) };
+        let name = if index == 0 {
+            WORKER_NAME.to_string()
+        } else {
+            format!("{WORKER_NAME} {}", index + 1)
+        };
         BackgroundWorkerBuilder::new(&name)
             .set_type("crm_integrations email worker")
             .set_function("crm_email_worker_main")
@@ -56,7 +61,12 @@ fn set_pid(index: usize, pid: i32) {
 }
 
 fn running_pids() -> Vec<i32> {
-    WORKER_PIDS.share().iter().copied().filter(|p| *p > 0).collect()
+    WORKER_PIDS
+        .share()
+        .iter()
+        .copied()
+        .filter(|p| *p > 0)
+        .collect()
 }
 
 thread_local! {
@@ -93,7 +103,9 @@ fn _wake_email_worker_on_commit() {
         WAKE_PENDING.with(|w| w.set(false));
         wake_workers();
     });
-    register_xact_callback(PgXactCallbackEvent::Abort, || WAKE_PENDING.with(|w| w.set(false)));
+    register_xact_callback(PgXactCallbackEvent::Abort, || {
+        WAKE_PENDING.with(|w| w.set(false))
+    });
 }
 
 /// pid of the (first) running email worker, NULL when none (for monitoring and tests).
@@ -118,7 +130,9 @@ fn email_worker_pids() -> Vec<i32> {
 #[unsafe(no_mangle)]
 pub extern "C-unwind" fn crm_email_worker_main(arg: pg_sys::Datum) {
     // SAFETY: the argument is the i32 that init() registered.
-    let index = unsafe { i32::from_polymorphic_datum(arg, false, pg_sys::INT4OID) }.unwrap_or(0).clamp(0, MAX_WORKERS as i32 - 1) as usize;
+    let index = unsafe { i32::from_polymorphic_datum(arg, false, pg_sys::INT4OID) }
+        .unwrap_or(0)
+        .clamp(0, MAX_WORKERS as i32 - 1) as usize;
     BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
     let database = guc::text(&guc::WORKER_DATABASE);
     BackgroundWorker::connect_worker_to_spi(Some(&database), None);
@@ -147,7 +161,9 @@ pub extern "C-unwind" fn crm_email_worker_main(arg: pg_sys::Datum) {
         }
         if !installed {
             installed = BackgroundWorker::transaction(|| {
-                Spi::get_one::<bool>("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'crm_integrations')")
+                Spi::get_one::<bool>(
+                    "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'crm_integrations')",
+                )
             }) == Ok(Some(true));
             if !installed {
                 sleep = idle_sleep();
@@ -165,6 +181,11 @@ pub extern "C-unwind" fn crm_email_worker_main(arg: pg_sys::Datum) {
     unsafe { pg_sys::proc_exit(1) };
 }
 
+/// The render and send checkpoint of the worker: SIGTERM (pg_terminate_backend, shutdown).
+fn stopping() -> bool {
+    BackgroundWorker::sigterm_received()
+}
+
 fn idle_sleep() -> Duration {
     Duration::from_millis(guc::WORKER_IDLE_SLEEP_MS.get().max(10) as u64)
 }
@@ -172,8 +193,11 @@ fn idle_sleep() -> Duration {
 /// One round; returns how long to sleep before the next.
 fn round() -> Duration {
     let batch = guc::WORKER_BATCH_SIZE.get();
-    let jobs = BackgroundWorker::transaction(|| claim(batch));
-    if jobs.is_empty() {
+    let (jobs, unreadable) = BackgroundWorker::transaction(|| claim(batch));
+    if !unreadable.is_empty() {
+        BackgroundWorker::transaction(|| record(&unreadable, &[]));
+    }
+    if jobs.is_empty() && unreadable.is_empty() {
         let next = BackgroundWorker::transaction(|| {
             Spi::get_one::<f64>(
                 "SELECT extract(epoch FROM least(
@@ -187,8 +211,12 @@ fn round() -> Duration {
             _ => idle,
         };
     }
-    let full = jobs.len() as i32 >= batch;
-    let (outcomes, connections) = send::send_all(&jobs); // no transaction is open here
+    let full = (jobs.len() + unreadable.len()) as i32 >= batch;
+    let (outcomes, connections) = send::send_all(&jobs, stopping); // no transaction is open here
     BackgroundWorker::transaction(|| record(&outcomes, &connections));
-    if full { Duration::ZERO } else { Duration::from_millis(1) }
+    if full {
+        Duration::ZERO
+    } else {
+        Duration::from_millis(1)
+    }
 }

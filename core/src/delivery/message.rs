@@ -18,12 +18,38 @@ pub const MAX_BATCH: usize = 100;
 pub const PROVIDERS: [&str; 4] = ["resend", "gmail", "microsoft", "smtp"];
 
 /// Header names a message may not set: the queue sets them from its own fields.
-const RESERVED_HEADERS: [&str; 9] =
-    ["from", "to", "cc", "bcc", "subject", "reply-to", "content-type", "mime-version", "content-transfer-encoding"];
+const RESERVED_HEADERS: [&str; 9] = [
+    "from",
+    "to",
+    "cc",
+    "bcc",
+    "subject",
+    "reply-to",
+    "content-type",
+    "mime-version",
+    "content-transfer-encoding",
+];
 
 const KEYS: [&str; 19] = [
-    "account_id", "to", "to_name", "cc", "bcc", "subject", "html", "text", "template", "variables", "from",
-    "reply_to", "headers", "attachments", "scheduled_at", "priority", "provider", "metadata", "idempotency_key",
+    "account_id",
+    "to",
+    "to_name",
+    "cc",
+    "bcc",
+    "subject",
+    "html",
+    "text",
+    "template",
+    "variables",
+    "from",
+    "reply_to",
+    "headers",
+    "attachments",
+    "scheduled_at",
+    "priority",
+    "provider",
+    "metadata",
+    "idempotency_key",
 ];
 const MORE_KEYS: [&str; 1] = ["max_attempts"];
 
@@ -40,20 +66,29 @@ impl fmt::Display for Invalid {
 }
 
 fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Invalid {
-    Invalid { field: field.into(), reason: reason.into() }
+    Invalid {
+        field: field.into(),
+        reason: reason.into(),
+    }
 }
 
 /// Limits that are settings in the SQL shell.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     pub max_attachment_bytes: usize,
+    /// Largest `variables` object, as JSON text.
+    pub max_variables_bytes: usize,
     /// Latest accepted `scheduled_at`, as seconds from now.
     pub max_schedule_ahead_secs: i64,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_attachment_bytes: 10 * 1024 * 1024, max_schedule_ahead_secs: 366 * 86400 }
+        Limits {
+            max_attachment_bytes: 10 * 1024 * 1024,
+            max_variables_bytes: 1024 * 1024,
+            max_schedule_ahead_secs: 366 * 86400,
+        }
     }
 }
 
@@ -61,14 +96,22 @@ impl Default for Limits {
 /// `to`, `cc`, `bcc` as arrays of bare addresses, `scheduled_at` in RFC 3339 UTC, defaults
 /// filled in (`variables` `{}`, `priority` 0, `max_attempts` 3, `headers` `{}`, …).
 pub fn validate(message: &Value, limits: &Limits, now: DateTime<Utc>) -> Result<Value, Invalid> {
-    let m = message.as_object().ok_or_else(|| invalid("", "the message must be a JSON object"))?;
-    if let Some(k) = m.keys().find(|k| !KEYS.contains(&k.as_str()) && !MORE_KEYS.contains(&k.as_str())) {
+    let m = message
+        .as_object()
+        .ok_or_else(|| invalid("", "the message must be a JSON object"))?;
+    if let Some(k) = m
+        .keys()
+        .find(|k| !KEYS.contains(&k.as_str()) && !MORE_KEYS.contains(&k.as_str()))
+    {
         return Err(invalid(k.clone(), "unknown key"));
     }
     let mut out = Map::new();
 
     if let Some(a) = m.get("account_id").filter(|v| !v.is_null()) {
-        let s = a.as_str().filter(|s| is_uuid(s)).ok_or_else(|| invalid("account_id", "must be a UUID"))?;
+        let s = a
+            .as_str()
+            .filter(|s| is_uuid(s))
+            .ok_or_else(|| invalid("account_id", "must be a UUID"))?;
         out.insert("account_id".into(), json!(s.to_ascii_lowercase()));
     }
 
@@ -79,7 +122,10 @@ pub fn validate(message: &Value, limits: &Limits, now: DateTime<Utc>) -> Result<
     let cc = recipients(m.get("cc"), "cc")?;
     let bcc = recipients(m.get("bcc"), "bcc")?;
     if to.len() + cc.len() + bcc.len() > MAX_RECIPIENTS {
-        return Err(invalid("to", format!("at most {MAX_RECIPIENTS} recipients in to, cc and bcc together")));
+        return Err(invalid(
+            "to",
+            format!("at most {MAX_RECIPIENTS} recipients in to, cc and bcc together"),
+        ));
     }
     out.insert("to".into(), json!(to));
     out.insert("cc".into(), json!(cc));
@@ -93,19 +139,46 @@ pub fn validate(message: &Value, limits: &Limits, now: DateTime<Utc>) -> Result<
     let text = opt_body(m, "text")?;
     let template = opt_text(m, "template", 200)?;
     match (&template, html.is_some() || text.is_some()) {
-        (Some(_), true) => return Err(invalid("template", "give either template or html/text, not both")),
-        (None, false) => return Err(invalid("html", "no content: give html, text, or a template")),
-        (None, true) if subject.is_none() => return Err(invalid("subject", "required unless a template is used")),
+        (Some(_), true) => {
+            return Err(invalid(
+                "template",
+                "give either template or html/text, not both",
+            ))
+        }
+        (None, false) => {
+            return Err(invalid(
+                "html",
+                "no content: give html, text, or a template",
+            ))
+        }
+        (None, true) if subject.is_none() => {
+            return Err(invalid("subject", "required unless a template is used"))
+        }
         _ => {}
     }
     let variables = m.get("variables").cloned().unwrap_or_else(|| json!({}));
     if !variables.is_object() {
         return Err(invalid("variables", "must be a JSON object"));
     }
+    let variables_bytes = variables.to_string().len();
+    if variables_bytes > limits.max_variables_bytes {
+        return Err(invalid(
+            "variables",
+            format!(
+                "{variables_bytes} bytes of JSON exceed crm.max_json_argument_bytes ({})",
+                limits.max_variables_bytes
+            ),
+        ));
+    }
     if template.is_none() && m.get("variables").is_some() {
         return Err(invalid("variables", "only used with a template"));
     }
-    for (k, v) in [("subject", subject), ("html", html), ("text", text), ("template", template)] {
+    for (k, v) in [
+        ("subject", subject),
+        ("html", html),
+        ("text", text),
+        ("template", template),
+    ] {
         if let Some(v) = v {
             out.insert(k.into(), json!(v));
         }
@@ -114,34 +187,68 @@ pub fn validate(message: &Value, limits: &Limits, now: DateTime<Utc>) -> Result<
 
     for field in ["from", "reply_to"] {
         if let Some(v) = m.get(field).filter(|v| !v.is_null()) {
-            let s = v.as_str().ok_or_else(|| invalid(field, "must be a string"))?;
+            let s = v
+                .as_str()
+                .ok_or_else(|| invalid(field, "must be a string"))?;
             let addr = parse_mailbox(s).map_err(|r| invalid(field, r))?;
             // Keep "Name <addr>" for from (the display name matters); reply_to is an address.
-            out.insert(field.into(), json!(if field == "from" { s.trim().to_string() } else { addr }));
+            out.insert(
+                field.into(),
+                json!(if field == "from" {
+                    s.trim().to_string()
+                } else {
+                    addr
+                }),
+            );
         }
     }
 
     out.insert("headers".into(), headers(m.get("headers"))?);
-    out.insert("attachments".into(), attachments(m.get("attachments"), limits)?);
+    out.insert(
+        "attachments".into(),
+        attachments(m.get("attachments"), limits)?,
+    );
 
     if let Some(v) = m.get("scheduled_at").filter(|v| !v.is_null()) {
-        let s = v.as_str().ok_or_else(|| invalid("scheduled_at", "must be an ISO 8601 string"))?;
+        let s = v
+            .as_str()
+            .ok_or_else(|| invalid("scheduled_at", "must be an ISO 8601 string"))?;
         let at = DateTime::parse_from_rfc3339(s.trim())
-            .map_err(|_| invalid("scheduled_at", "not an ISO 8601 timestamp with a time zone (e.g. 2025-02-01T09:00:00Z)"))?
+            .map_err(|_| {
+                invalid(
+                    "scheduled_at",
+                    "not an ISO 8601 timestamp with a time zone (e.g. 2025-02-01T09:00:00Z)",
+                )
+            })?
             .with_timezone(&Utc);
         if (at - now).num_seconds() > limits.max_schedule_ahead_secs {
             return Err(invalid("scheduled_at", "too far in the future"));
         }
-        out.insert("scheduled_at".into(), json!(at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)));
+        out.insert(
+            "scheduled_at".into(),
+            json!(at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)),
+        );
     }
 
-    out.insert("priority".into(), json!(int_in(m, "priority", -1000, 1000, 0)?));
-    out.insert("max_attempts".into(), json!(int_in(m, "max_attempts", 1, 20, 3)?));
+    out.insert(
+        "priority".into(),
+        json!(int_in(m, "priority", -1000, 1000, 0)?),
+    );
+    out.insert(
+        "max_attempts".into(),
+        json!(int_in(m, "max_attempts", 1, 20, 3)?),
+    );
 
     if let Some(p) = m.get("provider").filter(|v| !v.is_null()) {
-        let p = p.as_str().map(|s| s.trim().to_ascii_lowercase()).unwrap_or_default();
+        let p = p
+            .as_str()
+            .map(|s| s.trim().to_ascii_lowercase())
+            .unwrap_or_default();
         if !PROVIDERS.contains(&p.as_str()) {
-            return Err(invalid("provider", "unknown provider (resend, gmail, microsoft or smtp)"));
+            return Err(invalid(
+                "provider",
+                "unknown provider (resend, gmail, microsoft or smtp)",
+            ));
         }
         out.insert("provider".into(), json!(p));
     }
@@ -150,10 +257,16 @@ pub fn validate(message: &Value, limits: &Limits, now: DateTime<Utc>) -> Result<
         return Err(invalid("metadata", "must be a JSON object"));
     }
     if metadata.to_string().len() > MAX_METADATA_BYTES {
-        return Err(invalid("metadata", format!("larger than {MAX_METADATA_BYTES} bytes")));
+        return Err(invalid(
+            "metadata",
+            format!("larger than {MAX_METADATA_BYTES} bytes"),
+        ));
     }
     if metadata.get("provider_message_id").is_some() {
-        return Err(invalid("metadata.provider_message_id", "is set by the queue"));
+        return Err(invalid(
+            "metadata.provider_message_id",
+            "is set by the queue",
+        ));
     }
     out.insert("metadata".into(), metadata);
     if let Some(k) = opt_text(m, "idempotency_key", 256)? {
@@ -163,25 +276,46 @@ pub fn validate(message: &Value, limits: &Limits, now: DateTime<Utc>) -> Result<
 }
 
 /// Validate a batch: a JSON array of 1..=100 messages. Errors name the message: `[3].to`.
-pub fn validate_batch(messages: &Value, limits: &Limits, now: DateTime<Utc>) -> Result<Vec<Value>, Invalid> {
-    let arr = messages.as_array().ok_or_else(|| invalid("", "a batch must be a JSON array of messages"))?;
+pub fn validate_batch(
+    messages: &Value,
+    limits: &Limits,
+    now: DateTime<Utc>,
+) -> Result<Vec<Value>, Invalid> {
+    let arr = messages
+        .as_array()
+        .ok_or_else(|| invalid("", "a batch must be a JSON array of messages"))?;
     if arr.is_empty() {
         return Err(invalid("", "a batch needs at least one message"));
     }
     if arr.len() > MAX_BATCH {
-        return Err(invalid("", format!("a batch holds at most {MAX_BATCH} messages, not {}", arr.len())));
+        return Err(invalid(
+            "",
+            format!(
+                "a batch holds at most {MAX_BATCH} messages, not {}",
+                arr.len()
+            ),
+        ));
     }
     arr.iter()
         .enumerate()
         .map(|(i, m)| {
-            validate(m, limits, now).map_err(|e| Invalid { field: format!("[{i}]{}{}", if e.field.is_empty() { "" } else { "." }, e.field), reason: e.reason })
+            validate(m, limits, now).map_err(|e| Invalid {
+                field: format!(
+                    "[{i}]{}{}",
+                    if e.field.is_empty() { "" } else { "." },
+                    e.field
+                ),
+                reason: e.reason,
+            })
         })
         .collect()
 }
 
 fn is_uuid(s: &str) -> bool {
     let hex: String = s.chars().filter(|c| *c != '-').collect();
-    hex.len() == 32 && hex.chars().all(|c| c.is_ascii_hexdigit()) && (s.len() == 32 || s.len() == 36)
+    hex.len() == 32
+        && hex.chars().all(|c| c.is_ascii_hexdigit())
+        && (s.len() == 32 || s.len() == 36)
 }
 
 fn opt_text(m: &Map<String, Value>, key: &str, max: usize) -> Result<Option<String>, Invalid> {
@@ -206,19 +340,30 @@ fn opt_text(m: &Map<String, Value>, key: &str, max: usize) -> Result<Option<Stri
 fn opt_body(m: &Map<String, Value>, key: &str) -> Result<Option<String>, Invalid> {
     match m.get(key) {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) if s.len() > MAX_BODY_BYTES => Err(invalid(key, format!("larger than {MAX_BODY_BYTES} bytes"))),
+        Some(Value::String(s)) if s.len() > MAX_BODY_BYTES => {
+            Err(invalid(key, format!("larger than {MAX_BODY_BYTES} bytes")))
+        }
         Some(Value::String(s)) if s.trim().is_empty() => Err(invalid(key, "must not be empty")),
         Some(Value::String(s)) => Ok(Some(s.clone())),
         Some(_) => Err(invalid(key, "must be a string")),
     }
 }
 
-fn int_in(m: &Map<String, Value>, key: &str, lo: i64, hi: i64, default: i64) -> Result<i64, Invalid> {
+fn int_in(
+    m: &Map<String, Value>,
+    key: &str,
+    lo: i64,
+    hi: i64,
+    default: i64,
+) -> Result<i64, Invalid> {
     match m.get(key) {
         None | Some(Value::Null) => Ok(default),
         Some(v) => match v.as_i64() {
             Some(n) if (lo..=hi).contains(&n) => Ok(n),
-            _ => Err(invalid(key, format!("must be an integer from {lo} to {hi}"))),
+            _ => Err(invalid(
+                key,
+                format!("must be an integer from {lo} to {hi}"),
+            )),
         },
     }
 }
@@ -228,15 +373,29 @@ fn recipients(v: Option<&Value>, field: &str) -> Result<Vec<String>, Invalid> {
         None | Some(Value::Null) => return Ok(vec![]),
         Some(Value::String(_)) => vec![v.unwrap()],
         Some(Value::Array(a)) => a.iter().collect(),
-        Some(_) => return Err(invalid(field, "must be an address or an array of addresses")),
+        Some(_) => {
+            return Err(invalid(
+                field,
+                "must be an address or an array of addresses",
+            ))
+        }
     };
     if items.len() > MAX_RECIPIENTS {
-        return Err(invalid(field, format!("at most {MAX_RECIPIENTS} addresses")));
+        return Err(invalid(
+            field,
+            format!("at most {MAX_RECIPIENTS} addresses"),
+        ));
     }
     let mut out: Vec<String> = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
-        let name = if matches!(v, Some(Value::Array(_))) { format!("{field}[{i}]") } else { field.to_string() };
-        let s = item.as_str().ok_or_else(|| invalid(name.clone(), "must be a string"))?;
+        let name = if matches!(v, Some(Value::Array(_))) {
+            format!("{field}[{i}]")
+        } else {
+            field.to_string()
+        };
+        let s = item
+            .as_str()
+            .ok_or_else(|| invalid(name.clone(), "must be a string"))?;
         let addr = parse_mailbox(s).map_err(|r| invalid(name, r))?;
         if !out.contains(&addr) {
             out.push(addr);
@@ -266,7 +425,8 @@ pub fn parse_mailbox(s: &str) -> Result<String, String> {
     if s.contains(['\r', '\n', '\0']) {
         return Err("must not contain line breaks".into());
     }
-    let (_, addr) = split_mailbox(s).ok_or_else(|| format!("\"{}\" is not an email address", truncate(s)))?;
+    let (_, addr) =
+        split_mailbox(s).ok_or_else(|| format!("\"{}\" is not an email address", truncate(s)))?;
     if is_address(addr) {
         let (local, domain) = addr.rsplit_once('@').expect("checked");
         Ok(format!("{local}@{}", domain.to_ascii_lowercase()))
@@ -285,36 +445,54 @@ pub fn is_address(addr: &str) -> bool {
     if addr.len() > 254 {
         return false;
     }
-    let Some((local, domain)) = addr.rsplit_once('@') else { return false };
+    let Some((local, domain)) = addr.rsplit_once('@') else {
+        return false;
+    };
     let atext = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+/=?^_`{|}~-".contains(c);
     let local_ok = !local.is_empty()
         && local.len() <= 64
-        && local.split('.').all(|part| !part.is_empty() && part.chars().all(atext));
+        && local
+            .split('.')
+            .all(|part| !part.is_empty() && part.chars().all(atext));
     let labels: Vec<&str> = domain.split('.').collect();
     let domain_ok = labels.len() >= 2
         && labels.iter().all(|l| {
-            !l.is_empty() && l.len() <= 63 && !l.starts_with('-') && !l.ends_with('-')
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
                 && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
         })
-        && labels.last().is_some_and(|tld| tld.len() >= 2 && tld.chars().all(|c| c.is_ascii_alphabetic()));
+        && labels
+            .last()
+            .is_some_and(|tld| tld.len() >= 2 && tld.chars().all(|c| c.is_ascii_alphabetic()));
     local_ok && domain_ok
 }
 
 fn headers(v: Option<&Value>) -> Result<Value, Invalid> {
-    let Some(v) = v.filter(|v| !v.is_null()) else { return Ok(json!({})) };
-    let h = v.as_object().ok_or_else(|| invalid("headers", "must be a JSON object of strings"))?;
+    let Some(v) = v.filter(|v| !v.is_null()) else {
+        return Ok(json!({}));
+    };
+    let h = v
+        .as_object()
+        .ok_or_else(|| invalid("headers", "must be a JSON object of strings"))?;
     if h.len() > MAX_HEADERS {
         return Err(invalid("headers", format!("at most {MAX_HEADERS} headers")));
     }
     for (name, value) in h {
         let field = format!("headers.{name}");
-        if name.is_empty() || name.len() > 76 || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+        if name.is_empty()
+            || name.len() > 76
+            || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        {
             return Err(invalid(field, "is not a valid header name"));
         }
         if RESERVED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
             return Err(invalid(field, "is set from the message's own fields"));
         }
-        let s = value.as_str().ok_or_else(|| invalid(field.clone(), "must be a string"))?;
+        let s = value
+            .as_str()
+            .ok_or_else(|| invalid(field.clone(), "must be a string"))?;
         if s.contains(['\r', '\n', '\0']) || s.len() > 998 {
             return Err(invalid(field, "must be one line of at most 998 characters"));
         }
@@ -323,39 +501,75 @@ fn headers(v: Option<&Value>) -> Result<Value, Invalid> {
 }
 
 fn attachments(v: Option<&Value>, limits: &Limits) -> Result<Value, Invalid> {
-    let Some(v) = v.filter(|v| !v.is_null()) else { return Ok(json!([])) };
-    let arr = v.as_array().ok_or_else(|| invalid("attachments", "must be an array"))?;
+    let Some(v) = v.filter(|v| !v.is_null()) else {
+        return Ok(json!([]));
+    };
+    let arr = v
+        .as_array()
+        .ok_or_else(|| invalid("attachments", "must be an array"))?;
     if arr.len() > MAX_ATTACHMENTS {
-        return Err(invalid("attachments", format!("at most {MAX_ATTACHMENTS} attachments")));
+        return Err(invalid(
+            "attachments",
+            format!("at most {MAX_ATTACHMENTS} attachments"),
+        ));
     }
     let mut total = 0usize;
     for (i, a) in arr.iter().enumerate() {
         let f = |k: &str| format!("attachments[{i}].{k}");
-        let o = a.as_object().ok_or_else(|| invalid(format!("attachments[{i}]"), "must be an object"))?;
-        if let Some(k) = o.keys().find(|k| !["filename", "content_base64", "content_type"].contains(&k.as_str())) {
+        let o = a
+            .as_object()
+            .ok_or_else(|| invalid(format!("attachments[{i}]"), "must be an object"))?;
+        if let Some(k) = o
+            .keys()
+            .find(|k| !["filename", "content_base64", "content_type"].contains(&k.as_str()))
+        {
             return Err(invalid(f(k), "unknown key"));
         }
-        let name = o.get("filename").and_then(Value::as_str).ok_or_else(|| invalid(f("filename"), "is required"))?;
-        if name.is_empty() || name.len() > 255 || name.contains(['/', '\\', '\r', '\n', '\0', '"']) {
+        let name = o
+            .get("filename")
+            .and_then(Value::as_str)
+            .ok_or_else(|| invalid(f("filename"), "is required"))?;
+        if name.is_empty() || name.len() > 255 || name.contains(['/', '\\', '\r', '\n', '\0', '"'])
+        {
             return Err(invalid(f("filename"), "must be a plain file name"));
         }
-        let ct = o.get("content_type").and_then(Value::as_str).unwrap_or("application/octet-stream");
+        let ct = o
+            .get("content_type")
+            .and_then(Value::as_str)
+            .unwrap_or("application/octet-stream");
         let ct_ok = ct.split_once('/').is_some_and(|(t, s)| {
-            !t.is_empty() && !s.is_empty()
-                && ct.chars().all(|c| c.is_ascii_alphanumeric() || "/+-.".contains(c))
+            !t.is_empty()
+                && !s.is_empty()
+                && ct
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "/+-.".contains(c))
         });
         if !ct_ok {
-            return Err(invalid(f("content_type"), "must be a MIME type such as application/pdf"));
+            return Err(invalid(
+                f("content_type"),
+                "must be a MIME type such as application/pdf",
+            ));
         }
-        let b64 = o.get("content_base64").and_then(Value::as_str).ok_or_else(|| invalid(f("content_base64"), "is required"))?;
+        let b64 = o
+            .get("content_base64")
+            .and_then(Value::as_str)
+            .ok_or_else(|| invalid(f("content_base64"), "is required"))?;
         // Size from the encoded length first: refuse a huge string before decoding it.
         if b64.len() / 4 * 3 > limits.max_attachment_bytes + 3 {
-            return Err(invalid(f("content_base64"), format!("attachments exceed {} bytes", limits.max_attachment_bytes)));
+            return Err(invalid(
+                f("content_base64"),
+                format!("attachments exceed {} bytes", limits.max_attachment_bytes),
+            ));
         }
-        let bytes = STANDARD.decode(b64.trim()).map_err(|_| invalid(f("content_base64"), "is not base64"))?;
+        let bytes = STANDARD
+            .decode(b64.trim())
+            .map_err(|_| invalid(f("content_base64"), "is not base64"))?;
         total += bytes.len();
         if total > limits.max_attachment_bytes {
-            return Err(invalid(f("content_base64"), format!("attachments exceed {} bytes", limits.max_attachment_bytes)));
+            return Err(invalid(
+                f("content_base64"),
+                format!("attachments exceed {} bytes", limits.max_attachment_bytes),
+            ));
         }
     }
     Ok(v.clone())
@@ -388,34 +602,80 @@ mod tests {
 
     #[test]
     fn template_messages() {
-        let m = ok(json!({"to": ["a@x.io", "a@x.io", "b@x.io"], "template": "Welcome Email", "variables": {"firstName": "Jo"},
-                          "scheduled_at": "2026-11-25T09:00:00+01:00", "priority": 5}));
+        let m = ok(
+            json!({"to": ["a@x.io", "a@x.io", "b@x.io"], "template": "Welcome Email", "variables": {"firstName": "Jo"},
+                          "scheduled_at": "2026-11-25T09:00:00+01:00", "priority": 5}),
+        );
         assert_eq!(m["to"], json!(["a@x.io", "b@x.io"]));
         assert_eq!(m["scheduled_at"], json!("2026-11-25T08:00:00.000000Z"));
-        assert_eq!(err(json!({"to": "a@x.io", "template": "T", "html": "<p>"})).0, "template");
-        assert_eq!(err(json!({"to": "a@x.io", "subject": "s", "html": "h", "variables": {}})).0, "variables");
+        assert_eq!(
+            err(json!({"to": "a@x.io", "template": "T", "html": "<p>"})).0,
+            "template"
+        );
+        assert_eq!(
+            err(json!({"to": "a@x.io", "subject": "s", "html": "h", "variables": {}})).0,
+            "variables"
+        );
     }
 
     #[test]
     fn each_error_names_its_field() {
         assert_eq!(err(json!([])).1, "the message must be a JSON object");
-        assert_eq!(err(json!({"to": "a@x.io", "subject": "s", "html": "h", "tempalte": "x"})).0, "tempalte");
+        assert_eq!(
+            err(json!({"to": "a@x.io", "subject": "s", "html": "h", "tempalte": "x"})).0,
+            "tempalte"
+        );
         assert_eq!(err(json!({"subject": "s", "html": "h"})).0, "to");
-        assert_eq!(err(json!({"to": ["a@x.io", "not an address"], "subject": "s", "html": "h"})).0, "to[1]");
-        assert_eq!(err(json!({"to": "a@x.io", "cc": "a@@x.io", "subject": "s", "html": "h"})).0, "cc");
+        assert_eq!(
+            err(json!({"to": ["a@x.io", "not an address"], "subject": "s", "html": "h"})).0,
+            "to[1]"
+        );
+        assert_eq!(
+            err(json!({"to": "a@x.io", "cc": "a@@x.io", "subject": "s", "html": "h"})).0,
+            "cc"
+        );
         assert_eq!(err(json!({"to": "a@x.io", "subject": "s"})).0, "html");
         assert_eq!(err(json!({"to": "a@x.io", "html": "h"})).0, "subject");
-        assert_eq!(err(json!({"to": "a@x.io", "subject": "s\r\nBcc: victim@x.io", "html": "h"})).0, "subject");
-        assert_eq!(err(json!({"to": "a@x.io", "subject": "s", "html": "h", "scheduled_at": "tomorrow"})).0, "scheduled_at");
+        assert_eq!(
+            err(json!({"to": "a@x.io", "subject": "s\r\nBcc: victim@x.io", "html": "h"})).0,
+            "subject"
+        );
+        assert_eq!(
+            err(json!({"to": "a@x.io", "subject": "s", "html": "h", "scheduled_at": "tomorrow"})).0,
+            "scheduled_at"
+        );
         assert_eq!(err(json!({"to": "a@x.io", "subject": "s", "html": "h", "scheduled_at": "2026-11-25T09:00:00"})).0, "scheduled_at");
         assert_eq!(err(json!({"to": "a@x.io", "subject": "s", "html": "h", "scheduled_at": "2030-01-01T00:00:00Z"})).1, "too far in the future");
-        assert_eq!(err(json!({"to": "a@x.io", "subject": "s", "html": "h", "provider": "mailchimp"})).0, "provider");
-        assert_eq!(err(json!({"to": "a@x.io", "subject": "s", "html": "h", "priority": 1.5})).0, "priority");
-        assert_eq!(err(json!({"to": "a@x.io", "subject": "s", "html": "h", "max_attempts": 0})).0, "max_attempts");
-        assert_eq!(err(json!({"to": "a@x.io", "subject": "s", "html": "h", "headers": {"Bcc": "x@y.io"}})).0, "headers.Bcc");
-        assert_eq!(err(json!({"to": "a@x.io", "subject": "s", "html": "h", "headers": {"X-Tag": "a\nb"}})).0, "headers.X-Tag");
-        assert_eq!(err(json!({"to": "a@x.io", "subject": "s", "html": "h", "account_id": "nope"})).0, "account_id");
-        assert_eq!(err(json!({"to": "a@x.io", "subject": "s", "html": "h", "from": "x"})).0, "from");
+        assert_eq!(
+            err(json!({"to": "a@x.io", "subject": "s", "html": "h", "provider": "mailchimp"})).0,
+            "provider"
+        );
+        assert_eq!(
+            err(json!({"to": "a@x.io", "subject": "s", "html": "h", "priority": 1.5})).0,
+            "priority"
+        );
+        assert_eq!(
+            err(json!({"to": "a@x.io", "subject": "s", "html": "h", "max_attempts": 0})).0,
+            "max_attempts"
+        );
+        assert_eq!(
+            err(json!({"to": "a@x.io", "subject": "s", "html": "h", "headers": {"Bcc": "x@y.io"}}))
+                .0,
+            "headers.Bcc"
+        );
+        assert_eq!(
+            err(json!({"to": "a@x.io", "subject": "s", "html": "h", "headers": {"X-Tag": "a\nb"}}))
+                .0,
+            "headers.X-Tag"
+        );
+        assert_eq!(
+            err(json!({"to": "a@x.io", "subject": "s", "html": "h", "account_id": "nope"})).0,
+            "account_id"
+        );
+        assert_eq!(
+            err(json!({"to": "a@x.io", "subject": "s", "html": "h", "from": "x"})).0,
+            "from"
+        );
         assert_eq!(err(json!({"to": "a@x.io", "subject": "s", "html": "h", "metadata": {"provider_message_id": "x"}})).0, "metadata.provider_message_id");
     }
 
@@ -425,10 +685,18 @@ mod tests {
         let m = ok(json!({"to": "a@x.io", "subject": "s", "text": "t",
                           "attachments": [{"filename": "invoice.pdf", "content_base64": small, "content_type": "application/pdf"}]}));
         assert_eq!(m["attachments"][0]["filename"], json!("invoice.pdf"));
-        let limits = Limits { max_attachment_bytes: 1000, ..Limits::default() };
+        let limits = Limits {
+            max_attachment_bytes: 1000,
+            ..Limits::default()
+        };
         let big = STANDARD.encode(vec![0u8; 1001]);
-        let e = validate(&json!({"to": "a@x.io", "subject": "s", "text": "t",
-                                 "attachments": [{"filename": "a.bin", "content_base64": big}]}), &limits, now()).unwrap_err();
+        let e = validate(
+            &json!({"to": "a@x.io", "subject": "s", "text": "t",
+                                 "attachments": [{"filename": "a.bin", "content_base64": big}]}),
+            &limits,
+            now(),
+        )
+        .unwrap_err();
         assert_eq!(e.field, "attachments[0].content_base64");
         assert_eq!(err(json!({"to": "a@x.io", "subject": "s", "text": "t", "attachments": [{"filename": "../etc/passwd", "content_base64": small}]})).0,
                    "attachments[0].filename");
@@ -438,11 +706,30 @@ mod tests {
 
     #[test]
     fn addresses() {
-        for good in ["a@x.io", "first.last+tag@sub.example.co.uk", "o'brien@example.com", "Jo Smith <jo@x.io>"] {
+        for good in [
+            "a@x.io",
+            "first.last+tag@sub.example.co.uk",
+            "o'brien@example.com",
+            "Jo Smith <jo@x.io>",
+        ] {
             assert!(parse_mailbox(good).is_ok(), "{good}");
         }
-        for bad in ["", "a", "a@", "@x.io", "a@x", "a@x.c", "a..b@x.io", ".a@x.io", "a@-x.io", "a b@x.io",
-                    "a@x.io\r\nBcc: z@z.io", "Jo <a@x.io", "a@x.123", &format!("{}@x.io", "a".repeat(65))] {
+        for bad in [
+            "",
+            "a",
+            "a@",
+            "@x.io",
+            "a@x",
+            "a@x.c",
+            "a..b@x.io",
+            ".a@x.io",
+            "a@-x.io",
+            "a b@x.io",
+            "a@x.io\r\nBcc: z@z.io",
+            "Jo <a@x.io",
+            "a@x.123",
+            &format!("{}@x.io", "a".repeat(65)),
+        ] {
             assert!(parse_mailbox(bad).is_err(), "{bad:?}");
         }
     }
@@ -450,11 +737,28 @@ mod tests {
     #[test]
     fn batches() {
         let one = json!({"to": "a@x.io", "subject": "s", "text": "t"});
-        assert_eq!(validate_batch(&json!([one.clone(), one.clone()]), &Limits::default(), now()).unwrap().len(), 2);
-        let e = validate_batch(&json!([one.clone(), {"to": "bad"}]), &Limits::default(), now()).unwrap_err();
+        assert_eq!(
+            validate_batch(
+                &json!([one.clone(), one.clone()]),
+                &Limits::default(),
+                now()
+            )
+            .unwrap()
+            .len(),
+            2
+        );
+        let e = validate_batch(
+            &json!([one.clone(), {"to": "bad"}]),
+            &Limits::default(),
+            now(),
+        )
+        .unwrap_err();
         assert_eq!(e.field, "[1].to");
         let many: Vec<Value> = (0..101).map(|_| one.clone()).collect();
-        assert!(validate_batch(&json!(many), &Limits::default(), now()).unwrap_err().reason.contains("at most 100"));
+        assert!(validate_batch(&json!(many), &Limits::default(), now())
+            .unwrap_err()
+            .reason
+            .contains("at most 100"));
         assert!(validate_batch(&json!([]), &Limits::default(), now()).is_err());
     }
 }

@@ -52,7 +52,10 @@ pub fn mailbox(name: &str, addr: &str) -> String {
     if name.is_empty() {
         addr.to_string()
     } else if name.chars().any(|c| "\",;:<>()[]@\\".contains(c)) {
-        format!("\"{}\" <{addr}>", name.replace('\\', "\\\\").replace('"', "\\\""))
+        format!(
+            "\"{}\" <{addr}>",
+            name.replace('\\', "\\\\").replace('"', "\\\"")
+        )
     } else {
         format!("{name} <{addr}>")
     }
@@ -352,7 +355,10 @@ mod tests {
         assert_eq!(message_id("r1", "CRM <noreply@x.io>"), "<r1@x.io>");
         assert_eq!(mailbox("Jo Smith", "jo@x.io"), "Jo Smith <jo@x.io>");
         assert_eq!(mailbox("Smith, Jo", "jo@x.io"), "\"Smith, Jo\" <jo@x.io>");
-        assert_eq!(format_mailbox(&mailbox("Smith, Jo", "jo@x.io")), "\"Smith, Jo\" <jo@x.io>");
+        assert_eq!(
+            format_mailbox(&mailbox("Smith, Jo", "jo@x.io")),
+            "\"Smith, Jo\" <jo@x.io>"
+        );
         assert_eq!(mailbox(" ", "jo@x.io"), "jo@x.io");
     }
 

@@ -28,5 +28,9 @@ pub struct Outgoing {
 
 /// The `id` of a JSON answer (`{"id": "..."}`: Resend's `POST /emails`, Gmail's send).
 pub(crate) fn id_field(body: &str) -> Option<String> {
-    serde_json::from_str::<Value>(body).ok()?.get("id")?.as_str().map(str::to_owned)
+    serde_json::from_str::<Value>(body)
+        .ok()?
+        .get("id")?
+        .as_str()
+        .map(str::to_owned)
 }

@@ -18,7 +18,11 @@ pub struct Backoff {
 
 impl Default for Backoff {
     fn default() -> Self {
-        Backoff { base_secs: 300.0, factor: 2.0, max_secs: 86400.0 }
+        Backoff {
+            base_secs: 300.0,
+            factor: 2.0,
+            max_secs: 86400.0,
+        }
     }
 }
 
@@ -26,7 +30,9 @@ impl Backoff {
     /// Delay before the next try, after `attempt` (1-based) failed.
     pub fn delay_secs(&self, attempt: i32) -> f64 {
         let exp = (attempt.max(1) - 1).min(30);
-        (self.base_secs * self.factor.powi(exp)).min(self.max_secs).max(0.0)
+        (self.base_secs * self.factor.powi(exp))
+            .min(self.max_secs)
+            .max(0.0)
     }
 }
 
@@ -55,30 +61,56 @@ pub fn parse_retry_after(v: &str, now: DateTime<Utc>) -> Option<f64> {
     if let Ok(secs) = v.parse::<f64>() {
         return (secs.is_finite() && secs >= 0.0).then_some(secs.min(86400.0));
     }
-    DateTime::parse_from_rfc2822(v)
-        .ok()
-        .map(|at| ((at.with_timezone(&Utc) - now).num_milliseconds() as f64 / 1000.0).clamp(0.0, 86400.0))
+    DateTime::parse_from_rfc2822(v).ok().map(|at| {
+        ((at.with_timezone(&Utc) - now).num_milliseconds() as f64 / 1000.0).clamp(0.0, 86400.0)
+    })
 }
 
 /// One line of what the provider said, for `last_error`.
 pub fn describe(answer: &Answer) -> String {
-    let body: String = answer.body.chars().filter(|c| !c.is_control()).take(500).collect();
+    let body: String = answer
+        .body
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(500)
+        .collect();
     if let Some(code) = answer.smtp_code {
         return format!("SMTP {code}: {body}");
     }
     match (answer.status, &answer.error) {
-        (Some(s), _) => format!("HTTP {s}: {}", if body.is_empty() { "(empty body)" } else { &body }),
+        (Some(s), _) => format!(
+            "HTTP {s}: {}",
+            if body.is_empty() {
+                "(empty body)"
+            } else {
+                &body
+            }
+        ),
         (None, Some(e)) => format!("no answer: {e}"),
         (None, None) => "no answer".into(),
     }
 }
 
-pub fn classify(answer: &Answer, attempt: i32, max_attempts: i32, backoff: &Backoff, now: DateTime<Utc>) -> Outcome {
+pub fn classify(
+    answer: &Answer,
+    attempt: i32,
+    max_attempts: i32,
+    backoff: &Backoff,
+    now: DateTime<Utc>,
+) -> Outcome {
     let error = describe(answer);
     let retryable = match (answer.smtp_code, answer.status) {
-        (Some(c), _) if (200..300).contains(&c) => return Outcome::Sent { provider_message_id: None },
+        (Some(c), _) if (200..300).contains(&c) => {
+            return Outcome::Sent {
+                provider_message_id: None,
+            }
+        }
         (Some(c), _) => c < 500,
-        (None, Some(s)) if (200..300).contains(&s) => return Outcome::Sent { provider_message_id: None },
+        (None, Some(s)) if (200..300).contains(&s) => {
+            return Outcome::Sent {
+                provider_message_id: None,
+            }
+        }
         (None, Some(429)) => true,
         // Resend: the same idempotency key is still being processed (our earlier request, its
         // sender gone): try again later, when the first has finished and is replayed.
@@ -91,11 +123,20 @@ pub fn classify(answer: &Answer, attempt: i32, max_attempts: i32, backoff: &Back
         return Outcome::Failed { error };
     }
     if attempt >= max_attempts {
-        return Outcome::Failed { error: format!("{error} (gave up after {attempt} attempts)") };
+        return Outcome::Failed {
+            error: format!("{error} (gave up after {attempt} attempts)"),
+        };
     }
     let backoff = backoff.delay_secs(attempt);
-    let asked = answer.retry_after.as_deref().and_then(|v| parse_retry_after(v, now)).unwrap_or(0.0);
-    Outcome::Retry { after_secs: backoff.max(asked), error }
+    let asked = answer
+        .retry_after
+        .as_deref()
+        .and_then(|v| parse_retry_after(v, now))
+        .unwrap_or(0.0);
+    Outcome::Retry {
+        after_secs: backoff.max(asked),
+        error,
+    }
 }
 
 #[cfg(test)]
@@ -106,47 +147,109 @@ mod tests {
         "2026-11-24T12:00:00Z".parse().unwrap()
     }
     fn ans(status: Option<u16>, retry_after: Option<&str>) -> Answer {
-        Answer { status, body: "{\"message\":\"x\"}".into(), retry_after: retry_after.map(Into::into), error: Some("connection refused".into()), smtp_code: None }
+        Answer {
+            status,
+            body: "{\"message\":\"x\"}".into(),
+            retry_after: retry_after.map(Into::into),
+            error: Some("connection refused".into()),
+            smtp_code: None,
+        }
     }
 
     #[test]
     fn reference_backoff_is_5_10_20_minutes() {
         let b = Backoff::default();
-        assert_eq!([b.delay_secs(1), b.delay_secs(2), b.delay_secs(3)], [300.0, 600.0, 1200.0]);
-        assert_eq!(Backoff { base_secs: 300.0, factor: 10.0, max_secs: 3600.0 }.delay_secs(5), 3600.0);
+        assert_eq!(
+            [b.delay_secs(1), b.delay_secs(2), b.delay_secs(3)],
+            [300.0, 600.0, 1200.0]
+        );
+        assert_eq!(
+            Backoff {
+                base_secs: 300.0,
+                factor: 10.0,
+                max_secs: 3600.0
+            }
+            .delay_secs(5),
+            3600.0
+        );
     }
 
     #[test]
     fn classification() {
         let b = Backoff::default();
-        assert!(matches!(classify(&ans(Some(200), None), 1, 3, &b, now()), Outcome::Sent { .. }));
-        assert!(matches!(classify(&ans(Some(202), None), 1, 3, &b, now()), Outcome::Sent { .. }));
-        assert!(matches!(classify(&ans(Some(503), None), 1, 3, &b, now()), Outcome::Retry { after_secs, .. } if after_secs == 300.0));
-        assert!(matches!(classify(&ans(None, None), 2, 3, &b, now()), Outcome::Retry { after_secs, .. } if after_secs == 600.0));
-        assert!(matches!(classify(&ans(Some(422), None), 1, 3, &b, now()), Outcome::Failed { error } if error.starts_with("HTTP 422")));
-        assert!(matches!(classify(&ans(Some(500), None), 3, 3, &b, now()), Outcome::Failed { error } if error.contains("gave up after 3")));
-        let conflict = |name: &str| Answer { status: Some(409), body: format!("{{\"name\":\"{name}\"}}"), ..Answer::default() };
-        assert!(matches!(classify(&conflict("concurrent_idempotent_requests"), 1, 3, &b, now()), Outcome::Retry { .. }));
-        assert!(matches!(classify(&conflict("invalid_idempotent_request"), 1, 3, &b, now()), Outcome::Failed { .. }));
-        let smtp = |code, text: &str| Answer { smtp_code: Some(code), body: text.into(), ..Answer::default() };
-        assert!(matches!(classify(&smtp(250, "2.0.0 OK"), 1, 3, &b, now()), Outcome::Sent { .. }));
-        assert!(matches!(classify(&smtp(451, "4.7.1 try later"), 1, 3, &b, now()), Outcome::Retry { error, .. } if error == "SMTP 451: 4.7.1 try later"));
-        assert!(matches!(classify(&smtp(550, "5.1.1 no such user"), 1, 3, &b, now()), Outcome::Failed { error } if error == "SMTP 550: 5.1.1 no such user"));
+        assert!(matches!(
+            classify(&ans(Some(200), None), 1, 3, &b, now()),
+            Outcome::Sent { .. }
+        ));
+        assert!(matches!(
+            classify(&ans(Some(202), None), 1, 3, &b, now()),
+            Outcome::Sent { .. }
+        ));
+        assert!(
+            matches!(classify(&ans(Some(503), None), 1, 3, &b, now()), Outcome::Retry { after_secs, .. } if after_secs == 300.0)
+        );
+        assert!(
+            matches!(classify(&ans(None, None), 2, 3, &b, now()), Outcome::Retry { after_secs, .. } if after_secs == 600.0)
+        );
+        assert!(
+            matches!(classify(&ans(Some(422), None), 1, 3, &b, now()), Outcome::Failed { error } if error.starts_with("HTTP 422"))
+        );
+        assert!(
+            matches!(classify(&ans(Some(500), None), 3, 3, &b, now()), Outcome::Failed { error } if error.contains("gave up after 3"))
+        );
+        let conflict = |name: &str| Answer {
+            status: Some(409),
+            body: format!("{{\"name\":\"{name}\"}}"),
+            ..Answer::default()
+        };
+        assert!(matches!(
+            classify(&conflict("concurrent_idempotent_requests"), 1, 3, &b, now()),
+            Outcome::Retry { .. }
+        ));
+        assert!(matches!(
+            classify(&conflict("invalid_idempotent_request"), 1, 3, &b, now()),
+            Outcome::Failed { .. }
+        ));
+        let smtp = |code, text: &str| Answer {
+            smtp_code: Some(code),
+            body: text.into(),
+            ..Answer::default()
+        };
+        assert!(matches!(
+            classify(&smtp(250, "2.0.0 OK"), 1, 3, &b, now()),
+            Outcome::Sent { .. }
+        ));
+        assert!(
+            matches!(classify(&smtp(451, "4.7.1 try later"), 1, 3, &b, now()), Outcome::Retry { error, .. } if error == "SMTP 451: 4.7.1 try later")
+        );
+        assert!(
+            matches!(classify(&smtp(550, "5.1.1 no such user"), 1, 3, &b, now()), Outcome::Failed { error } if error == "SMTP 550: 5.1.1 no such user")
+        );
     }
 
     #[test]
     fn retry_after_wins_when_later() {
         let b = Backoff::default();
-        assert!(matches!(classify(&ans(Some(429), Some("900")), 1, 3, &b, now()), Outcome::Retry { after_secs, .. } if after_secs == 900.0));
-        assert!(matches!(classify(&ans(Some(429), Some("5")), 1, 3, &b, now()), Outcome::Retry { after_secs, .. } if after_secs == 300.0));
-        assert_eq!(parse_retry_after("Tue, 24 Nov 2026 12:30:00 GMT", now()), Some(1800.0));
+        assert!(
+            matches!(classify(&ans(Some(429), Some("900")), 1, 3, &b, now()), Outcome::Retry { after_secs, .. } if after_secs == 900.0)
+        );
+        assert!(
+            matches!(classify(&ans(Some(429), Some("5")), 1, 3, &b, now()), Outcome::Retry { after_secs, .. } if after_secs == 300.0)
+        );
+        assert_eq!(
+            parse_retry_after("Tue, 24 Nov 2026 12:30:00 GMT", now()),
+            Some(1800.0)
+        );
         assert_eq!(parse_retry_after("soon", now()), None);
         assert_eq!(parse_retry_after("-5", now()), None);
     }
 
     #[test]
     fn errors_say_what_the_provider_answered() {
-        assert_eq!(describe(&ans(Some(422), None)), "HTTP 422: {\"message\":\"x\"}");
+        assert_eq!(
+            describe(&ans(Some(422), None)),
+            "HTTP 422: {\"message\":\"x\"}"
+        );
         assert_eq!(describe(&ans(None, None)), "no answer: connection refused");
     }
 }

@@ -61,7 +61,13 @@ pub fn message_id(body: &str) -> Option<String> {
 /// `{"data": [{"id": "..."}, ...]}` from `POST /emails/batch`, in request order.
 pub fn batch_message_ids(body: &str) -> Option<Vec<Option<String>>> {
     let v: Value = serde_json::from_str(body).ok()?;
-    Some(v.get("data")?.as_array()?.iter().map(|d| d.get("id").and_then(Value::as_str).map(str::to_owned)).collect())
+    Some(
+        v.get("data")?
+            .as_array()?
+            .iter()
+            .map(|d| d.get("id").and_then(Value::as_str).map(str::to_owned))
+            .collect(),
+    )
 }
 
 #[cfg(test)]
@@ -97,8 +103,14 @@ mod tests {
 
     #[test]
     fn answers() {
-        assert_eq!(message_id(r#"{"id":"49a3999c-0ce1-4ea6-ab68-afcd6dc2e794"}"#).as_deref(), Some("49a3999c-0ce1-4ea6-ab68-afcd6dc2e794"));
+        assert_eq!(
+            message_id(r#"{"id":"49a3999c-0ce1-4ea6-ab68-afcd6dc2e794"}"#).as_deref(),
+            Some("49a3999c-0ce1-4ea6-ab68-afcd6dc2e794")
+        );
         assert_eq!(message_id("oops"), None);
-        assert_eq!(batch_message_ids(r#"{"data":[{"id":"a"},{"id":"b"}]}"#), Some(vec![Some("a".into()), Some("b".into())]));
+        assert_eq!(
+            batch_message_ids(r#"{"data":[{"id":"a"},{"id":"b"}]}"#),
+            Some(vec![Some("a".into()), Some("b".into())])
+        );
     }
 }

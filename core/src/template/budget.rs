@@ -11,7 +11,9 @@
 //! cancel or timeout (it raises from there) and in the email worker for SIGTERM.
 
 use handlebars::template::{Template, TemplateElement, TemplateMapping};
-use handlebars::{Context, Handlebars, Helper, HelperResult, Output, RenderContext, RenderErrorReason};
+use handlebars::{
+    Context, Handlebars, Helper, HelperResult, Output, RenderContext, RenderErrorReason,
+};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -84,14 +86,21 @@ impl Budget {
 pub fn register(reg: &mut Handlebars<'static>, budget: Arc<Budget>) {
     reg.register_helper(
         STEP_HELPER,
-        Box::new(move |h: &Helper, _: &Handlebars, _: &Context, _: &mut RenderContext, _: &mut dyn Output| -> HelperResult {
-            let n = h.param(0).and_then(|p| p.value().as_u64()).unwrap_or(1);
-            if budget.charge(n.max(1)) {
-                Ok(())
-            } else {
-                Err(RenderErrorReason::Other("work budget".into()).into())
-            }
-        }),
+        Box::new(
+            move |h: &Helper,
+                  _: &Handlebars,
+                  _: &Context,
+                  _: &mut RenderContext,
+                  _: &mut dyn Output|
+                  -> HelperResult {
+                let n = h.param(0).and_then(|p| p.value().as_u64()).unwrap_or(1);
+                if budget.charge(n.max(1)) {
+                    Ok(())
+                } else {
+                    Err(RenderErrorReason::Other("work budget".into()).into())
+                }
+            },
+        ),
     );
 }
 
@@ -133,6 +142,7 @@ pub fn instrument(t: &mut Template) {
 }
 
 fn step_element(cost: u64) -> (TemplateElement, TemplateMapping) {
-    let mut t = Template::compile(&format!("{{{{{STEP_HELPER} {cost}}}}}")).expect("the step expression parses");
+    let mut t = Template::compile(&format!("{{{{{STEP_HELPER} {cost}}}}}"))
+        .expect("the step expression parses");
     (t.elements.remove(0), t.mapping.remove(0))
 }

@@ -29,7 +29,13 @@ pub struct Cache {
 
 impl Cache {
     pub fn new() -> Self {
-        Cache { entries: HashMap::new(), bytes: 0, clock: 0, hits: 0, misses: 0 }
+        Cache {
+            entries: HashMap::new(),
+            bytes: 0,
+            clock: 0,
+            hits: 0,
+            misses: 0,
+        }
     }
 
     pub fn get(&mut self, source: &str) -> Option<Rc<Compiled>> {
@@ -58,12 +64,24 @@ impl Cache {
         while !self.entries.is_empty()
             && (self.entries.len() >= MAX_ENTRIES || self.bytes + source.len() > MAX_BYTES)
         {
-            let oldest = *self.entries.iter().min_by_key(|(_, e)| e.last_used).map(|(k, _)| k).expect("non-empty");
+            let oldest = *self
+                .entries
+                .iter()
+                .min_by_key(|(_, e)| e.last_used)
+                .map(|(k, _)| k)
+                .expect("non-empty");
             let e = self.entries.remove(&oldest).expect("present");
             self.bytes -= e.source.len();
         }
         self.bytes += source.len();
-        self.entries.insert(key, Entry { source: source.into(), compiled, last_used: self.clock });
+        self.entries.insert(
+            key,
+            Entry {
+                source: source.into(),
+                compiled,
+                last_used: self.clock,
+            },
+        );
     }
 
     /// (entries, hits, misses)

@@ -23,10 +23,28 @@ pub enum When {
 }
 
 const MONTHS: [&str; 12] = [
-    "January", "February", "March", "April", "May", "June", "July", "August", "September",
-    "October", "November", "December",
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
 ];
-const WEEKDAYS: [&str; 7] = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"];
+const WEEKDAYS: [&str; 7] = [
+    "Monday",
+    "Tuesday",
+    "Wednesday",
+    "Thursday",
+    "Friday",
+    "Saturday",
+    "Sunday",
+];
 
 /// Longest pattern accepted; a format string is template text, bounded like it.
 pub const MAX_PATTERN_LEN: usize = 200;
@@ -141,8 +159,16 @@ fn push_token(out: &mut String, tok: &str, dt: &NaiveDateTime, offset: Option<Fi
         "M" => write!(out, "{}", dt.month()),
         "DD" => write!(out, "{:02}", dt.day()),
         "D" => write!(out, "{}", dt.day()),
-        "dddd" => write!(out, "{}", WEEKDAYS[dt.weekday().num_days_from_monday() as usize]),
-        "ddd" => write!(out, "{}", &WEEKDAYS[dt.weekday().num_days_from_monday() as usize][..3]),
+        "dddd" => write!(
+            out,
+            "{}",
+            WEEKDAYS[dt.weekday().num_days_from_monday() as usize]
+        ),
+        "ddd" => write!(
+            out,
+            "{}",
+            &WEEKDAYS[dt.weekday().num_days_from_monday() as usize][..3]
+        ),
         "HH" => write!(out, "{:02}", dt.hour()),
         "H" => write!(out, "{}", dt.hour()),
         "hh" => write!(out, "{h12:02}"),
@@ -174,23 +200,40 @@ mod tests {
     use serde_json::json;
 
     fn fmt(v: serde_json::Value, tz: &str, p: &str) -> String {
-        format(parse_when(&v).expect("parses"), parse_timezone(tz).unwrap(), p)
+        format(
+            parse_when(&v).expect("parses"),
+            parse_timezone(tz).unwrap(),
+            p,
+        )
     }
 
     #[test]
     fn reference_pattern() {
-        assert_eq!(fmt(json!("2025-02-01T09:00:00Z"), "UTC", "MM/DD/YYYY"), "02/01/2025");
+        assert_eq!(
+            fmt(json!("2025-02-01T09:00:00Z"), "UTC", "MM/DD/YYYY"),
+            "02/01/2025"
+        );
     }
 
     #[test]
     fn every_token() {
         let v = json!("2025-07-04T21:05:09Z");
         assert_eq!(
-            fmt(v, "UTC", "YYYY YY MMMM MMM MM M DD D dddd ddd HH H hh h mm ss A a Z"),
+            fmt(
+                v,
+                "UTC",
+                "YYYY YY MMMM MMM MM M DD D dddd ddd HH H hh h mm ss A a Z"
+            ),
             "2025 25 July Jul 07 7 04 4 Friday Fri 21 21 09 9 05 09 PM pm +00:00"
         );
-        assert_eq!(fmt(json!("2025-01-05T00:30:00Z"), "UTC", "h:mm A, hh"), "12:30 AM, 12");
-        assert_eq!(fmt(json!("2025-01-05T12:30:00Z"), "UTC", "h:mm A"), "12:30 PM");
+        assert_eq!(
+            fmt(json!("2025-01-05T00:30:00Z"), "UTC", "h:mm A, hh"),
+            "12:30 AM, 12"
+        );
+        assert_eq!(
+            fmt(json!("2025-01-05T12:30:00Z"), "UTC", "h:mm A"),
+            "12:30 PM"
+        );
     }
 
     #[test]
@@ -207,32 +250,92 @@ mod tests {
         // New York: EST (-05:00) until 2026-03-08 02:00, EDT (-04:00) after.
         let before = json!("2026-03-08T06:59:00Z");
         let after = json!("2026-03-08T07:00:00Z");
-        assert_eq!(fmt(before, "America/New_York", "YYYY-MM-DD HH:mm Z"), "2026-03-08 01:59 -05:00");
-        assert_eq!(fmt(after, "America/New_York", "YYYY-MM-DD HH:mm Z"), "2026-03-08 03:00 -04:00");
+        assert_eq!(
+            fmt(before, "America/New_York", "YYYY-MM-DD HH:mm Z"),
+            "2026-03-08 01:59 -05:00"
+        );
+        assert_eq!(
+            fmt(after, "America/New_York", "YYYY-MM-DD HH:mm Z"),
+            "2026-03-08 03:00 -04:00"
+        );
         // Autumn: 01:30 happens twice; the instant decides which.
-        assert_eq!(fmt(json!("2026-11-01T05:30:00Z"), "America/New_York", "h:mm A Z"), "1:30 AM -04:00");
-        assert_eq!(fmt(json!("2026-11-01T06:30:00Z"), "America/New_York", "h:mm A Z"), "1:30 AM -05:00");
+        assert_eq!(
+            fmt(
+                json!("2026-11-01T05:30:00Z"),
+                "America/New_York",
+                "h:mm A Z"
+            ),
+            "1:30 AM -04:00"
+        );
+        assert_eq!(
+            fmt(
+                json!("2026-11-01T06:30:00Z"),
+                "America/New_York",
+                "h:mm A Z"
+            ),
+            "1:30 AM -05:00"
+        );
         // Date line and half-hour zones.
-        assert_eq!(fmt(json!("2025-12-31T23:30:00Z"), "Pacific/Kiritimati", "YYYY-MM-DD HH:mm"), "2026-01-01 13:30");
-        assert_eq!(fmt(json!("2025-06-01T00:00:00Z"), "Asia/Kolkata", "HH:mm Z"), "05:30 +05:30");
+        assert_eq!(
+            fmt(
+                json!("2025-12-31T23:30:00Z"),
+                "Pacific/Kiritimati",
+                "YYYY-MM-DD HH:mm"
+            ),
+            "2026-01-01 13:30"
+        );
+        assert_eq!(
+            fmt(json!("2025-06-01T00:00:00Z"), "Asia/Kolkata", "HH:mm Z"),
+            "05:30 +05:30"
+        );
     }
 
     #[test]
     fn input_shapes() {
-        assert_eq!(fmt(json!("2025-02-01 09:00:00+00"), "UTC", "HH:mm"), "09:00");
-        assert_eq!(fmt(json!("2025-02-01 09:00:00.123456-05"), "UTC", "HH:mm"), "14:00");
-        assert_eq!(fmt(json!("2025-02-01T09:00:00+0530"), "UTC", "HH:mm"), "03:30");
-        assert_eq!(fmt(json!("2025-02-01T09:00"), "Asia/Tokyo", "HH:mm Z"), "09:00 ");
-        assert_eq!(fmt(json!("2025-02-01"), "Asia/Tokyo", "MMMM D, YYYY h A"), "February 1, 2025 12 AM");
-        assert_eq!(fmt(json!(1738400400), "UTC", "YYYY-MM-DD HH:mm"), "2025-02-01 09:00");
-        assert_eq!(fmt(json!(1738400400000_i64), "UTC", "YYYY-MM-DD HH:mm"), "2025-02-01 09:00");
+        assert_eq!(
+            fmt(json!("2025-02-01 09:00:00+00"), "UTC", "HH:mm"),
+            "09:00"
+        );
+        assert_eq!(
+            fmt(json!("2025-02-01 09:00:00.123456-05"), "UTC", "HH:mm"),
+            "14:00"
+        );
+        assert_eq!(
+            fmt(json!("2025-02-01T09:00:00+0530"), "UTC", "HH:mm"),
+            "03:30"
+        );
+        assert_eq!(
+            fmt(json!("2025-02-01T09:00"), "Asia/Tokyo", "HH:mm Z"),
+            "09:00 "
+        );
+        assert_eq!(
+            fmt(json!("2025-02-01"), "Asia/Tokyo", "MMMM D, YYYY h A"),
+            "February 1, 2025 12 AM"
+        );
+        assert_eq!(
+            fmt(json!(1738400400), "UTC", "YYYY-MM-DD HH:mm"),
+            "2025-02-01 09:00"
+        );
+        assert_eq!(
+            fmt(json!(1738400400000_i64), "UTC", "YYYY-MM-DD HH:mm"),
+            "2025-02-01 09:00"
+        );
         assert_eq!(fmt(json!(0), "UTC", "YYYY"), "1970");
     }
 
     #[test]
     fn not_dates() {
-        for v in [json!("TBD"), json!(""), json!(true), json!(null), json!([1]), json!({"a": 1}),
-                  json!(1e300), json!("2025-13-01"), json!("x".repeat(100))] {
+        for v in [
+            json!("TBD"),
+            json!(""),
+            json!(true),
+            json!(null),
+            json!([1]),
+            json!({"a": 1}),
+            json!(1e300),
+            json!("2025-13-01"),
+            json!("x".repeat(100)),
+        ] {
             assert_eq!(parse_when(&v), None, "{v}");
         }
         assert!(parse_timezone("Mars/Olympus").is_none());

@@ -17,15 +17,23 @@ pub fn register(reg: &mut Handlebars<'static>, timezone: Arc<Mutex<Tz>>) {
     let tz = timezone.clone();
     reg.register_helper(
         DATE_HELPER,
-        Box::new(move |h: &Helper, r: &Handlebars, _: &Context, _: &mut RenderContext, out: &mut dyn Output| {
-            format_date(h, r, out, &tz)
-        }),
+        Box::new(
+            move |h: &Helper,
+                  r: &Handlebars,
+                  _: &Context,
+                  _: &mut RenderContext,
+                  out: &mut dyn Output| { format_date(h, r, out, &tz) },
+        ),
     );
     reg.register_helper(
         "formatDate",
-        Box::new(move |h: &Helper, r: &Handlebars, _: &Context, _: &mut RenderContext, out: &mut dyn Output| {
-            format_date(h, r, out, &timezone)
-        }),
+        Box::new(
+            move |h: &Helper,
+                  r: &Handlebars,
+                  _: &Context,
+                  _: &mut RenderContext,
+                  out: &mut dyn Output| { format_date(h, r, out, &timezone) },
+        ),
     );
     reg.register_helper("money", Box::new(money_helper));
 }
@@ -39,7 +47,9 @@ fn write_escaped(r: &Handlebars, out: &mut dyn Output, s: &str) -> HelperResult 
 fn absent(param: &PathAndJson, r: &Handlebars) -> Result<bool, RenderErrorReason> {
     if param.is_value_missing() {
         if r.strict_mode() {
-            return Err(RenderErrorReason::MissingVariable(param.relative_path().cloned()));
+            return Err(RenderErrorReason::MissingVariable(
+                param.relative_path().cloned(),
+            ));
         }
         return Ok(true);
     }
@@ -47,7 +57,9 @@ fn absent(param: &PathAndJson, r: &Handlebars) -> Result<bool, RenderErrorReason
 }
 
 fn format_date(h: &Helper, r: &Handlebars, out: &mut dyn Output, tz: &Mutex<Tz>) -> HelperResult {
-    let value = h.param(0).ok_or(RenderErrorReason::ParamNotFoundForIndex("formatDate", 0))?;
+    let value = h
+        .param(0)
+        .ok_or(RenderErrorReason::ParamNotFoundForIndex("formatDate", 0))?;
     if absent(value, r)? {
         return Ok(());
     }
@@ -70,7 +82,9 @@ fn format_date(h: &Helper, r: &Handlebars, out: &mut dyn Output, tz: &Mutex<Tz>)
         // Not a date ("TBD"): strict mode says so, otherwise the value is shown as it is.
         None if r.strict_mode() => Err(RenderErrorReason::Other(format!(
             "{} is not a date",
-            value.relative_path().map_or_else(|| "value".to_string(), |p| format!("\"{p}\""))
+            value
+                .relative_path()
+                .map_or_else(|| "value".to_string(), |p| format!("\"{p}\""))
         ))
         .into()),
         None => write_escaped(r, out, &value.value().render()),
@@ -88,7 +102,9 @@ fn money_helper(
     let Some(amount) = h.param(0) else {
         return match ctx.data().get("money") {
             Some(v) if !v.is_null() => write_escaped(r, out, &v.render()),
-            None if r.strict_mode() => Err(RenderErrorReason::MissingVariable(Some("money".into())).into()),
+            None if r.strict_mode() => {
+                Err(RenderErrorReason::MissingVariable(Some("money".into())).into())
+            }
             _ => Ok(()),
         };
     };
@@ -98,7 +114,9 @@ fn money_helper(
     let cents = money::amount_from_json(amount.value()).ok_or_else(|| {
         RenderErrorReason::Other(format!(
             "money: {} is not an integer amount of minor units (cents)",
-            amount.relative_path().map_or_else(|| amount.value().render(), |p| format!("\"{p}\""))
+            amount
+                .relative_path()
+                .map_or_else(|| amount.value().render(), |p| format!("\"{p}\""))
         ))
     })?;
     let currency = match h.param(1) {

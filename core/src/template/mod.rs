@@ -50,7 +50,11 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_template_bytes: 256 * 1024, max_output_bytes: 1024 * 1024, max_steps: 1_000_000 }
+        Limits {
+            max_template_bytes: 256 * 1024,
+            max_output_bytes: 1024 * 1024,
+            max_steps: 1_000_000,
+        }
     }
 }
 
@@ -81,23 +85,46 @@ impl Default for Options {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TemplateError {
     /// The template does not parse. Line and column are 1-based, in the text as written.
-    Syntax { line: usize, column: usize, reason: String },
+    Syntax {
+        line: usize,
+        column: usize,
+        reason: String,
+    },
     /// Partials and decorators: there is no partial store, and they allow unbounded recursion.
     Unsupported(&'static str),
-    TemplateTooLarge { bytes: usize, limit: usize },
-    OutputTooLarge { limit: usize },
+    TemplateTooLarge {
+        bytes: usize,
+        limit: usize,
+    },
+    OutputTooLarge {
+        limit: usize,
+    },
     VariablesNotAnObject(&'static str),
     /// Strict mode only.
-    MissingVariable { name: String, line: Option<usize>, column: Option<usize> },
+    MissingVariable {
+        name: String,
+        line: Option<usize>,
+        column: Option<usize>,
+    },
     BadTimezone(String),
     /// A helper refused its input (e.g. `{{money "abc"}}`).
     Render(String),
     /// Blocks or subexpressions nest deeper than the parser's limits.
-    TooDeep { what: &'static str, limit: usize, line: Option<usize>, column: Option<usize> },
+    TooDeep {
+        what: &'static str,
+        limit: usize,
+        line: Option<usize>,
+        column: Option<usize>,
+    },
     /// More `(` than can be parsed with the stack we are willing to reserve.
-    TooManyParens { count: usize, limit: usize },
+    TooManyParens {
+        count: usize,
+        limit: usize,
+    },
     /// The render evaluated more than `Limits::max_steps` elements.
-    StepLimit { limit: u64 },
+    StepLimit {
+        limit: u64,
+    },
     /// The checkpoint asked to stop (a worker shutting down).
     Interrupted,
     /// The parser could not run (no thread) or failed unexpectedly.
@@ -107,15 +134,28 @@ pub enum TemplateError {
 impl fmt::Display for TemplateError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            TemplateError::Syntax { line, column, reason } => {
-                write!(f, "template syntax error at line {line}, column {column}: {reason}")
+            TemplateError::Syntax {
+                line,
+                column,
+                reason,
+            } => {
+                write!(
+                    f,
+                    "template syntax error at line {line}, column {column}: {reason}"
+                )
             }
             TemplateError::Unsupported(what) => write!(f, "templates cannot use {what}"),
             TemplateError::TemplateTooLarge { bytes, limit } => {
-                write!(f, "template of {bytes} bytes exceeds crm.template_max_bytes ({limit})")
+                write!(
+                    f,
+                    "template of {bytes} bytes exceeds crm.template_max_bytes ({limit})"
+                )
             }
             TemplateError::OutputTooLarge { limit } => {
-                write!(f, "rendered output exceeds crm.template_max_output_bytes ({limit})")
+                write!(
+                    f,
+                    "rendered output exceeds crm.template_max_output_bytes ({limit})"
+                )
             }
             TemplateError::VariablesNotAnObject(kind) => {
                 write!(f, "template variables must be a JSON object, not {kind}")
@@ -128,10 +168,19 @@ impl fmt::Display for TemplateError {
                 Ok(())
             }
             TemplateError::BadTimezone(tz) => {
-                write!(f, "unknown time zone \"{}\" (use an IANA name such as America/New_York)", truncate(tz, 64))
+                write!(
+                    f,
+                    "unknown time zone \"{}\" (use an IANA name such as America/New_York)",
+                    truncate(tz, 64)
+                )
             }
             TemplateError::Render(msg) => write!(f, "template rendering failed: {msg}"),
-            TemplateError::TooDeep { what, limit, line, column } => {
+            TemplateError::TooDeep {
+                what,
+                limit,
+                line,
+                column,
+            } => {
                 write!(f, "template {what} nest deeper than {limit} levels")?;
                 if let (Some(l), Some(c)) = (line, column) {
                     write!(f, " at line {l}, column {c}")?;
@@ -139,7 +188,10 @@ impl fmt::Display for TemplateError {
                 Ok(())
             }
             TemplateError::TooManyParens { count, limit } => {
-                write!(f, "template has {count} \"(\" characters; at most {limit} can be parsed safely")
+                write!(
+                    f,
+                    "template has {count} \"(\" characters; at most {limit} can be parsed safely"
+                )
             }
             TemplateError::StepLimit { limit } => {
                 write!(f, "rendering exceeds crm.template_max_steps ({limit} template elements evaluated)")
@@ -172,7 +224,10 @@ pub struct Compiled {
 /// partials/decorators, instrument loops for the work budget.
 pub fn compile(src: &str, limits: &Limits) -> Result<Compiled, TemplateError> {
     if src.len() > limits.max_template_bytes {
-        return Err(TemplateError::TemplateTooLarge { bytes: src.len(), limit: limits.max_template_bytes });
+        return Err(TemplateError::TemplateTooLarge {
+            bytes: src.len(),
+            limit: limits.max_template_bytes,
+        });
     }
     let prepared = syntax::prepare(src).map_err(|p| TemplateError::Syntax {
         line: p.line,
@@ -180,15 +235,31 @@ pub fn compile(src: &str, limits: &Limits) -> Result<Compiled, TemplateError> {
         reason: p.reason,
     })?;
     let mut template = parse::parse(&prepared.source).map_err(|e| match e {
-        parse::ParseError::Syntax { line, column, reason } => {
+        parse::ParseError::Syntax {
+            line,
+            column,
+            reason,
+        } => {
             let (line, column) = prepared.original_position(src, line, column);
-            TemplateError::Syntax { line, column, reason }
+            TemplateError::Syntax {
+                line,
+                column,
+                reason,
+            }
         }
         parse::ParseError::TooDeep { what, limit, at } => {
             let at = at.map(|(l, c)| prepared.original_position(src, l, c));
-            TemplateError::TooDeep { what, limit, line: at.map(|p| p.0), column: at.map(|p| p.1) }
+            TemplateError::TooDeep {
+                what,
+                limit,
+                line: at.map(|p| p.0),
+                column: at.map(|p| p.1),
+            }
         }
-        parse::ParseError::TooManyParens { count } => TemplateError::TooManyParens { count, limit: parse::MAX_PARENS },
+        parse::ParseError::TooManyParens { count } => TemplateError::TooManyParens {
+            count,
+            limit: parse::MAX_PARENS,
+        },
         parse::ParseError::Internal(msg) => TemplateError::Internal(msg),
     })?;
     reject_unsupported(&template)?;
@@ -196,7 +267,12 @@ pub fn compile(src: &str, limits: &Limits) -> Result<Compiled, TemplateError> {
     budget::instrument(&mut template);
     let weight = budget::weight(&template);
     let rewritten = prepared.has_rewrites().then_some(prepared);
-    Ok(Compiled { template, variables, rewritten, weight })
+    Ok(Compiled {
+        template,
+        variables,
+        rewritten,
+        weight,
+    })
 }
 
 fn reject_unsupported(t: &Template) -> Result<(), TemplateError> {
@@ -275,13 +351,22 @@ impl Engine {
             helpers::register(reg, timezone.clone());
             budget::register(reg, budget.clone());
         }
-        Engine { cache: cache::Cache::new(), html, text, timezone, budget }
+        Engine {
+            cache: cache::Cache::new(),
+            html,
+            text,
+            timezone,
+            budget,
+        }
     }
 
     /// The compiled form of `src`, from the cache or freshly compiled (and then cached).
     pub fn compiled(&mut self, src: &str, limits: &Limits) -> Result<Rc<Compiled>, TemplateError> {
         if src.len() > limits.max_template_bytes {
-            return Err(TemplateError::TemplateTooLarge { bytes: src.len(), limit: limits.max_template_bytes });
+            return Err(TemplateError::TemplateTooLarge {
+                bytes: src.len(),
+                limit: limits.max_template_bytes,
+            });
         }
         if let Some(hit) = self.cache.get(src) {
             return Ok(hit);
@@ -306,12 +391,18 @@ impl Engine {
         base: &Options,
     ) -> Result<EmailParts<String>, TemplateError> {
         let mut render = |src: Option<&str>, format| {
-            src.map(|src| self.render(src, variables.clone(), &Options { format, ..*base })).transpose()
+            src.map(|src| self.render(src, variables.clone(), &Options { format, ..*base }))
+                .transpose()
         };
         let html = render(parts.html, Format::Html)?;
         let subject = render(parts.subject, Format::Text)?;
-        let text = render(parts.text, Format::Text)?.or_else(|| html.as_deref().map(text::html_to_text));
-        Ok(EmailParts { subject, html, text })
+        let text =
+            render(parts.text, Format::Text)?.or_else(|| html.as_deref().map(text::html_to_text));
+        Ok(EmailParts {
+            subject,
+            html,
+            text,
+        })
     }
 
     pub fn render(
@@ -333,9 +424,8 @@ impl Engine {
         }
         let tz = match variables.get("_timezone") {
             None | Some(serde_json::Value::Null) => opts.timezone,
-            Some(serde_json::Value::String(name)) => {
-                dates::parse_timezone(name).ok_or_else(|| TemplateError::BadTimezone(name.clone()))?
-            }
+            Some(serde_json::Value::String(name)) => dates::parse_timezone(name)
+                .ok_or_else(|| TemplateError::BadTimezone(name.clone()))?,
             Some(other) => return Err(TemplateError::BadTimezone(other.to_string())),
         };
         let compiled = self.compiled(src, &opts.limits)?;
@@ -354,11 +444,19 @@ impl Engine {
         let budget = &*self.budget;
         let ctx = handlebars::Context::from(variables);
         let mut rc = RenderContext::new(None);
-        let mut out = LimitedOutput { buf: String::new(), limit: opts.limits.max_output_bytes, exceeded: false };
+        let mut out = LimitedOutput {
+            buf: String::new(),
+            limit: opts.limits.max_output_bytes,
+            exceeded: false,
+        };
         match compiled.template.render(registry, &ctx, &mut rc, &mut out) {
             Ok(()) => Ok(out.buf),
-            Err(_) if budget.interrupted() || budget.exceeded() => Err(budget_error(&self.budget, opts)),
-            Err(_) if out.exceeded => Err(TemplateError::OutputTooLarge { limit: opts.limits.max_output_bytes }),
+            Err(_) if budget.interrupted() || budget.exceeded() => {
+                Err(budget_error(&self.budget, opts))
+            }
+            Err(_) if out.exceeded => Err(TemplateError::OutputTooLarge {
+                limit: opts.limits.max_output_bytes,
+            }),
             Err(e) => Err(match e.reason() {
                 RenderErrorReason::MissingVariable(name) => {
                     let pos = match (e.line_no, e.column_no, &compiled.rewritten) {
@@ -383,7 +481,9 @@ fn budget_error(budget: &Budget, opts: &Options) -> TemplateError {
     if budget.interrupted() {
         TemplateError::Interrupted
     } else {
-        TemplateError::StepLimit { limit: opts.limits.max_steps }
+        TemplateError::StepLimit {
+            limit: opts.limits.max_steps,
+        }
     }
 }
 

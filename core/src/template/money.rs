@@ -5,8 +5,8 @@
 
 /// Stripe's zero-decimal currencies.
 const ZERO_DECIMAL: [&str; 16] = [
-    "BIF", "CLP", "DJF", "GNF", "JPY", "KMF", "KRW", "MGA", "PYG", "RWF", "UGX", "VND", "VUV", "XAF",
-    "XOF", "XPF",
+    "BIF", "CLP", "DJF", "GNF", "JPY", "KMF", "KRW", "MGA", "PYG", "RWF", "UGX", "VND", "VUV",
+    "XAF", "XOF", "XPF",
 ];
 
 fn symbol(code: &str) -> Option<&'static str> {
@@ -43,10 +43,18 @@ pub fn format_money(amount: i64, currency: &str) -> Option<String> {
     if code.len() != 3 || !code.bytes().all(|b| b.is_ascii_uppercase()) {
         return None;
     }
-    let decimals = if ZERO_DECIMAL.contains(&code.as_str()) { 0 } else { 2 };
+    let decimals = if ZERO_DECIMAL.contains(&code.as_str()) {
+        0
+    } else {
+        2
+    };
     let negative = amount < 0;
     let abs = amount.unsigned_abs();
-    let (units, minor) = if decimals == 0 { (abs, 0) } else { (abs / 100, abs % 100) };
+    let (units, minor) = if decimals == 0 {
+        (abs, 0)
+    } else {
+        (abs / 100, abs % 100)
+    };
     let digits = units.to_string();
     let mut grouped = String::with_capacity(digits.len() + digits.len() / 3 + 4);
     for (i, c) in digits.chars().enumerate() {
@@ -79,7 +87,10 @@ mod tests {
         assert_eq!(format_money(100000000, "eur").unwrap(), "€1,000,000.00");
         assert_eq!(format_money(1500, "jpy").unwrap(), "¥1,500");
         assert_eq!(format_money(999, "chf").unwrap(), "9.99 CHF");
-        assert_eq!(format_money(i64::MIN, "usd").unwrap(), "-$92,233,720,368,547,758.08");
+        assert_eq!(
+            format_money(i64::MIN, "usd").unwrap(),
+            "-$92,233,720,368,547,758.08"
+        );
         assert_eq!(format_money(1, "us"), None);
         assert_eq!(format_money(1, "u$d"), None);
     }

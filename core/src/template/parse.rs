@@ -37,9 +37,17 @@ pub const MAX_PARENS: usize = (MAX_STACK - BASE_STACK) / STACK_PER_PAREN;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ParseError {
     /// handlebars refused the text: (line, column) in the text it was given, 1-based.
-    Syntax { line: usize, column: usize, reason: String },
+    Syntax {
+        line: usize,
+        column: usize,
+        reason: String,
+    },
     /// Nested deeper than the limits: what, the limit, and where (line, column) when known.
-    TooDeep { what: &'static str, limit: usize, at: Option<(usize, usize)> },
+    TooDeep {
+        what: &'static str,
+        limit: usize,
+        at: Option<(usize, usize)>,
+    },
     /// More `(` than [`MAX_PARENS`]: parsing could need more stack than we reserve.
     TooManyParens { count: usize },
     /// No thread could be started, or the parser panicked.
@@ -61,7 +69,9 @@ pub fn parse(src: &str) -> Result<Template, ParseError> {
             .stack_size(stack)
             .spawn_scoped(scope, || parse_here(src))
             .map_err(|e| ParseError::Internal(format!("cannot start the template parser: {e}")))?;
-        worker.join().unwrap_or_else(|_| Err(ParseError::Internal("the template parser failed".into())))
+        worker
+            .join()
+            .unwrap_or_else(|_| Err(ParseError::Internal("the template parser failed".into())))
     })
 }
 
@@ -70,10 +80,18 @@ fn parse_here(src: &str) -> Result<Template, ParseError> {
     let template = Template::compile(src).map_err(|e| {
         let reason = e.reason().to_string();
         if reason.contains("stack limit reached") || reason.contains("call limit reached") {
-            return ParseError::TooDeep { what: "blocks", limit: MAX_BLOCK_DEPTH, at: None };
+            return ParseError::TooDeep {
+                what: "blocks",
+                limit: MAX_BLOCK_DEPTH,
+                at: None,
+            };
         }
         let (line, column) = e.pos().unwrap_or((1, 1));
-        ParseError::Syntax { line, column, reason }
+        ParseError::Syntax {
+            line,
+            column,
+            reason,
+        }
     })?;
     if let Some(err) = too_deep(&template) {
         dismantle(template);
@@ -94,23 +112,45 @@ fn too_deep(t: &Template) -> Option<ParseError> {
             match el {
                 TemplateElement::HelperBlock(ht) => {
                     if depth + 1 > MAX_BLOCK_DEPTH {
-                        return Some(ParseError::TooDeep { what: "blocks", limit: MAX_BLOCK_DEPTH, at });
+                        return Some(ParseError::TooDeep {
+                            what: "blocks",
+                            limit: MAX_BLOCK_DEPTH,
+                            at,
+                        });
                     }
-                    templates.extend([&ht.template, &ht.inverse].into_iter().flatten().map(|t| (t, depth + 1)));
-                    params.extend(helper_params(&ht.name, &ht.params, ht.hash.values()).map(|p| (p, 0, at)));
+                    templates.extend(
+                        [&ht.template, &ht.inverse]
+                            .into_iter()
+                            .flatten()
+                            .map(|t| (t, depth + 1)),
+                    );
+                    params.extend(
+                        helper_params(&ht.name, &ht.params, ht.hash.values()).map(|p| (p, 0, at)),
+                    );
                 }
                 TemplateElement::Expression(ht) | TemplateElement::HtmlExpression(ht) => {
-                    params.extend(helper_params(&ht.name, &ht.params, ht.hash.values()).map(|p| (p, 0, at)));
+                    params.extend(
+                        helper_params(&ht.name, &ht.params, ht.hash.values()).map(|p| (p, 0, at)),
+                    );
                 }
                 TemplateElement::DecoratorBlock(dt) | TemplateElement::PartialBlock(dt) => {
                     if depth + 1 > MAX_BLOCK_DEPTH {
-                        return Some(ParseError::TooDeep { what: "blocks", limit: MAX_BLOCK_DEPTH, at });
+                        return Some(ParseError::TooDeep {
+                            what: "blocks",
+                            limit: MAX_BLOCK_DEPTH,
+                            at,
+                        });
                     }
                     templates.extend(dt.template.iter().map(|t| (t, depth + 1)));
-                    params.extend(helper_params(&dt.name, &dt.params, dt.hash.values()).map(|p| (p, 0, at)));
+                    params.extend(
+                        helper_params(&dt.name, &dt.params, dt.hash.values()).map(|p| (p, 0, at)),
+                    );
                 }
-                TemplateElement::DecoratorExpression(dt) | TemplateElement::PartialExpression(dt) => {
-                    params.extend(helper_params(&dt.name, &dt.params, dt.hash.values()).map(|p| (p, 0, at)));
+                TemplateElement::DecoratorExpression(dt)
+                | TemplateElement::PartialExpression(dt) => {
+                    params.extend(
+                        helper_params(&dt.name, &dt.params, dt.hash.values()).map(|p| (p, 0, at)),
+                    );
                 }
                 _ => {}
             }
@@ -119,10 +159,19 @@ fn too_deep(t: &Template) -> Option<ParseError> {
     while let Some((p, depth, at)) = params.pop() {
         if let Parameter::Subexpression(s) = p {
             if depth + 1 > MAX_SUBEXPRESSION_DEPTH {
-                return Some(ParseError::TooDeep { what: "subexpressions", limit: MAX_SUBEXPRESSION_DEPTH, at });
+                return Some(ParseError::TooDeep {
+                    what: "subexpressions",
+                    limit: MAX_SUBEXPRESSION_DEPTH,
+                    at,
+                });
             }
-            if let TemplateElement::Expression(ht) | TemplateElement::HtmlExpression(ht) = s.element.as_ref() {
-                params.extend(helper_params(&ht.name, &ht.params, ht.hash.values()).map(|p| (p, depth + 1, at)));
+            if let TemplateElement::Expression(ht) | TemplateElement::HtmlExpression(ht) =
+                s.element.as_ref()
+            {
+                params.extend(
+                    helper_params(&ht.name, &ht.params, ht.hash.values())
+                        .map(|p| (p, depth + 1, at)),
+                );
             }
         }
     }
@@ -148,17 +197,33 @@ fn dismantle(t: Template) {
                 TemplateElement::HelperBlock(mut ht)
                 | TemplateElement::Expression(mut ht)
                 | TemplateElement::HtmlExpression(mut ht) => {
-                    templates.extend([ht.template.take(), ht.inverse.take()].into_iter().flatten());
-                    let params = std::mem::take(&mut ht.params).into_iter().chain(std::mem::take(&mut ht.hash).into_values());
-                    elements.extend(params.chain([placeholder_swap(&mut ht.name)]).filter_map(subexpression_body));
+                    templates.extend(
+                        [ht.template.take(), ht.inverse.take()]
+                            .into_iter()
+                            .flatten(),
+                    );
+                    let params = std::mem::take(&mut ht.params)
+                        .into_iter()
+                        .chain(std::mem::take(&mut ht.hash).into_values());
+                    elements.extend(
+                        params
+                            .chain([placeholder_swap(&mut ht.name)])
+                            .filter_map(subexpression_body),
+                    );
                 }
                 TemplateElement::DecoratorBlock(mut dt)
                 | TemplateElement::PartialBlock(mut dt)
                 | TemplateElement::DecoratorExpression(mut dt)
                 | TemplateElement::PartialExpression(mut dt) => {
                     templates.extend(dt.template.take());
-                    let params = std::mem::take(&mut dt.params).into_iter().chain(std::mem::take(&mut dt.hash).into_values());
-                    elements.extend(params.chain([placeholder_swap(&mut dt.name)]).filter_map(subexpression_body));
+                    let params = std::mem::take(&mut dt.params)
+                        .into_iter()
+                        .chain(std::mem::take(&mut dt.hash).into_values());
+                    elements.extend(
+                        params
+                            .chain([placeholder_swap(&mut dt.name)])
+                            .filter_map(subexpression_body),
+                    );
                 }
                 _ => {}
             }
@@ -226,10 +291,23 @@ mod tests {
     fn accepts_the_limit_and_refuses_one_more() {
         assert!(parse(&nested("{{#if a}}", "{{/if}}", MAX_BLOCK_DEPTH)).is_ok());
         let err = parse(&nested("{{#if a}}", "{{/if}}", MAX_BLOCK_DEPTH + 1)).unwrap_err();
-        assert_eq!(err, ParseError::TooDeep { what: "blocks", limit: MAX_BLOCK_DEPTH, at: Some((1, 9 * MAX_BLOCK_DEPTH + 1)) });
+        assert_eq!(
+            err,
+            ParseError::TooDeep {
+                what: "blocks",
+                limit: MAX_BLOCK_DEPTH,
+                at: Some((1, 9 * MAX_BLOCK_DEPTH + 1))
+            }
+        );
         let sub = |n| format!("{{{{x {}a{}}}}}", "(f ".repeat(n), ")".repeat(n));
         assert!(parse(&sub(MAX_SUBEXPRESSION_DEPTH)).is_ok());
-        assert!(matches!(parse(&sub(MAX_SUBEXPRESSION_DEPTH + 1)), Err(ParseError::TooDeep { what: "subexpressions", .. })));
+        assert!(matches!(
+            parse(&sub(MAX_SUBEXPRESSION_DEPTH + 1)),
+            Err(ParseError::TooDeep {
+                what: "subexpressions",
+                ..
+            })
+        ));
     }
 
     #[test]
@@ -247,14 +325,36 @@ mod tests {
     fn survives_what_would_overflow_a_stack() {
         // Tens of thousands of levels: pest's own guard, or our tree check, refuses them; a
         // crash would abort this test process.
-        for (open, close) in [("{{#if a}}", "{{/if}}"), ("{{#each a}}", "{{/each}}"), ("{{~#each a~}}", "{{~/each~}}"), ("{{#with a}}x{{else}}", "{{/with}}")] {
-            assert!(matches!(parse(&nested(open, close, 40_000)), Err(ParseError::TooDeep { .. })), "{open}");
+        for (open, close) in [
+            ("{{#if a}}", "{{/if}}"),
+            ("{{#each a}}", "{{/each}}"),
+            ("{{~#each a~}}", "{{~/each~}}"),
+            ("{{#with a}}x{{else}}", "{{/with}}"),
+        ] {
+            assert!(
+                matches!(
+                    parse(&nested(open, close, 40_000)),
+                    Err(ParseError::TooDeep { .. })
+                ),
+                "{open}"
+            );
         }
         for n in [5_000, 10_000, MAX_PARENS] {
             let sub = format!("{{{{x {}a{}}}}}", "(f ".repeat(n), ")".repeat(n));
-            assert!(matches!(parse(&sub), Err(ParseError::TooDeep { .. } | ParseError::Syntax { .. })), "{n}");
+            assert!(
+                matches!(
+                    parse(&sub),
+                    Err(ParseError::TooDeep { .. } | ParseError::Syntax { .. })
+                ),
+                "{n}"
+            );
         }
         let too_many = "(".repeat(MAX_PARENS + 1);
-        assert_eq!(parse(&too_many).unwrap_err(), ParseError::TooManyParens { count: MAX_PARENS + 1 });
+        assert_eq!(
+            parse(&too_many).unwrap_err(),
+            ParseError::TooManyParens {
+                count: MAX_PARENS + 1
+            }
+        );
     }
 }

@@ -55,7 +55,12 @@ pub fn prepare(src: &str) -> Result<Prepared, Problem> {
         let head = inner.trim_start_matches('~').trim_start();
 
         let opens = head.starts_with('#')
-            || (head.starts_with('^') && head[1..].trim_start().chars().next().is_some_and(|c| c != '~'));
+            || (head.starts_with('^')
+                && head[1..]
+                    .trim_start()
+                    .chars()
+                    .next()
+                    .is_some_and(|c| c != '~'));
         if opens {
             open.push((block_name(&head[1..]), start));
         } else if let Some(closing) = head.strip_prefix('/') {
@@ -70,7 +75,13 @@ pub fn prepare(src: &str) -> Result<Prepared, Problem> {
                     ));
                 }
                 Some(_) => {}
-                None => return Err(problem_at(src, start, format!("{{{{/{name}}}}} closes no open block"))),
+                None => {
+                    return Err(problem_at(
+                        src,
+                        start,
+                        format!("{{{{/{name}}}}} closes no open block"),
+                    ))
+                }
             }
         }
         if !triple {
@@ -84,16 +95,25 @@ pub fn prepare(src: &str) -> Result<Prepared, Problem> {
         i = end;
     }
     if let Some(&(name, at)) = open.last() {
-        return Err(problem_at(src, at, format!("{{{{#{name}}}}} is never closed")));
+        return Err(problem_at(
+            src,
+            at,
+            format!("{{{{#{name}}}}} is never closed"),
+        ));
     }
     out.push_str(&src[copied..]);
-    Ok(Prepared { source: out, shifts })
+    Ok(Prepared {
+        source: out,
+        shifts,
+    })
 }
 
 /// The helper name of a block tag: `#each items` → `each`, `#> layout` → `>`… as written.
 fn block_name(after_sigil: &str) -> &str {
     let t = after_sigil.trim_start_matches(['>', '*']).trim_start();
-    let end = t.find(|c: char| c.is_whitespace() || c == '~' || c == '}').unwrap_or(t.len());
+    let end = t
+        .find(|c: char| c.is_whitespace() || c == '~' || c == '}')
+        .unwrap_or(t.len());
     &t[..end]
 }
 
@@ -104,7 +124,9 @@ fn date_call(inner: &str) -> Option<String> {
     let pattern = inner[colon + 1..].trim();
     let valid_path = !path.is_empty()
         && path.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_' || c == '@' || c == '.')
-        && path.chars().all(|c| c.is_ascii_alphanumeric() || "_.-/@[]".contains(c))
+        && path
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.-/@[]".contains(c))
         && path != "else";
     if !valid_path || pattern.is_empty() || pattern.len() > super::dates::MAX_PATTERN_LEN {
         return None;
@@ -119,7 +141,9 @@ fn date_call(inner: &str) -> Option<String> {
     if pattern.contains('\\') {
         return None;
     }
-    Some(format!("{{{{{DATE_HELPER} {path} {quote}{pattern}{quote}}}}}"))
+    Some(format!(
+        "{{{{{DATE_HELPER} {path} {quote}{pattern}{quote}}}}}"
+    ))
 }
 
 impl Prepared {
@@ -151,7 +175,10 @@ fn offset_of(s: &str, line: usize, column: usize) -> usize {
     let mut offset = 0;
     for (n, l) in s.split_inclusive('\n').enumerate() {
         if n + 1 == line {
-            return offset + l.char_indices().nth(column.saturating_sub(1)).map_or(l.len(), |(i, _)| i);
+            return offset
+                + l.char_indices()
+                    .nth(column.saturating_sub(1))
+                    .map_or(l.len(), |(i, _)| i);
         }
         offset += l.len();
     }
@@ -171,7 +198,11 @@ pub fn position_of(s: &str, offset: usize) -> (usize, usize) {
 
 fn problem_at(src: &str, offset: usize, reason: String) -> Problem {
     let (line, column) = position_of(src, offset);
-    Problem { reason, line, column }
+    Problem {
+        reason,
+        line,
+        column,
+    }
 }
 
 #[cfg(test)]
@@ -181,20 +212,35 @@ mod tests {
     #[test]
     fn rewrites_the_reference_date_syntax() {
         let p = prepare("Due {{due:MM/DD/YYYY}} at {{due:h:mm A}}.").unwrap();
-        assert_eq!(p.source, r#"Due {{__crm_date due "MM/DD/YYYY"}} at {{__crm_date due "h:mm A"}}."#);
+        assert_eq!(
+            p.source,
+            r#"Due {{__crm_date due "MM/DD/YYYY"}} at {{__crm_date due "h:mm A"}}."#
+        );
     }
 
     #[test]
     fn leaves_everything_else_alone() {
-        for s in ["{{name}}", "{{{raw:x}}}", r"\{{a:b}}", "{{!-- {{a:b}} --}}", "{{! a:b }}",
-                  r#"{{lookup m "a:b"}}"#, "{{#if a}}x{{else}}y{{/if}}", "{{a b:c}}", "{{else:x}}"] {
+        for s in [
+            "{{name}}",
+            "{{{raw:x}}}",
+            r"\{{a:b}}",
+            "{{!-- {{a:b}} --}}",
+            "{{! a:b }}",
+            r#"{{lookup m "a:b"}}"#,
+            "{{#if a}}x{{else}}y{{/if}}",
+            "{{a b:c}}",
+            "{{else:x}}",
+        ] {
             assert_eq!(prepare(s).unwrap().source, s, "{s}");
         }
     }
 
     #[test]
     fn quotes_patterns_that_contain_quotes() {
-        assert_eq!(prepare(r#"{{d:YYYY"x"}}"#).unwrap().source, r#"{{__crm_date d 'YYYY"x"'}}"#);
+        assert_eq!(
+            prepare(r#"{{d:YYYY"x"}}"#).unwrap().source,
+            r#"{{__crm_date d 'YYYY"x"'}}"#
+        );
         assert_eq!(prepare(r#"{{d:"a'b"}}"#).unwrap().source, r#"{{d:"a'b"}}"#);
     }
 
@@ -202,9 +248,15 @@ mod tests {
     fn names_unbalanced_blocks() {
         let err = |s: &str| prepare(s).err().unwrap();
         let e = err("<p>{{#if paid}}Paid</p>");
-        assert_eq!((e.reason.as_str(), e.line, e.column), ("{{#if}} is never closed", 1, 4));
+        assert_eq!(
+            (e.reason.as_str(), e.line, e.column),
+            ("{{#if}} is never closed", 1, 4)
+        );
         let e = err("{{#each xs}}\n  {{#if a}}x{{/each}}");
-        assert_eq!(e.reason, "{{/each}} does not close {{#if}} opened at line 2, column 3");
+        assert_eq!(
+            e.reason,
+            "{{/each}} does not close {{#if}} opened at line 2, column 3"
+        );
         assert_eq!((e.line, e.column), (2, 13));
         assert_eq!(err("x{{/if}}").reason, "{{/if}} closes no open block");
         assert!(prepare("{{#if a}}{{else if b}}{{^}}{{/if}}{{^x}}y{{/x}}").is_ok());

@@ -58,7 +58,9 @@ pub fn html_to_text_checked(html: &str, checkpoint: &mut dyn FnMut()) -> String 
         }
         match (name.as_str(), closing) {
             ("br", _) => newline(&mut out, 1),
-            ("p" | "div" | "table" | "h1" | "h2" | "h3" | "h4" | "h5" | "h6" | "ul" | "ol", _) => newline(&mut out, 2),
+            ("p" | "div" | "table" | "h1" | "h2" | "h3" | "h4" | "h5" | "h6" | "ul" | "ol", _) => {
+                newline(&mut out, 2)
+            }
             ("tr", true) => newline(&mut out, 1),
             ("td" | "th", true) => push_text(&mut out, " "),
             ("li", false) => {
@@ -101,7 +103,9 @@ fn find_end_tag(rest: &str, name: &str) -> Option<usize> {
     while let Some(rel) = rest[from..].find("</") {
         let at = from + rel;
         let candidate = &rest.as_bytes()[at + 2..];
-        if candidate.len() >= name.len() && candidate[..name.len()].eq_ignore_ascii_case(name.as_bytes()) {
+        if candidate.len() >= name.len()
+            && candidate[..name.len()].eq_ignore_ascii_case(name.as_bytes())
+        {
             return Some(at);
         }
         from = at + 2;
@@ -168,7 +172,9 @@ pub fn decode_entities(s: &str) -> String {
                 "#x3D" | "#61" => Some('='),
                 "#x60" | "#96" => Some('`'),
                 _ if ent.starts_with("#x") || ent.starts_with("#X") => {
-                    u32::from_str_radix(&ent[2..], 16).ok().and_then(char::from_u32)
+                    u32::from_str_radix(&ent[2..], 16)
+                        .ok()
+                        .and_then(char::from_u32)
                 }
                 _ if ent.starts_with('#') => ent[1..].parse::<u32>().ok().and_then(char::from_u32),
                 _ => None,
@@ -211,7 +217,10 @@ mod tests {
     fn hostile_input_does_not_break_it() {
         assert_eq!(html_to_text("a < b and c > d"), "a < b and c > d");
         assert_eq!(html_to_text("<script>alert(1)"), "");
-        assert_eq!(html_to_text("&#xFFFFFFFF; &bogus; &#65;"), "&#xFFFFFFFF; &bogus; A");
+        assert_eq!(
+            html_to_text("&#xFFFFFFFF; &bogus; &#65;"),
+            "&#xFFFFFFFF; &bogus; A"
+        );
         assert_eq!(html_to_text(""), "");
     }
 }
@@ -236,7 +245,10 @@ mod linear_tests {
     #[test]
     fn is_linear_in_skipped_tags_and_ampersands() {
         for (name, make) in [
-            ("style tags", (|n| "<style>".repeat(n)) as fn(usize) -> String),
+            (
+                "style tags",
+                (|n| "<style>".repeat(n)) as fn(usize) -> String,
+            ),
             ("script with other end tags", |n| "<script></b>".repeat(n)),
             ("ampersands", |n| "&".repeat(n * 8)),
         ] {

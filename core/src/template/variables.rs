@@ -11,8 +11,26 @@ use handlebars::{Path, Template};
 use std::collections::BTreeSet;
 
 const BUILTIN_HELPERS: [&str; 20] = [
-    "if", "unless", "each", "with", "lookup", "log", "eq", "ne", "gt", "gte", "lt", "lte", "and",
-    "or", "not", "len", "money", "formatDate", DATE_HELPER, "raw",
+    "if",
+    "unless",
+    "each",
+    "with",
+    "lookup",
+    "log",
+    "eq",
+    "ne",
+    "gt",
+    "gte",
+    "lt",
+    "lte",
+    "and",
+    "or",
+    "not",
+    "len",
+    "money",
+    "formatDate",
+    DATE_HELPER,
+    "raw",
 ];
 
 pub fn collect(t: &Template) -> Vec<String> {
@@ -24,11 +42,14 @@ pub fn collect(t: &Template) -> Vec<String> {
 fn walk(t: &Template, scoped: bool, out: &mut BTreeSet<String>) {
     for el in &t.elements {
         match el {
-            TemplateElement::Expression(ht) | TemplateElement::HtmlExpression(ht) => helper(ht, scoped, out),
+            TemplateElement::Expression(ht) | TemplateElement::HtmlExpression(ht) => {
+                helper(ht, scoped, out)
+            }
             TemplateElement::HelperBlock(ht) => {
                 helper(ht, scoped, out);
                 let name = ht.name.as_name().unwrap_or("");
-                let inner_scoped = scoped || matches!(name, "each" | "with") || ht.block_param.is_some();
+                let inner_scoped =
+                    scoped || matches!(name, "each" | "with") || ht.block_param.is_some();
                 if let Some(inner) = &ht.template {
                     walk(inner, inner_scoped, out);
                 }
@@ -59,7 +80,9 @@ fn param(p: &Parameter, scoped: bool, out: &mut BTreeSet<String>) {
         Parameter::Path(path_) => path(path_, scoped, out),
         Parameter::Name(n) => add(n, scoped, out),
         Parameter::Subexpression(sub) => {
-            if let TemplateElement::Expression(ht) | TemplateElement::HtmlExpression(ht) = &*sub.element {
+            if let TemplateElement::Expression(ht) | TemplateElement::HtmlExpression(ht) =
+                &*sub.element
+            {
                 helper(ht, scoped, out);
             }
         }

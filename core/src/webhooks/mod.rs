@@ -20,7 +20,11 @@ pub enum VerifyError {
     /// A header is present but not of the documented shape.
     MalformedHeader(&'static str),
     /// The timestamp is further from now than the tolerance.
-    StaleTimestamp { timestamp: i64, now: i64, tolerance: i64 },
+    StaleTimestamp {
+        timestamp: i64,
+        now: i64,
+        tolerance: i64,
+    },
     /// No signature matches any configured secret.
     NoMatchingSignature,
     /// A configured secret is unusable (never quoted).
@@ -32,13 +36,19 @@ impl fmt::Display for VerifyError {
         match self {
             VerifyError::MissingHeader(h) => write!(f, "missing {h} header"),
             VerifyError::MalformedHeader(h) => write!(f, "malformed {h} header"),
-            VerifyError::StaleTimestamp { timestamp, now, tolerance } => write!(
+            VerifyError::StaleTimestamp {
+                timestamp,
+                now,
+                tolerance,
+            } => write!(
                 f,
                 "webhook timestamp {timestamp} is {}s from now, outside the {tolerance}s tolerance",
                 (now - timestamp).abs()
             ),
             VerifyError::NoMatchingSignature => write!(f, "no signature matches the payload"),
-            VerifyError::BadSecret(setting) => write!(f, "{setting} is not a usable webhook secret"),
+            VerifyError::BadSecret(setting) => {
+                write!(f, "{setting} is not a usable webhook secret")
+            }
         }
     }
 }
@@ -47,20 +57,32 @@ pub(crate) fn check_tolerance(timestamp: i64, now: i64, tolerance: i64) -> Resul
     // Symmetric: a timestamp far in the future is as suspect as an old one (replay with a
     // forged clock, or a badly skewed sender).
     if tolerance > 0 && (now - timestamp).abs() > tolerance {
-        return Err(VerifyError::StaleTimestamp { timestamp, now, tolerance });
+        return Err(VerifyError::StaleTimestamp {
+            timestamp,
+            now,
+            tolerance,
+        });
     }
     Ok(())
 }
 
 /// Whether any candidate signature is the HMAC-SHA256 of `prefix || body` under any key.
 /// `verify_slice` compares in constant time.
-pub(crate) fn any_signature_matches<K: AsRef<[u8]>>(keys: &[K], prefix: &[u8], body: &[u8], signatures: &[Vec<u8>]) -> bool {
+pub(crate) fn any_signature_matches<K: AsRef<[u8]>>(
+    keys: &[K],
+    prefix: &[u8],
+    body: &[u8],
+    signatures: &[Vec<u8>],
+) -> bool {
     use hmac::{Hmac, Mac};
     keys.iter().any(|key| {
-        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(key.as_ref()).expect("HMAC takes any key length");
+        let mut mac =
+            Hmac::<sha2::Sha256>::new_from_slice(key.as_ref()).expect("HMAC takes any key length");
         mac.update(prefix);
         mac.update(body);
-        signatures.iter().any(|sig| mac.clone().verify_slice(sig).is_ok())
+        signatures
+            .iter()
+            .any(|sig| mac.clone().verify_slice(sig).is_ok())
     })
 }
 

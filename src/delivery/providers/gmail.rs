@@ -24,10 +24,17 @@ impl Provider for Gmail {
         true
     }
     fn send(&self, req: &Request) -> Answer {
-        let env = Envelope { id: req.id, date: Utc::now(), include_bcc: true };
+        let env = Envelope {
+            id: req.id,
+            date: Utc::now(),
+            include_bcc: true,
+        };
         let body = gmail::send_json(req.email, &env, req.thread_id);
         let auth = format!("Bearer {}", req.access_token.unwrap_or_default());
-        let url = http::url(&guc::text(&guc::GMAIL_BASE_URL), "/gmail/v1/users/me/messages/send");
+        let url = http::url(
+            &guc::text(&guc::GMAIL_BASE_URL),
+            "/gmail/v1/users/me/messages/send",
+        );
         http::post_json(&url, &[("Authorization", &auth)], &body)
     }
     fn message_id(&self, answer: &Answer) -> Option<String> {

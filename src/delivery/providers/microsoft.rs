@@ -22,7 +22,14 @@ impl Provider for Microsoft {
     }
     fn send(&self, req: &Request) -> Answer {
         let auth = format!("Bearer {}", req.access_token.unwrap_or_default());
-        let url = http::url(&guc::text(&guc::MICROSOFT_GRAPH_BASE_URL), "/v1.0/me/sendMail");
-        http::post_json(&url, &[("Authorization", &auth)], &microsoft::send_json(req.email, req.id))
+        let url = http::url(
+            &guc::text(&guc::MICROSOFT_GRAPH_BASE_URL),
+            "/v1.0/me/sendMail",
+        );
+        http::post_json(
+            &url,
+            &[("Authorization", &auth)],
+            &microsoft::send_json(req.email, req.id),
+        )
     }
 }

@@ -14,11 +14,18 @@ pub struct Resend;
 fn post(path: &str, key: &str, body: &Value) -> Answer {
     let api_key = guc::text(&guc::RESEND_API_KEY);
     if api_key.is_empty() {
-        return Answer { error: Some("crm.resend_api_key is not set".into()), ..Answer::default() };
+        return Answer {
+            error: Some("crm.resend_api_key is not set".into()),
+            ..Answer::default()
+        };
     }
     let auth = format!("Bearer {api_key}");
     let url = http::url(&guc::text(&guc::RESEND_BASE_URL), path);
-    http::post_json(&url, &[("Authorization", &auth), ("Idempotency-Key", key)], body)
+    http::post_json(
+        &url,
+        &[("Authorization", &auth), ("Idempotency-Key", key)],
+        body,
+    )
 }
 
 impl Provider for Resend {

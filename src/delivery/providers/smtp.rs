@@ -19,7 +19,10 @@ use std::time::Duration;
 pub struct Smtp;
 
 fn fail(error: String) -> Answer {
-    Answer { error: Some(error), ..Answer::default() }
+    Answer {
+        error: Some(error),
+        ..Answer::default()
+    }
 }
 
 thread_local! {
@@ -55,12 +58,21 @@ fn build_transport() -> Result<SmtpTransport, String> {
     if host.trim().is_empty() {
         return Err("crm.smtp_host is not set".into());
     }
-    let tls_params = || TlsParameters::new(host.clone()).map_err(|e| format!("TLS for {host}: {e}"));
-    let tls = match guc::text(&guc::SMTP_TLS).trim().to_ascii_lowercase().as_str() {
+    let tls_params =
+        || TlsParameters::new(host.clone()).map_err(|e| format!("TLS for {host}: {e}"));
+    let tls = match guc::text(&guc::SMTP_TLS)
+        .trim()
+        .to_ascii_lowercase()
+        .as_str()
+    {
         "none" => Tls::None,
         "tls" => Tls::Wrapper(tls_params()?),
         "starttls" | "" => Tls::Required(tls_params()?),
-        other => return Err(format!("crm.smtp_tls must be starttls, tls or none, not \"{other}\"")),
+        other => {
+            return Err(format!(
+                "crm.smtp_tls must be starttls, tls or none, not \"{other}\""
+            ))
+        }
     };
     let timeout = Duration::from_millis(guc::EMAIL_HTTP_TIMEOUT_MS.get().max(1) as u64);
     let mut builder = SmtpTransport::builder_dangerous(host.trim())
@@ -75,9 +87,20 @@ fn build_transport() -> Result<SmtpTransport, String> {
 }
 
 fn envelope(req: &Request) -> Result<SmtpEnvelope, String> {
-    let parse = |m: &str| mime::address_of(m).parse::<Address>().map_err(|e| format!("address {m}: {e}"));
+    let parse = |m: &str| {
+        mime::address_of(m)
+            .parse::<Address>()
+            .map_err(|e| format!("address {m}: {e}"))
+    };
     let from = parse(&req.email.from)?;
-    let to = req.email.to.iter().chain(&req.email.cc).chain(&req.email.bcc).map(|a| parse(a)).collect::<Result<Vec<_>, _>>()?;
+    let to = req
+        .email
+        .to
+        .iter()
+        .chain(&req.email.cc)
+        .chain(&req.email.bcc)
+        .map(|a| parse(a))
+        .collect::<Result<Vec<_>, _>>()?;
     SmtpEnvelope::new(Some(from), to).map_err(|e| e.to_string())
 }
 
@@ -93,12 +116,27 @@ impl Provider for Smtp {
             (Ok(t), Ok(e)) => (t, e),
             (Err(e), _) | (_, Err(e)) => return fail(e),
         };
-        let message = mime::build(req.email, &Envelope { id: req.id, date: Utc::now(), include_bcc: false });
+        let message = mime::build(
+            req.email,
+            &Envelope {
+                id: req.id,
+                date: Utc::now(),
+                include_bcc: false,
+            },
+        );
         match transport.send_raw(&envelope, message.as_bytes()) {
-            Ok(reply) => Answer { smtp_code: Some(code(&reply.code())), body: reply.message().collect::<Vec<_>>().join(" "), ..Answer::default() },
+            Ok(reply) => Answer {
+                smtp_code: Some(code(&reply.code())),
+                body: reply.message().collect::<Vec<_>>().join(" "),
+                ..Answer::default()
+            },
             // A reply code: the server said no (4yz: later, 5yz: never). None: no conversation.
             Err(e) => match e.status() {
-                Some(c) => Answer { smtp_code: Some(code(&c)), body: e.to_string(), ..Answer::default() },
+                Some(c) => Answer {
+                    smtp_code: Some(code(&c)),
+                    body: e.to_string(),
+                    ..Answer::default()
+                },
                 None => fail(e.to_string()),
             },
         }
