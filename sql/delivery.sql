@@ -18,20 +18,69 @@ AS $$
     FROM (SELECT nullif(trim(current_setting('crm.resend_verified_domain', true)), '') AS d) s
 $$;
 
+-- Whether whoever called into a SECURITY DEFINER function may act for any account: a
+-- superuser, a role with BYPASSRLS, or a member of service_role. Inside a definer function
+-- current_user is the owner, so the caller is read from SET ROLE (PostgREST switches to
+-- anon/authenticated/service_role with SET LOCAL ROLE), else the session's login role.
+CREATE FUNCTION crm._caller_is_privileged() RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT coalesce((
+        SELECT r.rolsuper OR r.rolbypassrls
+               OR (to_regrole('service_role') IS NOT NULL AND pg_has_role(r.oid, 'service_role', 'USAGE'))
+        FROM pg_roles r
+        WHERE r.rolname = CASE WHEN current_setting('role') = 'none' THEN session_user::text
+                               ELSE current_setting('role') END), false)
+$$;
+
+-- Whether an account may send from this address through the shared Resend/SMTP
+-- configuration: its default_from_email, an address or domain in its verified_senders, or
+-- the platform's crm.resend_verified_domain (a domain, or an address), or with none set
+-- Resend's shared test sender. Gmail and Microsoft send as the connected mailbox, which the
+-- claim picks by this address among the account's own connections.
+CREATE FUNCTION crm._sender_allowed(account uuid, provider text, from_address text) RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH f AS (
+        SELECT lower(trim(coalesce(substring($3 FROM '<([^<>]*)>\s*$'), $3))) AS addr),
+    d AS (
+        SELECT addr, split_part(addr, '@', 2) AS dom FROM f),
+    platform AS (
+        SELECT lower(nullif(trim(current_setting('crm.resend_verified_domain', true)), '')) AS p)
+    SELECT EXISTS (SELECT 1 FROM crm.accounts a, d
+                   WHERE a.id = $1
+                     AND (d.addr = lower(trim(coalesce(substring(a.default_from_email FROM '<([^<>]*)>\s*$'), a.default_from_email)))
+                          OR EXISTS (SELECT 1 FROM unnest(a.verified_senders) v
+                                     WHERE lower(v) = CASE WHEN position('@' IN v) > 0 THEN d.addr ELSE d.dom END)))
+        OR EXISTS (SELECT 1 FROM d, platform
+                   WHERE (p IS NULL AND d.addr = 'onboarding@resend.dev')
+                      OR (p IS NOT NULL AND position('@' IN p) > 0 AND d.addr = p)
+                      OR (p IS NOT NULL AND position('@' IN p) = 0 AND d.dom = p))
+        OR ($2 IN ('gmail', 'microsoft') AND EXISTS (
+                SELECT 1 FROM crm.email_providers e, d
+                WHERE e.account_id = $1 AND e.provider = $2 AND e.is_active AND lower(e.provider_email) = d.addr))
+$$;
+
 -- The providers this version can send through (all four; kept as a function so a provider
 -- can be switched off in one place).
 CREATE FUNCTION crm.email_provider_available(provider text) RETURNS boolean
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$ SELECT $1 IN ('resend', 'gmail', 'microsoft', 'smtp') $$;
 
--- Queue one validated, normalized message (from crm._validate_email_message).
+-- Queue one validated, normalized message (from crm._validate_email_message). Internal: runs
+-- inside the SECURITY DEFINER enqueue functions (tenants cannot write the queue directly), so
+-- every lookup here names the account. A tenant's message is for its own account: an
+-- account_id naming another is refused (42501); only privileged callers name any account.
 CREATE FUNCTION crm._enqueue_one(m jsonb, batch text) RETURNS uuid
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_column
 DECLARE
-    acct       uuid := coalesce((m ->> 'account_id')::uuid, crm.current_account_id());
+    acct       uuid := crm.current_account_id();
+    sender     text;
     tpl_id     uuid;
     tpl_subj   text;
     prov       text := m ->> 'provider';
@@ -41,6 +90,14 @@ DECLARE
     due        timestamptz := coalesce((m ->> 'scheduled_at')::timestamptz, now());
     new_id     uuid;
 BEGIN
+    IF m ? 'account_id' THEN
+        IF crm._caller_is_privileged() THEN
+            acct := (m ->> 'account_id')::uuid;
+        ELSIF (m ->> 'account_id')::uuid IS DISTINCT FROM acct THEN
+            RAISE EXCEPTION 'message.account_id: a message can only be queued for the caller''s own account'
+                USING ERRCODE = 'insufficient_privilege';
+        END IF;
+    END IF;
     IF acct IS NULL THEN
         RAISE EXCEPTION 'message.account_id: no account (pass account_id, or call with JWT claims naming one)'
             USING ERRCODE = 'invalid_parameter_value';
@@ -81,6 +138,13 @@ BEGIN
         END IF;
     END IF;
 
+    sender := coalesce(m ->> 'from', crm._default_sender(acct, prov_email));
+    IF NOT crm._sender_allowed(acct, prov, sender) THEN
+        RAISE EXCEPTION 'message.from: % is not a verified sender of this account', sender
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Send from the account''s default_from_email, one of its verified_senders (set by the platform), or the platform''s verified domain.';
+    END IF;
+
     INSERT INTO crm.email_queue (
         account_id, recipient_email, recipient_name, to_addresses, cc, bcc, subject, html_content, text_content,
         template_id, template_variables, from_email, reply_to, headers, attachments, status, scheduled_at,
@@ -92,7 +156,7 @@ BEGIN
         ARRAY(SELECT jsonb_array_elements_text(m -> 'bcc')),
         coalesce(m ->> 'subject', tpl_subj), m ->> 'html', m ->> 'text',
         tpl_id, m -> 'variables',
-        coalesce(m ->> 'from', crm._default_sender(acct, prov_email)), m ->> 'reply_to',
+        sender, m ->> 'reply_to',
         m -> 'headers', m -> 'attachments',
         CASE WHEN due > now() THEN 'scheduled' ELSE 'pending' END,
         (m ->> 'scheduled_at')::timestamptz, due,
@@ -113,8 +177,10 @@ $$;
 -- text, or template + variables, from, reply_to, headers, attachments
 -- ([{filename, content_base64, content_type}]), scheduled_at (ISO 8601), priority (higher
 -- first), provider, metadata, idempotency_key, max_attempts. Errors: 22023 naming the field.
+-- SECURITY DEFINER: tenants have no INSERT on the queue, so this validation is the only way
+-- in (see crm._enqueue_one for the account rule).
 CREATE FUNCTION crm.enqueue_email(message jsonb) RETURNS uuid
-LANGUAGE sql VOLATILE
+LANGUAGE sql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT crm._enqueue_one(crm._validate_email_message($1), NULL)
@@ -122,7 +188,7 @@ $$;
 
 -- Up to 100 messages, all or none, sharing one batch_id.
 CREATE FUNCTION crm.enqueue_batch(messages jsonb) RETURNS SETOF uuid
-LANGUAGE plpgsql VOLATILE
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -138,12 +204,15 @@ $$;
 -- Cancel a queued email that has not started sending. True if it was cancelled. A row whose
 -- Resend batch request failed in a way that may still have delivered it (send_key set) is
 -- not cancelled: it must go out again with its batch, under the batch's key, or not at all.
+-- SECURITY DEFINER (tenants cannot update the queue): a tenant cancels its own rows only.
 CREATE FUNCTION crm.cancel_email(id uuid) RETURNS boolean
-LANGUAGE sql VOLATILE
+LANGUAGE sql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
     WITH c AS (UPDATE crm.email_queue q SET status = 'cancelled', locked_until = NULL
-               WHERE q.id = $1 AND q.status IN ('pending', 'scheduled') AND q.send_key IS NULL RETURNING 1)
+               WHERE q.id = $1 AND q.status IN ('pending', 'scheduled') AND q.send_key IS NULL
+                 AND (q.account_id = crm.current_account_id() OR crm._caller_is_privileged())
+               RETURNING 1)
     SELECT count(*) = 1 FROM c
 $$;
 
@@ -217,15 +286,28 @@ REVOKE ALL ON FUNCTION crm.purge_email_queue(interval, integer) FROM PUBLIC;
 -- whole by one claimer: each takes a transaction-level advisory lock per send_key (class 7461)
 -- before it may lock a member row, and skips groups another claimer holds; without that, two
 -- claimers reclaiming at once could split a group and send two different payloads under its key.
+--
+-- A lease that expires counts as the attempt it was: a row whose sender died with it is
+-- reclaimed only while attempts < max_attempts, and failed otherwise (so a row that kills
+-- its sender cannot loop forever).
 CREATE FUNCTION crm._claim_emails(max_items integer, lease_seconds double precision, batch_mode boolean DEFAULT false)
 RETURNS json
 LANGUAGE sql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    WITH expired AS (
+    WITH exhausted AS (
+        UPDATE crm.email_queue q
+        SET status = 'failed', locked_until = NULL,
+            last_error = left(format('its sender stopped while sending it %s times (lease expired); last error: %s',
+                                     q.attempts, coalesce(q.last_error, 'none')), 2000)
+        WHERE q.id IN (SELECT x.id FROM crm.email_queue x
+                       WHERE x.status = 'processing' AND x.locked_until < now() AND x.attempts >= x.max_attempts
+                       LIMIT $1 FOR UPDATE SKIP LOCKED)
+        RETURNING 1
+    ), expired AS (
         SELECT id, send_key, provider, attempts, max_attempts, attachments, priority, next_attempt_at
         FROM crm.email_queue
-        WHERE status = 'processing' AND locked_until < now()
+        WHERE status = 'processing' AND locked_until < now() AND attempts < max_attempts
           AND (send_key IS NULL OR pg_try_advisory_xact_lock(7461, hashtext(send_key)))
         ORDER BY locked_until LIMIT $1 FOR UPDATE SKIP LOCKED
     ), due AS (
@@ -242,7 +324,7 @@ AS $$
         SELECT m.id FROM crm.email_queue m
         WHERE m.send_key IN (SELECT send_key FROM pick WHERE send_key IS NOT NULL)
           AND m.status IN ('pending', 'scheduled', 'processing')   -- (the send_key index's predicate)
-          AND (m.status <> 'processing' OR m.locked_until < now())
+          AND (m.status <> 'processing' OR (m.locked_until < now() AND m.attempts < m.max_attempts))
           AND m.id NOT IN (SELECT id FROM pick)
           AND pg_try_advisory_xact_lock(7461, hashtext(m.send_key))   -- ours already: re-entrant
         FOR UPDATE SKIP LOCKED
@@ -333,4 +415,5 @@ AS $$
     WHERE q.id = o.id AND q.status = 'processing'
 $$;
 REVOKE ALL ON FUNCTION crm._claim_emails(integer, double precision, boolean) FROM PUBLIC;
+REVOKE ALL ON FUNCTION crm._enqueue_one(jsonb, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION crm._record_email_outcomes(json, json) FROM PUBLIC;

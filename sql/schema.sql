@@ -70,10 +70,16 @@ CREATE TABLE crm.accounts (
     id         uuid PRIMARY KEY DEFAULT gen_random_uuid(),
     name       text NOT NULL CHECK (length(name) BETWEEN 1 AND 200),
     slug       text UNIQUE CHECK (slug ~ '^[a-z0-9][a-z0-9-]{0,62}$'),
-    -- added: the sender used when a message names none (delivery issue)
+    -- added: the sender used when a message names none (delivery issue). Set by the platform
+    -- (service_role), not by tenants: it counts as one of the account's verified senders.
     default_from_email text,
     created_at timestamptz NOT NULL DEFAULT now(),
-    updated_at timestamptz NOT NULL DEFAULT now()
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    -- added (hardening): the addresses ('billing@acme.com') and domains ('acme.com') this
+    -- account may send from through the shared Resend/SMTP configuration, besides
+    -- default_from_email and the platform's crm.resend_verified_domain. Set by service_role.
+    verified_senders   text[] NOT NULL DEFAULT '{}'
+                       CHECK (cardinality(verified_senders) <= 100)
 );
 
 CREATE TABLE crm.users (
@@ -85,7 +91,10 @@ CREATE TABLE crm.users (
                CHECK (role IN ('owner', 'admin', 'dispatcher', 'tech', 'sales', 'member')),
     created_at timestamptz NOT NULL DEFAULT now(),
     updated_at timestamptz NOT NULL DEFAULT now(),
-    UNIQUE (account_id, email)
+    UNIQUE (account_id, email),
+    -- added (hardening): the target of composite foreign keys, so a reference between tenant
+    -- rows stays within one account (foreign keys ignore row-level security)
+    CONSTRAINT users_account_id_id_key UNIQUE (account_id, id)
 );
 CREATE INDEX users_account_id_idx ON crm.users (account_id);
 
@@ -98,15 +107,16 @@ CREATE TABLE crm.contacts (
     phone      text,
     address    text,
     created_at timestamptz NOT NULL DEFAULT now(),
-    updated_at timestamptz NOT NULL DEFAULT now()
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT contacts_account_id_id_key UNIQUE (account_id, id)
 );
 CREATE INDEX contacts_account_id_idx ON crm.contacts (account_id);
 
 CREATE TABLE crm.jobs (
     id              uuid PRIMARY KEY DEFAULT gen_random_uuid(),
     account_id      uuid NOT NULL REFERENCES crm.accounts (id) ON DELETE CASCADE,
-    contact_id      uuid REFERENCES crm.contacts (id) ON DELETE SET NULL,
-    assigned_to     uuid REFERENCES crm.users (id) ON DELETE SET NULL,
+    contact_id      uuid,
+    assigned_to     uuid,
     title           text NOT NULL,
     description     text,
     status          text NOT NULL DEFAULT 'lead'
@@ -116,7 +126,12 @@ CREATE TABLE crm.jobs (
     address         text,
     created_at      timestamptz NOT NULL DEFAULT now(),
     updated_at      timestamptz NOT NULL DEFAULT now(),
-    CHECK (scheduled_end IS NULL OR scheduled_start IS NULL OR scheduled_end >= scheduled_start)
+    CHECK (scheduled_end IS NULL OR scheduled_start IS NULL OR scheduled_end >= scheduled_start),
+    CONSTRAINT jobs_account_id_id_key UNIQUE (account_id, id),
+    CONSTRAINT jobs_contact_fk FOREIGN KEY (account_id, contact_id)
+        REFERENCES crm.contacts (account_id, id) ON DELETE SET NULL (contact_id),
+    CONSTRAINT jobs_assigned_to_fk FOREIGN KEY (account_id, assigned_to)
+        REFERENCES crm.users (account_id, id) ON DELETE SET NULL (assigned_to)
 );
 CREATE INDEX jobs_account_id_status_idx ON crm.jobs (account_id, status);
 CREATE INDEX jobs_account_id_start_idx ON crm.jobs (account_id, scheduled_start);
@@ -124,8 +139,8 @@ CREATE INDEX jobs_account_id_start_idx ON crm.jobs (account_id, scheduled_start)
 CREATE TABLE crm.invoices (
     id                       uuid PRIMARY KEY DEFAULT gen_random_uuid(),
     account_id               uuid NOT NULL REFERENCES crm.accounts (id) ON DELETE CASCADE,
-    job_id                   uuid REFERENCES crm.jobs (id) ON DELETE SET NULL,
-    contact_id               uuid REFERENCES crm.contacts (id) ON DELETE SET NULL,
+    job_id                   uuid,
+    contact_id               uuid,
     invoice_number           text,
     amount                   bigint NOT NULL CHECK (amount >= 0),          -- cents
     currency                 text NOT NULL DEFAULT 'usd' CHECK (currency ~ '^[a-z]{3}$'),
@@ -136,7 +151,12 @@ CREATE TABLE crm.invoices (
     paid_at                  timestamptz,
     created_at               timestamptz NOT NULL DEFAULT now(),
     updated_at               timestamptz NOT NULL DEFAULT now(),
-    UNIQUE (account_id, invoice_number)
+    UNIQUE (account_id, invoice_number),
+    CONSTRAINT invoices_account_id_id_key UNIQUE (account_id, id),
+    CONSTRAINT invoices_job_fk FOREIGN KEY (account_id, job_id)
+        REFERENCES crm.jobs (account_id, id) ON DELETE SET NULL (job_id),
+    CONSTRAINT invoices_contact_fk FOREIGN KEY (account_id, contact_id)
+        REFERENCES crm.contacts (account_id, id) ON DELETE SET NULL (contact_id)
 );
 CREATE INDEX invoices_account_id_status_idx ON crm.invoices (account_id, status);
 CREATE INDEX invoices_job_id_idx ON crm.invoices (job_id);
@@ -144,7 +164,7 @@ CREATE INDEX invoices_job_id_idx ON crm.invoices (job_id);
 CREATE TABLE crm.payments (
     id                       uuid PRIMARY KEY DEFAULT gen_random_uuid(),
     account_id               uuid NOT NULL REFERENCES crm.accounts (id) ON DELETE CASCADE,
-    invoice_id               uuid REFERENCES crm.invoices (id) ON DELETE SET NULL,
+    invoice_id               uuid,
     amount                   bigint NOT NULL CHECK (amount >= 0),          -- cents
     currency                 text NOT NULL DEFAULT 'usd' CHECK (currency ~ '^[a-z]{3}$'),
     status                   text NOT NULL DEFAULT 'pending'
@@ -152,7 +172,12 @@ CREATE TABLE crm.payments (
     stripe_payment_intent_id text,
     failure_message          text,
     created_at               timestamptz NOT NULL DEFAULT now(),
-    updated_at               timestamptz NOT NULL DEFAULT now()
+    updated_at               timestamptz NOT NULL DEFAULT now(),
+    -- added (hardening): why a Stripe payment did not mark its invoice paid (amount or
+    -- currency differ from the invoice's); NULL when it matched
+    mismatch                 text,
+    CONSTRAINT payments_invoice_fk FOREIGN KEY (account_id, invoice_id)
+        REFERENCES crm.invoices (account_id, id) ON DELETE SET NULL (invoice_id)
 );
 CREATE INDEX payments_account_id_idx ON crm.payments (account_id);
 CREATE INDEX payments_invoice_id_idx ON crm.payments (invoice_id);
@@ -169,7 +194,7 @@ CREATE UNIQUE INDEX payments_intent_idx ON crm.payments (stripe_payment_intent_i
 CREATE TABLE crm.email_providers (
     id                      uuid PRIMARY KEY DEFAULT gen_random_uuid(),
     account_id              uuid NOT NULL REFERENCES crm.accounts (id) ON DELETE CASCADE,
-    user_id                 uuid REFERENCES crm.users (id) ON DELETE CASCADE,
+    user_id                 uuid,
     provider                text NOT NULL CHECK (provider IN ('gmail', 'microsoft', 'resend', 'smtp')),
     provider_email          text NOT NULL,
     access_token_encrypted  text NOT NULL,
@@ -181,6 +206,8 @@ CREATE TABLE crm.email_providers (
     created_at              timestamptz NOT NULL DEFAULT now(),
     updated_at              timestamptz NOT NULL DEFAULT now()
 );
+ALTER TABLE crm.email_providers ADD CONSTRAINT email_providers_user_fk FOREIGN KEY (account_id, user_id)
+    REFERENCES crm.users (account_id, id) ON DELETE CASCADE;
 CREATE INDEX idx_email_providers_account_user ON crm.email_providers (account_id, user_id);
 CREATE INDEX idx_email_providers_provider ON crm.email_providers (provider);
 CREATE INDEX idx_email_providers_active ON crm.email_providers (is_active, is_default);
@@ -191,7 +218,7 @@ CREATE UNIQUE INDEX email_providers_one_default
 CREATE TABLE crm.calendar_providers (
     id                      uuid PRIMARY KEY DEFAULT gen_random_uuid(),
     account_id              uuid NOT NULL REFERENCES crm.accounts (id) ON DELETE CASCADE,
-    user_id                 uuid REFERENCES crm.users (id) ON DELETE CASCADE,
+    user_id                 uuid,
     provider                text NOT NULL CHECK (provider IN ('google', 'outlook')),
     provider_email          text NOT NULL,
     access_token_encrypted  text NOT NULL,
@@ -203,6 +230,8 @@ CREATE TABLE crm.calendar_providers (
     created_at              timestamptz NOT NULL DEFAULT now(),
     updated_at              timestamptz NOT NULL DEFAULT now()
 );
+ALTER TABLE crm.calendar_providers ADD CONSTRAINT calendar_providers_user_fk FOREIGN KEY (account_id, user_id)
+    REFERENCES crm.users (account_id, id) ON DELETE CASCADE;
 CREATE INDEX idx_calendar_providers_account_user ON crm.calendar_providers (account_id, user_id);
 CREATE INDEX idx_calendar_providers_provider ON crm.calendar_providers (provider);
 CREATE INDEX idx_calendar_providers_active ON crm.calendar_providers (is_active, is_default);
@@ -236,6 +265,9 @@ CREATE TABLE crm.email_queue (
     subject            text NOT NULL,
     html_content       text,
     text_content       text,
+    -- An account's own template or a global one (account_id NULL), so no composite key:
+    -- rows are written only by the enqueue functions, which look the template up within the
+    -- account (tenants have no INSERT or UPDATE on this table).
     template_id        uuid REFERENCES crm.email_templates (id) ON DELETE SET NULL,
     template_variables jsonb NOT NULL DEFAULT '{}',
     from_email         text,

@@ -69,6 +69,26 @@ REVOKE ALL ON FUNCTION crm._rotate_token(text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION crm.rotate_encryption_key(integer) FROM PUBLIC;
 -- Sending is the server side's job (pg_cron, psql, the worker): it sends every account's mail.
 REVOKE ALL ON FUNCTION crm.process_email_queue(integer) FROM PUBLIC;
+-- Sealing tokens: authenticated and service_role (apply_role_grants), not anon.
+REVOKE ALL ON FUNCTION crm.encrypt_token(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION crm.encrypt_token(text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION crm.current_key_fingerprint() FROM PUBLIC;
+
+-- Internal helpers (names starting with '_') are not callable by PUBLIC: they run inside the
+-- SECURITY DEFINER entry points, the worker, or triggers. The exceptions are the bodies of
+-- invoker functions every caller may use (rendering, the template lookup, which row-level
+-- security filters) and pure parsing helpers.
+DO $$
+DECLARE f regprocedure;
+BEGIN
+    FOR f IN SELECT p.oid::regprocedure FROM pg_proc p
+             WHERE p.pronamespace = 'crm'::regnamespace AND p.proname LIKE '\_%'
+               AND p.proname NOT IN ('_render_email_parts', '_template_named', '_try_uuid', '_try_inet', '_try_timestamptz')
+    LOOP
+        EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
+    END LOOP;
+END
+$$;
 
 -- Grant Supabase's API roles what they need, for those that exist. Runs at CREATE EXTENSION;
 -- on a plain Postgres where the roles are created later, a superuser calls it again.
@@ -82,13 +102,28 @@ DECLARE
 BEGIN
     IF to_regrole('authenticated') IS NOT NULL THEN
         GRANT USAGE ON SCHEMA crm TO authenticated;
-        GRANT SELECT, UPDATE ON crm.accounts TO authenticated;
+        -- Columns only the server sets are not writable by tenants: an account's senders
+        -- (default_from_email, verified_senders), Stripe's ids and the paid state it drives,
+        -- and the whole email queue (written only through crm.enqueue_email/enqueue_batch/
+        -- cancel_email, which validate every row, and by the sender).
+        GRANT SELECT ON crm.accounts TO authenticated;
+        GRANT UPDATE (name, slug) ON crm.accounts TO authenticated;
         GRANT SELECT, INSERT, UPDATE, DELETE ON
-            crm.users, crm.contacts, crm.jobs, crm.invoices, crm.payments,
-            crm.email_providers, crm.calendar_providers, crm.email_templates, crm.email_queue
+            crm.users, crm.contacts, crm.jobs,
+            crm.email_providers, crm.calendar_providers, crm.email_templates
             TO authenticated;
-        GRANT SELECT ON crm.email_analytics, crm.email_delivery_health TO authenticated;
+        GRANT SELECT, DELETE ON crm.invoices, crm.payments TO authenticated;
+        GRANT INSERT (id, account_id, job_id, contact_id, invoice_number, amount, currency, status, due_date),
+              UPDATE (job_id, contact_id, invoice_number, amount, currency, status, due_date)
+            ON crm.invoices TO authenticated;
+        GRANT INSERT (id, account_id, invoice_id, amount, currency, status, failure_message),
+              UPDATE (invoice_id, amount, currency, status, failure_message)
+            ON crm.payments TO authenticated;
+        GRANT SELECT ON crm.email_queue, crm.email_analytics, crm.email_delivery_health TO authenticated;
         GRANT SELECT, DELETE ON crm.email_suppressions TO authenticated;
+        -- The vault's sealing side is for signed-in users and the server, not anon.
+        GRANT EXECUTE ON FUNCTION crm.encrypt_token(text), crm.encrypt_token(text, text),
+            crm.current_key_fingerprint() TO authenticated;
         done := done || 'authenticated'::text;
     END IF;
     IF to_regrole('service_role') IS NOT NULL THEN
@@ -100,6 +135,8 @@ BEGIN
             crm._claim_emails(integer, double precision, boolean), crm._record_email_outcomes(json, json) TO service_role;
         GRANT EXECUTE ON FUNCTION crm.decrypt_token(text), crm.decrypt_token(text, text),
             crm.rotate_encryption_key(integer) TO service_role;
+        GRANT EXECUTE ON FUNCTION crm.encrypt_token(text), crm.encrypt_token(text, text),
+            crm.current_key_fingerprint() TO service_role;
         done := done || 'service_role'::text;
     END IF;
     -- anon reaches only functions: USAGE on the schema is what lets PostgREST call the webhook

@@ -92,6 +92,7 @@ DECLARE
     inv     crm.invoices;
     at      timestamptz := to_timestamp(nullif(event ->> 'created', '')::double precision);
     amount  bigint;
+    currency text;
 BEGIN
     IF event ->> 'type' NOT IN ('payment_intent.succeeded', 'payment_intent.payment_failed') OR intent IS NULL THEN
         RETURN 'ignored';
@@ -103,11 +104,28 @@ BEGIN
     IF NOT FOUND THEN
         RETURN 'ignored';
     END IF;
-    amount := coalesce(nullif(obj ->> 'amount_received', '0')::bigint, (obj ->> 'amount')::bigint, inv.amount);
+    amount := coalesce(nullif(obj ->> 'amount_received', '0')::bigint, (obj ->> 'amount')::bigint);
+    currency := lower(obj ->> 'currency');
+
+    -- A payment that does not match its invoice (a 1 JPY payment for a $500 invoice) is
+    -- recorded and flagged, and marks nothing paid.
+    IF event ->> 'type' = 'payment_intent.succeeded'
+       AND (amount IS DISTINCT FROM inv.amount OR currency IS DISTINCT FROM inv.currency) THEN
+        INSERT INTO crm.payments (account_id, invoice_id, amount, currency, status, stripe_payment_intent_id, mismatch)
+        VALUES (inv.account_id, inv.id, coalesce(amount, 0), coalesce(currency, inv.currency), 'succeeded', intent,
+                format('paid %s %s, the invoice is for %s %s: the invoice was not marked paid',
+                       coalesce(amount::text, '(no amount)'), coalesce(upper(currency), '(no currency)'),
+                       inv.amount, upper(inv.currency)))
+        ON CONFLICT (stripe_payment_intent_id) WHERE stripe_payment_intent_id IS NOT NULL
+        DO UPDATE SET status = 'succeeded', amount = EXCLUDED.amount, currency = EXCLUDED.currency,
+                      failure_message = NULL, mismatch = EXCLUDED.mismatch
+           WHERE payments.status <> 'succeeded';
+        RETURN 'processed';
+    END IF;
 
     IF event ->> 'type' = 'payment_intent.succeeded' THEN
         INSERT INTO crm.payments (account_id, invoice_id, amount, currency, status, stripe_payment_intent_id)
-        VALUES (inv.account_id, inv.id, amount, coalesce(lower(obj ->> 'currency'), inv.currency), 'succeeded', intent)
+        VALUES (inv.account_id, inv.id, amount, currency, 'succeeded', intent)
         ON CONFLICT (stripe_payment_intent_id) WHERE stripe_payment_intent_id IS NOT NULL
         DO UPDATE SET status = 'succeeded', amount = EXCLUDED.amount, currency = EXCLUDED.currency, failure_message = NULL
            WHERE payments.status <> 'succeeded';
@@ -116,10 +134,10 @@ BEGIN
                stripe_payment_intent_id = coalesce(stripe_payment_intent_id, intent)
          WHERE id = inv.id AND status IN ('draft', 'sent');
         UPDATE crm.jobs SET status = 'paid'
-         WHERE id = inv.job_id AND status NOT IN ('paid', 'cancelled');
+         WHERE id = inv.job_id AND account_id = inv.account_id AND status NOT IN ('paid', 'cancelled');
     ELSE
         INSERT INTO crm.payments (account_id, invoice_id, amount, currency, status, stripe_payment_intent_id, failure_message)
-        VALUES (inv.account_id, inv.id, amount, coalesce(lower(obj ->> 'currency'), inv.currency), 'failed', intent,
+        VALUES (inv.account_id, inv.id, coalesce(amount, inv.amount), coalesce(currency, inv.currency), 'failed', intent,
                 left(obj -> 'last_payment_error' ->> 'message', 1000))
         ON CONFLICT (stripe_payment_intent_id) WHERE stripe_payment_intent_id IS NOT NULL
         DO UPDATE SET failure_message = EXCLUDED.failure_message
@@ -161,7 +179,10 @@ BEGIN
     END IF;
     at := coalesce(crm._try_timestamptz(event ->> 'created_at'), crm._try_timestamptz(d ->> 'created_at'), now());
     detail := coalesce(d -> 'click', d -> 'open');
-    SELECT id, account_id INTO q FROM crm.email_queue WHERE metadata ->> 'provider_message_id' = msg LIMIT 1;
+    -- The provider's id is written only by the sender (_record_email_outcomes; tenants cannot
+    -- write the queue), on the row it sent.
+    SELECT id, account_id INTO q FROM crm.email_queue
+    WHERE metadata ->> 'provider_message_id' = msg AND status = 'sent' LIMIT 1;
 
     rcpt := ARRAY(
         SELECT DISTINCT lower(coalesce(substring(r FROM '<([^>]+)>'), trim(r)))

@@ -42,10 +42,11 @@ fn limits() -> Limits {
 }
 
 /// The largest message argument: crm.max_json_argument_bytes for everything but attachments,
-/// plus room for attachments up to crm.email_max_attachment_bytes in base64.
+/// plus twice crm.email_max_attachment_bytes for the attachments (base64 is 4/3 of them; the
+/// margin lets validation name an attachment that is a little too large).
 fn max_message_bytes() -> usize {
     let json = guc::MAX_JSON_ARGUMENT_BYTES.get().max(0) as usize;
-    json.saturating_add(guc::EMAIL_MAX_ATTACHMENT_BYTES.get().max(0) as usize / 3 * 4 + 4096)
+    json.saturating_add((guc::EMAIL_MAX_ATTACHMENT_BYTES.get().max(0) as usize).saturating_mul(2))
 }
 
 /// Validate and normalize one message for `crm.enqueue_email` (22023 naming the field; 54000

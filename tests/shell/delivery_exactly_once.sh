@@ -23,7 +23,7 @@ export PGOPTIONS="-c crm.resend_base_url=$EMU -c crm.resend_api_key=re_once -c c
 # recipients among them, recipients seen under more than one key, repeated requests (same key
 # and emails as an earlier one) that were accepted again (a duplicate delivery), replays, and
 # refusals while the first request with the key was still in progress (409, retried later).
-stats() { curl -s -m 30 "$EMU/_emulator/requests" | python3 -c "
+stats() { curl -s -m 120 "$EMU/_emulator/requests" | python3 -c "
 import json, sys, collections
 d = [r for r in json.load(sys.stdin) if r['path'] in ('/emails', '/emails/batch')]
 ok = lambda r: not r['replayed'] and isinstance(r.get('response'), dict) and 'statusCode' not in r['response']
