@@ -1,0 +1,136 @@
+-- Hardening (issue 9), each finding tried as the role that would send it, with the exact
+-- SQLSTATE and proof that nothing was written. Crashes, cancels and the worker are in
+-- tests/shell/hardening.sh (they need several sessions).
+BEGIN;
+SELECT plan(40);
+
+INSERT INTO crm.accounts (id, name, default_from_email) VALUES
+  ('0000000a-0000-0000-0000-0000000000a9', 'Attacker', 'Attacker <office@attacker.example>'),
+  ('0000000b-0000-0000-0000-0000000000b9', 'Victim', 'Victim <office@victim.example>');
+INSERT INTO crm.contacts (id, account_id, first_name, email) VALUES
+  ('c000000a-0000-0000-0000-0000000000a9', '0000000a-0000-0000-0000-0000000000a9', 'Own', 'own@attacker.example'),
+  ('c000000b-0000-0000-0000-0000000000b9', '0000000b-0000-0000-0000-0000000000b9', 'Theirs', 'pat@victim.example');
+INSERT INTO crm.jobs (id, account_id, title) VALUES
+  ('d000000a-0000-0000-0000-0000000000a9', '0000000a-0000-0000-0000-0000000000a9', 'Own job'),
+  ('d000000b-0000-0000-0000-0000000000b9', '0000000b-0000-0000-0000-0000000000b9', 'Victim job');
+INSERT INTO crm.invoices (id, account_id, invoice_number, amount, currency, status) VALUES
+  ('e000000a-0000-0000-0000-0000000000a9', '0000000a-0000-0000-0000-0000000000a9', 'A-1', 50000, 'usd', 'sent');
+INSERT INTO crm.email_templates (id, account_id, name, subject, html_content) VALUES
+  ('f000000b-0000-0000-0000-0000000000b9', '0000000b-0000-0000-0000-0000000000b9', 'Victim secret', 'S', 'secret {{x}}');
+SELECT tests.share_tap();
+CREATE TEMP TABLE seen (k text, v text);
+GRANT ALL ON seen TO PUBLIC;
+
+------------------------------------------------------------------------------------------------
+-- §3 One bad row must not stop the queue: tenants write queue rows only through the functions
+------------------------------------------------------------------------------------------------
+SELECT tests.login('authenticated', '{"account_id": "0000000a-0000-0000-0000-0000000000a9"}');
+SELECT throws_ok($$INSERT INTO crm.email_queue (account_id, recipient_email, subject, status, locked_until)
+                   VALUES ('0000000a-0000-0000-0000-0000000000a9', 'x@y.example', 's', 'processing', now() - interval '1 hour')$$,
+                 '42501', NULL, 'a tenant cannot insert queue rows directly (42501)');
+SELECT throws_ok($$UPDATE crm.email_queue SET metadata = '{"provider_message_id": "theirs"}'$$,
+                 '42501', NULL, 'a tenant cannot update queue rows (so not metadata.provider_message_id)');
+SELECT throws_ok($$DELETE FROM crm.email_queue$$, '42501', NULL, 'a tenant cannot delete queue rows');
+SELECT throws_ok($$SELECT crm._enqueue_one('{"to": ["x@y.example"], "subject": "s", "text": "t"}', NULL)$$,
+                 '42501', NULL, 'crm._enqueue_one is not executable by a tenant');
+SELECT throws_ok($$SELECT crm._claim_emails(10, 60)$$, '42501', NULL, 'crm._claim_emails is not executable by a tenant');
+SELECT lives_ok($$INSERT INTO seen SELECT 'own', crm.enqueue_email('{"to": "x@y.example", "subject": "s", "text": "t"}')::text$$,
+                'enqueue_email still works for a tenant');
+SELECT ok(crm.cancel_email((SELECT v::uuid FROM seen WHERE k = 'own')), 'cancel_email cancels its own row');
+SELECT throws_ok($$SELECT crm.enqueue_email('{"to": "x@y.example", "subject": "s", "text": "t", "account_id": "0000000b-0000-0000-0000-0000000000b9"}')$$,
+                 '42501', 'message.account_id: a message can only be queued for the caller''s own account',
+                 'a tenant cannot queue for another account');
+SELECT throws_ok($$SELECT crm.enqueue_email(jsonb_build_object('to', 'x@y.example', 'template', 'Victim secret'))$$,
+                 '22023', 'message.template: unknown template "Victim secret"', 'another account''s template is unknown to a tenant');
+-- Oversized and deeply nested arguments.
+SELECT throws_ok($$SELECT crm.enqueue_email(jsonb_build_object('to', 'x@y.example', 'template', 'Welcome Email',
+                                             'variables', jsonb_build_object('v', repeat('x', 2000000))))$$,
+                 '22023', NULL, 'variables over crm.max_json_argument_bytes are refused');
+SELECT throws_ok($$SELECT crm.enqueue_email(jsonb_build_object('to', 'x@y.example', 'subject', 's', 'text', repeat('x', 40000000)))$$,
+                 '54000', NULL, 'a message argument over its size limit: 54000');
+SELECT throws_ok($$SELECT crm.enqueue_email(('{"to": "x@y.example", "subject": "s", "text": "t", "headers": {"X-A": ' || repeat('[', 200) || repeat(']', 200) || '}}')::jsonb)$$,
+                 '22023', 'message: JSON nested deeper than 128 levels', 'headers nested 200 deep: 22023, not XX000');
+SELECT throws_ok($$SELECT crm.render_template('x', ('{"a": ' || repeat('[', 300) || repeat(']', 300) || '}')::jsonb)$$,
+                 '22023', 'variables: JSON nested deeper than 128 levels', 'render_template: variables nested 300 deep is 22023');
+SELECT is(tests.error_text($$SELECT crm.render_template('x', ('{"a": ' || repeat('[', 300) || repeat(']', 300) || '}')::jsonb)$$) ~* 'backtrace|rust_begin_unwind|\.rs:[0-9]',
+          false, 'no Rust backtrace or source position in the error');
+SELECT tests.logout();
+SELECT is((SELECT count(*) FROM crm.email_queue WHERE account_id = '0000000b-0000-0000-0000-0000000000b9'), 0::bigint,
+          'nothing was queued for the victim');
+
+------------------------------------------------------------------------------------------------
+-- §4 Tenant boundaries through references
+------------------------------------------------------------------------------------------------
+SELECT tests.login('authenticated', '{"account_id": "0000000a-0000-0000-0000-0000000000a9"}');
+SELECT throws_ok($$INSERT INTO crm.jobs (account_id, title, contact_id)
+                   VALUES ('0000000a-0000-0000-0000-0000000000a9', 'j', 'c000000b-0000-0000-0000-0000000000b9')$$,
+                 '23503', NULL, 'a job cannot reference another account''s contact');
+SELECT throws_ok($$INSERT INTO crm.invoices (account_id, invoice_number, amount, job_id)
+                   VALUES ('0000000a-0000-0000-0000-0000000000a9', 'A-2', 1, 'd000000b-0000-0000-0000-0000000000b9')$$,
+                 '23503', NULL, 'an invoice cannot be on another account''s job');
+SELECT throws_ok($$UPDATE crm.invoices SET job_id = 'd000000b-0000-0000-0000-0000000000b9' WHERE invoice_number = 'A-1'$$,
+                 '23503', NULL, '... nor be moved onto it');
+SELECT lives_ok($$INSERT INTO crm.jobs (account_id, title, contact_id)
+                  VALUES ('0000000a-0000-0000-0000-0000000000a9', 'ok', 'c000000a-0000-0000-0000-0000000000a9')$$,
+                'a job can reference its own account''s contact');
+SELECT throws_ok($$UPDATE crm.invoices SET stripe_payment_intent_id = 'pi_victim' WHERE invoice_number = 'A-1'$$,
+                 '42501', NULL, 'invoices.stripe_payment_intent_id is not writable by tenants');
+SELECT throws_ok($$INSERT INTO crm.invoices (account_id, invoice_number, amount, stripe_payment_intent_id)
+                   VALUES ('0000000a-0000-0000-0000-0000000000a9', 'A-3', 1, 'pi_victim')$$,
+                 '42501', NULL, '... not even at insert');
+SELECT throws_ok($$UPDATE crm.invoices SET paid_at = now()$$, '42501', NULL, 'invoices.paid_at is not writable by tenants');
+SELECT throws_ok($$UPDATE crm.payments SET stripe_payment_intent_id = 'pi_x'$$, '42501', NULL, 'payments.stripe_payment_intent_id is not writable');
+SELECT throws_ok($$UPDATE crm.accounts SET verified_senders = '{victim.example}'$$, '42501', NULL,
+                 'a tenant cannot verify senders for itself');
+SELECT throws_ok($$UPDATE crm.accounts SET default_from_email = 'ceo@victim.example'$$, '42501', NULL,
+                 '... nor change its default sender');
+SELECT lives_ok($$UPDATE crm.accounts SET name = 'Renamed'$$, 'a tenant still renames its account');
+-- Senders.
+SELECT throws_ok($$SELECT crm.enqueue_email('{"to": "x@y.example", "subject": "s", "text": "t", "from": "CEO <ceo@victim.example>"}')$$,
+                 '22023', 'message.from: CEO <ceo@victim.example> is not a verified sender of this account',
+                 'a tenant cannot send from another tenant''s domain');
+SELECT lives_ok($$SELECT crm.enqueue_email('{"to": "x@y.example", "subject": "s", "text": "t", "from": "Office <OFFICE@attacker.example>"}')$$,
+                'its own default sender is allowed (case-insensitively)');
+SELECT tests.logout();
+UPDATE crm.accounts SET verified_senders = '{attacker.example, billing@other.example}' WHERE id = '0000000a-0000-0000-0000-0000000000a9';
+SELECT tests.login('authenticated', '{"account_id": "0000000a-0000-0000-0000-0000000000a9"}');
+SELECT lives_ok($$SELECT crm.enqueue_email('{"to": "x@y.example", "subject": "s", "text": "t", "from": "sales@attacker.example"}')$$,
+                'a verified domain allows any address in it');
+SELECT lives_ok($$SELECT crm.enqueue_email('{"to": "x@y.example", "subject": "s", "text": "t", "from": "billing@other.example"}')$$,
+                'a verified address allows that address');
+SELECT throws_ok($$SELECT crm.enqueue_email('{"to": "x@y.example", "subject": "s", "text": "t", "from": "ceo@other.example"}')$$,
+                 '22023', NULL, '... and not the rest of its domain');
+SELECT tests.logout();
+SET LOCAL crm.resend_verified_domain = 'platform.example';
+SELECT tests.login('authenticated', '{"account_id": "0000000a-0000-0000-0000-0000000000a9"}');
+SELECT lives_ok($$SELECT crm.enqueue_email('{"to": "x@y.example", "subject": "s", "text": "t", "from": "noreply@platform.example"}')$$,
+                'the platform''s verified domain is allowed to every account');
+SELECT tests.logout();
+RESET crm.resend_verified_domain;
+
+-- Stripe: a payment that does not match its invoice is recorded and flagged, not paid.
+SELECT is(crm._apply_stripe_event('{"type": "payment_intent.succeeded", "created": 1767225600,
+            "data": {"object": {"id": "pi_cheap", "amount": 1, "amount_received": 1, "currency": "jpy",
+                                "metadata": {"invoice_id": "e000000a-0000-0000-0000-0000000000a9"}}}}'), 'processed',
+          'a 1 JPY payment for a $500 invoice is processed');
+SELECT is((SELECT status FROM crm.invoices WHERE id = 'e000000a-0000-0000-0000-0000000000a9'), 'sent', '... and does not mark the invoice paid');
+SELECT is((SELECT mismatch FROM crm.payments WHERE stripe_payment_intent_id = 'pi_cheap'),
+          'paid 1 JPY, the invoice is for 50000 USD: the invoice was not marked paid', '... it is recorded and flagged');
+SELECT is(crm._apply_stripe_event('{"type": "payment_intent.succeeded", "created": 1767225600,
+            "data": {"object": {"id": "pi_full", "amount": 50000, "amount_received": 50000, "currency": "usd",
+                                "metadata": {"invoice_id": "e000000a-0000-0000-0000-0000000000a9"}}}}'), 'processed',
+          'then the full payment is processed');
+SELECT is((SELECT status FROM crm.invoices WHERE id = 'e000000a-0000-0000-0000-0000000000a9'), 'paid', '... and marks the invoice paid');
+
+-- Least privilege.
+SELECT tests.login('anon', NULL);
+SELECT throws_ok($$SELECT crm.encrypt_token('x')$$, '42501', NULL, 'anon cannot call encrypt_token');
+SELECT throws_ok($$SELECT crm.current_key_fingerprint()$$, '42501', NULL, 'anon cannot call current_key_fingerprint');
+SELECT tests.logout();
+SELECT is((SELECT count(*) FROM pg_proc p WHERE p.pronamespace = 'crm'::regnamespace AND p.proname LIKE '\_%'
+             AND has_function_privilege('anon', p.oid, 'EXECUTE')
+             AND p.proname NOT IN ('_render_email_parts', '_template_named', '_try_uuid', '_try_inet', '_try_timestamptz')),
+          0::bigint, 'no other internal helper is executable by anon');
+
+SELECT * FROM finish();
+ROLLBACK;
