@@ -25,9 +25,13 @@ test:
 bench: install
 	bash scripts/bench.sh
 
-## fuzz: the template fuzz target with 2,000,000 cases per property (FUZZ_CASES to change)
-fuzz:
+## fuzz: the template fuzz target with 2,000,000 cases per property (FUZZ_CASES to change), then
+## 5,000 deeply nested templates through the installed extension in a real cluster
+## (BACKEND_FUZZ_CASES to change): the postmaster must never restart
+fuzz: install
 	PROPTEST_CASES=$${FUZZ_CASES:-2000000} cargo test -p crm_core --release --test fuzz_templates
+	CRM_FUZZ_CASES=$${BACKEND_FUZZ_CASES:-5000} CRM_SQL_TESTS=tests/sql/hardening.sql \
+	  CRM_SHELL_TESTS=tests/shell/hardening.sh bash scripts/sql-tests.sh
 
 clean:
 	cargo clean

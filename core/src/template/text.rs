@@ -19,11 +19,11 @@ pub fn html_to_text_checked(html: &str, checkpoint: &mut dyn FnMut()) -> String 
         if tags % 4096 == 0 {
             checkpoint();
         }
-        push_text(&mut out, &rest[..lt]);
+        push_text(checkpoint, &mut out, &rest[..lt]);
         let after = &rest[lt..];
         // "<" not starting a tag ("a < b") is text.
         if !after[1..].starts_with(|c: char| c.is_ascii_alphabetic() || c == '/' || c == '!') {
-            push_text(&mut out, "<");
+            push_text(checkpoint, &mut out, "<");
             rest = &after[1..];
             continue;
         }
@@ -32,7 +32,7 @@ pub fn html_to_text_checked(html: &str, checkpoint: &mut dyn FnMut()) -> String 
             continue;
         }
         let Some(gt) = after.find('>') else {
-            push_text(&mut out, after);
+            push_text(checkpoint, &mut out, after);
             rest = "";
             break;
         };
@@ -47,7 +47,7 @@ pub fn html_to_text_checked(html: &str, checkpoint: &mut dyn FnMut()) -> String 
         let closing = tag.starts_with('/');
         if !closing && matches!(name.as_str(), "head" | "style" | "script" | "title") {
             // skip to the matching end tag
-            match find_end_tag(rest, &name) {
+            match find_end_tag(rest, &name, checkpoint) {
                 Some(pos) => {
                     rest = &rest[pos..];
                     rest = rest.find('>').map_or("", |g| &rest[g + 1..]);
@@ -62,7 +62,7 @@ pub fn html_to_text_checked(html: &str, checkpoint: &mut dyn FnMut()) -> String 
                 newline(&mut out, 2)
             }
             ("tr", true) => newline(&mut out, 1),
-            ("td" | "th", true) => push_text(&mut out, " "),
+            ("td" | "th", true) => push_text(checkpoint, &mut out, " "),
             ("li", false) => {
                 newline(&mut out, 1);
                 out.push_str("- ");
@@ -78,7 +78,7 @@ pub fn html_to_text_checked(html: &str, checkpoint: &mut dyn FnMut()) -> String 
             _ => {}
         }
     }
-    push_text(&mut out, rest);
+    push_text(checkpoint, &mut out, rest);
     let lines: Vec<&str> = out.lines().map(str::trim).collect();
     let mut text = String::with_capacity(out.len());
     let mut blank = 0;
@@ -98,9 +98,14 @@ pub fn html_to_text_checked(html: &str, checkpoint: &mut dyn FnMut()) -> String 
 
 /// Where `</name` starts in `rest`, ASCII case ignored. Scans `rest` once without copying
 /// it: lowercasing the rest of the document at every `<style>` made this quadratic.
-fn find_end_tag(rest: &str, name: &str) -> Option<usize> {
+fn find_end_tag(rest: &str, name: &str, checkpoint: &mut dyn FnMut()) -> Option<usize> {
     let mut from = 0;
+    let mut seen = 0u32;
     while let Some(rel) = rest[from..].find("</") {
+        seen = seen.wrapping_add(1);
+        if seen % 4096 == 0 {
+            checkpoint();
+        }
         let at = from + rel;
         let candidate = &rest.as_bytes()[at + 2..];
         if candidate.len() >= name.len()
@@ -120,9 +125,12 @@ fn newline(out: &mut String, n: usize) {
 }
 
 /// Append text with HTML whitespace folding and entity decoding.
-fn push_text(out: &mut String, raw: &str) {
+fn push_text(checkpoint: &mut dyn FnMut(), out: &mut String, raw: &str) {
     let decoded = decode_entities(raw);
-    for c in decoded.chars() {
+    for (i, c) in decoded.chars().enumerate() {
+        if i % 65536 == 65535 {
+            checkpoint();
+        }
         if c.is_whitespace() {
             if !out.ends_with([' ', '\n']) && !out.is_empty() {
                 out.push(' ');
