@@ -2,7 +2,7 @@
 -- SQLSTATE and proof that nothing was written. Crashes, cancels and the worker are in
 -- tests/shell/hardening.sh (they need several sessions).
 BEGIN;
-SELECT plan(40);
+SELECT plan(43);
 
 INSERT INTO crm.accounts (id, name, default_from_email) VALUES
   ('0000000a-0000-0000-0000-0000000000a9', 'Attacker', 'Attacker <office@attacker.example>'),
@@ -55,6 +55,16 @@ SELECT throws_ok($$SELECT crm.render_template('x', ('{"a": ' || repeat('[', 300)
 SELECT is(tests.error_text($$SELECT crm.render_template('x', ('{"a": ' || repeat('[', 300) || repeat(']', 300) || '}')::jsonb)$$) ~* 'backtrace|rust_begin_unwind|\.rs:[0-9]',
           false, 'no Rust backtrace or source position in the error');
 SELECT tests.logout();
+INSERT INTO seen SELECT 'victim', crm.enqueue_email('{"account_id": "0000000b-0000-0000-0000-0000000000b9", "to": "v@victim.example", "subject": "s", "text": "t"}')::text;
+SELECT tests.login('authenticated', '{"account_id": "0000000a-0000-0000-0000-0000000000a9"}');
+SELECT is(crm.cancel_email((SELECT v::uuid FROM seen WHERE k = 'victim')), false, 'a tenant cannot cancel another account''s email');
+SELECT tests.logout();
+SELECT tests.login('anon', NULL);
+SELECT throws_ok($$SELECT crm.enqueue_email('{"to": "x@y.example", "subject": "s", "text": "t"}')$$,
+                 '22023', NULL, 'anon has no account to queue for');
+SELECT tests.logout();
+SELECT is((SELECT status FROM crm.email_queue WHERE id = (SELECT v::uuid FROM seen WHERE k = 'victim')), 'pending', 'the victim''s email is still pending');
+DELETE FROM crm.email_queue WHERE id = (SELECT v::uuid FROM seen WHERE k = 'victim');
 SELECT is((SELECT count(*) FROM crm.email_queue WHERE account_id = '0000000b-0000-0000-0000-0000000000b9'), 0::bigint,
           'nothing was queued for the victim');
 
