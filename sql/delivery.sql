@@ -381,8 +381,10 @@ AS $$
     ) p ON true
 $$;
 
--- Record what the providers answered: [{id, outcome: sent|retry|failed, provider_message_id,
--- subject (as sent), error, after_seconds}]. Only rows still 'processing' change.
+-- Record what the providers answered: [{id, outcome: sent|retry|failed|release,
+-- provider_message_id, subject (as sent), error, after_seconds}]. Only rows still 'processing'
+-- change. 'release': given back unsent (the sender stopped, or its turn ended): due at once,
+-- the attempt not counted.
 -- connections: what the sender learnt about mailbox connections: [{id, access_token,
 -- refresh_token, expires_in}] after a token refresh (tokens encrypted by the sender, bound
 -- to the row), or [{id, revoked: "invalid_grant: ..."}] when the refresh token was refused.
@@ -401,11 +403,13 @@ AS $$
     WHERE p.id = c.id;
 
     UPDATE crm.email_queue q
-    SET status = CASE o.outcome WHEN 'sent' THEN 'sent' WHEN 'retry' THEN 'pending' ELSE 'failed' END,
+    SET status = CASE o.outcome WHEN 'sent' THEN 'sent' WHEN 'retry' THEN 'pending' WHEN 'release' THEN 'pending' ELSE 'failed' END,
         sent_at = CASE WHEN o.outcome = 'sent' THEN now() END,
         subject = CASE WHEN o.outcome = 'sent' AND o.subject IS NOT NULL THEN left(o.subject, 998) ELSE q.subject END,
-        last_error = CASE WHEN o.outcome = 'sent' THEN NULL ELSE left(o.error, 2000) END,
-        next_attempt_at = CASE WHEN o.outcome = 'retry' THEN now() + make_interval(secs => o.after_seconds) ELSE q.next_attempt_at END,
+        last_error = CASE WHEN o.outcome = 'sent' THEN NULL WHEN o.outcome = 'release' THEN q.last_error ELSE left(o.error, 2000) END,
+        attempts = CASE WHEN o.outcome = 'release' THEN greatest(q.attempts - 1, 0) ELSE q.attempts END,
+        next_attempt_at = CASE WHEN o.outcome = 'retry' THEN now() + make_interval(secs => o.after_seconds)
+                               WHEN o.outcome = 'release' THEN now() ELSE q.next_attempt_at END,
         locked_until = NULL,
         metadata = CASE WHEN o.provider_message_id IS NOT NULL
                         THEN q.metadata || jsonb_build_object('provider_message_id', o.provider_message_id)

@@ -1,14 +1,18 @@
 //! crm_integrations: a field-service CRM's third-party integrations inside PostgreSQL.
 //!
 //! The logic lives in the `crm_core` crate (no Postgres there); this crate is the SQL shell:
-//! settings, SQL functions and the schema files under `sql/`.
+//! settings, SQL functions and the schema files under `sql/`. `runtime` is what every
+//! outbound integration shares (queue cycle, task queue, workers, limiter, HTTP, OAuth);
+//! `email` is the send-email capability; `integrations/<provider>` holds each provider.
 
 use pgrx::prelude::*;
 
-mod delivery;
+mod email;
 mod errors;
 mod guc;
+mod integrations;
 mod json_arg;
+mod runtime;
 mod schema;
 mod templates;
 mod vault;
@@ -20,10 +24,13 @@ mod webhooks;
 pub extern "C-unwind" fn _PG_init() {
     guc::register();
     guc::register_webhooks();
-    guc::register_delivery();
+    runtime::settings::register();
+    email::settings::register();
+    integrations::register_settings();
     // SAFETY: a plain read of a flag Postgres sets while it loads shared_preload_libraries.
     if unsafe { pg_sys::process_shared_preload_libraries_in_progress } {
-        delivery::worker::init();
+        runtime::limiter::init_shared_memory();
+        runtime::worker::init();
     }
 }
 

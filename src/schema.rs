@@ -25,9 +25,18 @@ pgrx::extension_sql_file!(
     name = "delivery",
     requires = [
         "webhooks",
-        delivery::_validate_email_message,
-        delivery::_validate_email_batch,
-        delivery::worker::_wake_email_worker_on_commit
+        email::_validate_email_message,
+        email::_validate_email_batch,
+        runtime::worker::_wake_email_worker_on_commit
+    ]
+);
+pgrx::extension_sql_file!(
+    "../sql/tasks.sql",
+    name = "tasks",
+    requires = [
+        "delivery",
+        runtime::tasks::_check_task,
+        runtime::worker::_wake_email_worker_on_commit
     ]
 );
 pgrx::extension_sql_file!("../sql/security.sql", name = "security", finalize);

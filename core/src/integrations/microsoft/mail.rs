@@ -5,8 +5,8 @@
 //! names start with `X-`; other headers (In-Reply-To, References) are left out, since Graph
 //! answers 400 to them. Threading a reply in Outlook goes through createReply, not sendMail.
 
-use super::mime::{address_of, display_name_of};
-use super::Outgoing;
+use crate::email::mime::{address_of, display_name_of};
+use crate::email::Outgoing;
 use serde_json::{json, Value};
 
 fn recipient(mailbox: &str) -> Value {

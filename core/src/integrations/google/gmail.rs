@@ -5,8 +5,8 @@
 //! thread: `threadId` (from the queued message's `metadata.thread_id`) plus the In-Reply-To and
 //! References headers, which Gmail requires to match for the reply to join the thread.
 
-use super::mime::{self, Envelope};
-use super::Outgoing;
+use crate::email::mime::{self, Envelope};
+use crate::email::Outgoing;
 use base64::engine::general_purpose::URL_SAFE;
 use base64::Engine;
 use serde_json::{json, Value};
@@ -21,7 +21,7 @@ pub fn send_json(e: &Outgoing, env: &Envelope, thread_id: Option<&str>) -> Value
 
 /// `{"id": "...", "threadId": "...", "labelIds": ["SENT"]}`.
 pub fn message_id(body: &str) -> Option<String> {
-    super::id_field(body)
+    crate::email::id_field(body)
 }
 
 #[cfg(test)]

@@ -1,26 +1,37 @@
-//! The background workers that send continuously (`crm.worker_count` of them, default 1;
-//! they share the queue through the claim's SKIP LOCKED, like any other sender).
+//! The background workers that run the queues continuously (`crm.worker_count` of them,
+//! default 1; they share each queue through the claim's SKIP LOCKED, like any other runner).
+//! Each round gives every queue a turn (emails, then integration tasks): a turn claims, runs
+//! and records, and ends after `crm.worker_turn` (the rows not started are given back, their
+//! attempt not counted), so a deep email backlog holds a task back by one turn at most and a
+//! flood of tasks cannot stop email. The claim size adapts to what a turn gets through.
 //!
 //! - Registered in `_PG_init` when the library is preloaded (`shared_preload_libraries`);
 //!   restarted by the postmaster 5 s after a crash or a SIGTERM (unless the server is shutting
 //!   down); a SIGTERM ends its loop at once, between two provider requests at worst.
 //! - Connects to `crm.worker_database`; idles while `crm.worker_enabled` is off or the extension
 //!   is not installed there.
-//! - Each round: claim (one short transaction), render and call the provider with **no
-//!   transaction open**, record the outcomes (a new transaction). A full batch loops at once.
+//! - Each turn: claim (one short transaction), run (render and call the provider) with **no
+//!   transaction open**, record the outcomes (a new transaction). A busy round loops at once.
 //! - Idle, it sleeps until the next row is due (a scheduled email, a retry, an expired lease),
 //!   at most `crm.worker_idle_sleep`. An enqueue wakes it at commit: `crm.enqueue_email` asks
 //!   for a wake-up, and a transaction callback sets the worker's latch when (and only if) the
-//!   transaction commits — no polling, no wake-up for a rolled-back enqueue.
+//!   transaction commits — no polling, no wake-up for a rolled-back enqueue. One wake-up
+//!   serves both queues (`crm.enqueue_task` asks for the same one).
 
-use super::{claim, record, send};
+use super::queue::{self, Queue};
+use super::settings::{
+    WORKER_BATCH_SIZE, WORKER_COUNT, WORKER_DATABASE, WORKER_ENABLED, WORKER_IDLE_SLEEP_MS,
+    WORKER_TURN_MS,
+};
+use super::tasks::TaskQueue;
+use crate::email::queue::EmailQueue;
 use crate::guc;
 use pgrx::bgworkers::*;
 use pgrx::prelude::*;
 use pgrx::{pg_shmem_init, register_xact_callback, PgLwLock, PgXactCallbackEvent};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Most workers `crm.worker_count` can ask for.
 pub const MAX_WORKERS: usize = 8;
@@ -37,7 +48,7 @@ pub const WORKER_NAME: &str = "crm_integrations email worker";
 pub fn init() {
     pg_shmem_init!(WORKER_PIDS);
     PRELOADED.store(true, Ordering::Relaxed);
-    let count = guc::WORKER_COUNT.get().clamp(1, MAX_WORKERS as i32);
+    let count = WORKER_COUNT.get().clamp(1, MAX_WORKERS as i32);
     for index in 0..count {
         let name = if index == 0 {
             WORKER_NAME.to_string()
@@ -134,7 +145,7 @@ pub extern "C-unwind" fn crm_email_worker_main(arg: pg_sys::Datum) {
         .unwrap_or(0)
         .clamp(0, MAX_WORKERS as i32 - 1) as usize;
     BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
-    let database = guc::text(&guc::WORKER_DATABASE);
+    let database = guc::text(&WORKER_DATABASE);
     BackgroundWorker::connect_worker_to_spi(Some(&database), None);
     // SAFETY: MyProcPid is set for every backend before its main function runs.
     set_pid(index, unsafe { pg_sys::MyProcPid });
@@ -148,14 +159,14 @@ pub extern "C-unwind" fn crm_email_worker_main(arg: pg_sys::Datum) {
         if BackgroundWorker::sighup_received() {
             // SAFETY: reloading the configuration is what a backend does on SIGHUP.
             unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
-            if guc::text(&guc::WORKER_DATABASE) != database {
+            if guc::text(&WORKER_DATABASE) != database {
                 log!("{WORKER_NAME}: crm.worker_database changed, restarting");
                 set_pid(index, 0);
                 // SAFETY: exit code 1 makes the postmaster start the worker again (in 5 s).
                 unsafe { pg_sys::proc_exit(1) };
             }
         }
-        if !guc::WORKER_ENABLED.get() {
+        if !WORKER_ENABLED.get() {
             sleep = idle_sleep();
             continue;
         }
@@ -187,36 +198,75 @@ fn stopping() -> bool {
 }
 
 fn idle_sleep() -> Duration {
-    Duration::from_millis(guc::WORKER_IDLE_SLEEP_MS.get().max(10) as u64)
+    Duration::from_millis(WORKER_IDLE_SLEEP_MS.get().max(10) as u64)
 }
 
-/// One round; returns how long to sleep before the next.
-fn round() -> Duration {
-    let batch = guc::WORKER_BATCH_SIZE.get();
-    let (jobs, unreadable) = BackgroundWorker::transaction(|| claim(batch));
-    if !unreadable.is_empty() {
-        BackgroundWorker::transaction(|| record(&unreadable, &[]));
-    }
-    if jobs.is_empty() && unreadable.is_empty() {
-        let next = BackgroundWorker::transaction(|| {
-            Spi::get_one::<f64>(
-                "SELECT extract(epoch FROM least(
-                     (SELECT min(next_attempt_at) FROM crm.email_queue WHERE status IN ('pending', 'scheduled')),
-                     (SELECT min(locked_until) FROM crm.email_queue WHERE status = 'processing')) - clock_timestamp())::float8",
-            )
-        });
-        let idle = idle_sleep();
-        return match next {
-            Ok(Some(secs)) => Duration::from_secs_f64(secs.max(0.005)).min(idle),
-            _ => idle,
-        };
-    }
-    let full = (jobs.len() + unreadable.len()) as i32 >= batch;
-    let (outcomes, connections) = send::send_all(&jobs, stopping); // no transaction is open here
-    BackgroundWorker::transaction(|| record(&outcomes, &connections));
-    if full {
-        Duration::ZERO
+thread_local! {
+    /// When the current turn ends (the worker's checkpoint reads it).
+    static TURN_ENDS: Cell<Option<Instant>> = const { Cell::new(None) };
+    /// Rows to claim per queue next turn (emails, tasks), adapted to what a turn gets done.
+    static CLAIM_SIZE: Cell<[i32; 2]> = const { Cell::new([0, 0]) };
+}
+
+/// The worker's checkpoint during a turn: SIGTERM, or the turn is over.
+fn turn_over() -> bool {
+    stopping()
+        || TURN_ENDS
+            .with(Cell::get)
+            .is_some_and(|end| Instant::now() >= end)
+}
+
+/// One turn of `queue` (index `slot` in CLAIM_SIZE); returns how many rows it claimed.
+fn turn<Q: Queue>(queue: &Q, slot: usize) -> usize {
+    let batch = WORKER_BATCH_SIZE.get().max(1);
+    let mut sizes = CLAIM_SIZE.with(Cell::get);
+    let size = if sizes[slot] <= 0 {
+        batch
     } else {
-        Duration::from_millis(1)
+        sizes[slot].min(batch)
+    };
+    let (rows, unreadable) = BackgroundWorker::transaction(|| queue::claim(queue, size));
+    let claimed = rows.len() + unreadable.len();
+    if claimed == 0 {
+        return 0;
+    }
+    let mut done = queue.unreadable(unreadable);
+    TURN_ENDS.with(|t| {
+        t.set(Some(
+            Instant::now() + Duration::from_millis(WORKER_TURN_MS.get().max(1) as u64),
+        ))
+    });
+    Q::merge(&mut done, queue.run(&rows, turn_over)); // no transaction is open here
+    TURN_ENDS.with(|t| t.set(None));
+    BackgroundWorker::transaction(|| queue.record(&done));
+    // Claim next time about what this turn got through (given back rows cost a claim and a
+    // record for nothing); double it while a turn finishes everything it claimed.
+    let released = Q::released(&done);
+    sizes[slot] = if released > 0 {
+        (claimed - released).max(1) as i32
+    } else {
+        (size.saturating_mul(2)).min(batch)
+    };
+    CLAIM_SIZE.with(|c| c.set(sizes));
+    claimed
+}
+
+/// One round: a turn for each queue. Returns how long to sleep before the next.
+fn round() -> Duration {
+    let emails = turn(&EmailQueue, 0);
+    let tasks = turn(&TaskQueue, 1);
+    if emails + tasks > 0 {
+        return Duration::ZERO;
+    }
+    let next = BackgroundWorker::transaction(|| {
+        [EmailQueue.next_due_secs(), TaskQueue.next_due_secs()]
+            .into_iter()
+            .flatten()
+            .reduce(f64::min)
+    });
+    let idle = idle_sleep();
+    match next {
+        Some(secs) => Duration::from_secs_f64(secs.max(0.005)).min(idle),
+        None => idle,
     }
 }

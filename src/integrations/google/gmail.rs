@@ -1,15 +1,15 @@
 //! Gmail: `POST {crm.gmail_base_url}/gmail/v1/users/me/messages/send` with the mailbox's
-//! access token and the RFC 5322 message in `raw` (crm_core::delivery::gmail). Gmail has no
+//! access token and the RFC 5322 message in `raw` (crm_core::integrations::google::gmail). Gmail has no
 //! idempotency key; the Message-ID is `<queue row id@sender's domain>`, so a repeat after a
 //! crash is at least recognisable.
 
-use super::{Provider, Request};
-use crate::delivery::http;
+use crate::email::provider::{Provider, Request};
 use crate::guc;
+use crate::runtime::http;
 use chrono::Utc;
-use crm_core::delivery::gmail;
-use crm_core::delivery::mime::Envelope;
-use crm_core::delivery::outcome::Answer;
+use crm_core::email::mime::Envelope;
+use crm_core::integrations::google::gmail;
+use crm_core::runtime::outcome::Answer;
 
 pub struct Gmail;
 
@@ -18,7 +18,7 @@ impl Provider for Gmail {
         "gmail"
     }
     fn rate_limit(&self) -> f64 {
-        guc::GMAIL_RATE_LIMIT.get()
+        super::settings::GMAIL_RATE_LIMIT.get()
     }
     fn needs_mailbox(&self) -> bool {
         true
@@ -32,7 +32,7 @@ impl Provider for Gmail {
         let body = gmail::send_json(req.email, &env, req.thread_id);
         let auth = format!("Bearer {}", req.access_token.unwrap_or_default());
         let url = http::url(
-            &guc::text(&guc::GMAIL_BASE_URL),
+            &guc::text(&super::settings::GMAIL_BASE_URL),
             "/gmail/v1/users/me/messages/send",
         );
         http::post_json(&url, &[("Authorization", &auth)], &body)

@@ -9,10 +9,38 @@ use super::http;
 use crate::guc;
 use crate::vault::TokenError;
 use chrono::Utc;
-use crm_core::delivery::oauth::{self, RefreshError, EXPIRY_MARGIN_SECS};
-use crm_core::delivery::outcome::Answer;
-use serde_json::{json, Value};
+use crm_core::runtime::oauth::{self, RefreshError, EXPIRY_MARGIN_SECS};
+use crm_core::runtime::outcome::Answer;
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
+
+/// A mailbox connection (`email_providers`) as the claim hands it over: tokens still
+/// encrypted (the vault's ciphertext, bound to the row).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Connection {
+    pub id: String,
+    /// gmail or microsoft
+    pub provider: String,
+    pub access_token: Option<String>,
+    pub refresh_token: Option<String>,
+    /// Unix seconds.
+    pub expires_at: Option<f64>,
+}
+
+/// What a round learnt about a connection, for `crm._record_email_outcomes`' `connections`:
+/// new tokens (encrypted) after a refresh, or the reason it was revoked.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConnectionUpdate {
+    pub id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub access_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_in: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revoked: Option<String>,
+}
 
 /// Why no token: `Revoked` fails the message (the user must connect again); `Failed` is
 /// judged like a failed send (a token endpoint outage, missing vault keys: retried);
@@ -32,13 +60,15 @@ pub struct Mailboxes {
     revoked: HashMap<String, String>,
     refreshed: HashMap<String, bool>,
     failures: HashMap<String, Answer>,
-    updates: Vec<Value>,
+    updates: Vec<ConnectionUpdate>,
 }
 
 /// `crm.microsoft_tenant` goes into the token URL's path: only a tenant name or id (letters,
 /// digits, dots, hyphens) may, so a stray `/` or `?` cannot point the request elsewhere.
 fn tenant() -> Result<String, NoToken> {
-    let t = guc::text(&guc::MICROSOFT_TENANT).trim().to_string();
+    let t = guc::text(&crate::integrations::microsoft::settings::MICROSOFT_TENANT)
+        .trim()
+        .to_string();
     if t.is_empty()
         || t.len() > 100
         || !t
@@ -79,14 +109,14 @@ fn context(id: &str, which: &str) -> String {
 
 impl Mailboxes {
     /// What to hand `crm._record_email_outcomes` as its `connections`.
-    pub fn updates(self) -> Vec<Value> {
+    pub fn updates(self) -> Vec<ConnectionUpdate> {
         self.updates
     }
 
     /// An access token for the claimed row's `connection`; `force` refreshes even when the
     /// recorded expiry says it is still good (the provider just refused it).
-    pub fn token(&mut self, connection: &Value, force: bool) -> Result<String, NoToken> {
-        let id = connection["id"].as_str().unwrap_or_default().to_string();
+    pub fn token(&mut self, connection: &Connection, force: bool) -> Result<String, NoToken> {
+        let id = connection.id.clone();
         if let Some(reason) = self.revoked.get(&id) {
             return Err(NoToken::Revoked(reason.clone()));
         }
@@ -99,12 +129,13 @@ impl Mailboxes {
                 return Ok(t.clone());
             }
         }
-        let expires_at = connection["expires_at"].as_f64();
+        let expires_at = connection.expires_at;
         let due = expires_at
             .is_some_and(|at| at - (Utc::now().timestamp() as f64) < EXPIRY_MARGIN_SECS as f64);
         if !due && !force {
-            let t = connection["access_token"]
-                .as_str()
+            let t = connection
+                .access_token
+                .as_deref()
                 .ok_or_else(|| NoToken::Unusable("the connection has no access token".into()))?;
             let t = crate::vault::open_token(t, &context(&id, "access_token")).map_err(no_token)?;
             self.tokens.insert(id, t.clone());
@@ -120,10 +151,10 @@ impl Mailboxes {
         self.refresh(&id, connection)
     }
 
-    fn refresh(&mut self, id: &str, connection: &Value) -> Result<String, NoToken> {
+    fn refresh(&mut self, id: &str, connection: &Connection) -> Result<String, NoToken> {
         self.refreshed.insert(id.to_string(), true);
-        let provider = connection["provider"].as_str().unwrap_or_default();
-        let Some(sealed) = connection["refresh_token"].as_str() else {
+        let provider = connection.provider.as_str();
+        let Some(sealed) = connection.refresh_token.as_deref() else {
             return Err(NoToken::Unusable(format!(
                 "the {provider} access token has expired and the connection has no refresh token"
             )));
@@ -132,17 +163,20 @@ impl Mailboxes {
             crate::vault::open_token(sealed, &context(id, "refresh_token")).map_err(no_token)?;
         let (url, client_id, secret) = match provider {
             "gmail" => (
-                http::url(&guc::text(&guc::GOOGLE_OAUTH_BASE_URL), "/token"),
-                guc::text(&guc::GOOGLE_CLIENT_ID),
-                guc::text(&guc::GOOGLE_CLIENT_SECRET),
+                http::url(
+                    &guc::text(&crate::integrations::google::settings::GOOGLE_OAUTH_BASE_URL),
+                    "/token",
+                ),
+                guc::text(&crate::integrations::google::settings::GOOGLE_CLIENT_ID),
+                guc::text(&crate::integrations::google::settings::GOOGLE_CLIENT_SECRET),
             ),
             _ => (
                 http::url(
-                    &guc::text(&guc::MICROSOFT_LOGIN_BASE_URL),
+                    &guc::text(&crate::integrations::microsoft::settings::MICROSOFT_LOGIN_BASE_URL),
                     &format!("/{}/oauth2/v2.0/token", tenant()?),
                 ),
-                guc::text(&guc::MICROSOFT_CLIENT_ID),
-                guc::text(&guc::MICROSOFT_CLIENT_SECRET),
+                guc::text(&crate::integrations::microsoft::settings::MICROSOFT_CLIENT_ID),
+                guc::text(&crate::integrations::microsoft::settings::MICROSOFT_CLIENT_SECRET),
             ),
         };
         let answer = http::post_form(
@@ -160,14 +194,26 @@ impl Mailboxes {
                     .as_deref()
                     .map(|t| seal(t, "refresh_token"))
                     .transpose()?;
-                self.updates.push(json!({"id": id, "access_token": access, "refresh_token": refresh, "expires_in": token.expires_in}));
+                self.updates.push(ConnectionUpdate {
+                    id: id.to_string(),
+                    access_token: Some(access),
+                    refresh_token: refresh,
+                    expires_in: Some(token.expires_in as f64),
+                    revoked: None,
+                });
                 self.tokens
                     .insert(id.to_string(), token.access_token.clone());
                 Ok(token.access_token)
             }
             Err(RefreshError::Revoked(reason)) => {
                 let reason = format!("{provider} refused the refresh token ({reason}); the connection is now inactive until it is connected again");
-                self.updates.push(json!({"id": id, "revoked": reason}));
+                self.updates.push(ConnectionUpdate {
+                    id: id.to_string(),
+                    access_token: None,
+                    refresh_token: None,
+                    expires_in: None,
+                    revoked: Some(reason.clone()),
+                });
                 self.revoked.insert(id.to_string(), reason.clone());
                 Err(NoToken::Revoked(reason))
             }

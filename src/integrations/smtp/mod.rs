@@ -4,11 +4,13 @@
 //! One connection per message (lettre's pool is not enabled); SMTP has no idempotency key, so
 //! nothing here retries on its own; a repeat after a crash carries the same Message-ID.
 
-use super::{Provider, Request};
+pub mod settings;
+
+use crate::email::provider::{Provider, Request};
 use crate::guc;
 use chrono::Utc;
-use crm_core::delivery::mime::{self, Envelope};
-use crm_core::delivery::outcome::Answer;
+use crm_core::email::mime::{self, Envelope};
+use crm_core::runtime::outcome::Answer;
 use lettre::address::{Address, Envelope as SmtpEnvelope};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Tls, TlsParameters};
@@ -33,12 +35,14 @@ thread_local! {
 
 fn transport() -> Result<SmtpTransport, String> {
     let settings = vec![
-        guc::text(&guc::SMTP_HOST),
-        guc::SMTP_PORT.get().to_string(),
-        guc::text(&guc::SMTP_TLS),
-        guc::text(&guc::SMTP_USERNAME),
-        guc::text(&guc::SMTP_PASSWORD),
-        guc::EMAIL_HTTP_TIMEOUT_MS.get().to_string(),
+        guc::text(&settings::SMTP_HOST),
+        settings::SMTP_PORT.get().to_string(),
+        guc::text(&settings::SMTP_TLS),
+        guc::text(&settings::SMTP_USERNAME),
+        guc::text(&settings::SMTP_PASSWORD),
+        crate::runtime::settings::EMAIL_HTTP_TIMEOUT_MS
+            .get()
+            .to_string(),
     ];
     TRANSPORT.with(|cache| {
         let mut cache = cache.borrow_mut();
@@ -54,13 +58,13 @@ fn transport() -> Result<SmtpTransport, String> {
 }
 
 fn build_transport() -> Result<SmtpTransport, String> {
-    let host = guc::text(&guc::SMTP_HOST);
+    let host = guc::text(&settings::SMTP_HOST);
     if host.trim().is_empty() {
         return Err("crm.smtp_host is not set".into());
     }
     let tls_params =
         || TlsParameters::new(host.clone()).map_err(|e| format!("TLS for {host}: {e}"));
-    let tls = match guc::text(&guc::SMTP_TLS)
+    let tls = match guc::text(&settings::SMTP_TLS)
         .trim()
         .to_ascii_lowercase()
         .as_str()
@@ -74,14 +78,14 @@ fn build_transport() -> Result<SmtpTransport, String> {
             ))
         }
     };
-    let timeout = Duration::from_millis(guc::EMAIL_HTTP_TIMEOUT_MS.get().max(1) as u64);
+    let timeout = Duration::from_millis(crate::runtime::settings::http_timeout_ms() as u64);
     let mut builder = SmtpTransport::builder_dangerous(host.trim())
-        .port(guc::SMTP_PORT.get() as u16)
+        .port(settings::SMTP_PORT.get() as u16)
         .tls(tls)
         .timeout(Some(timeout));
-    let user = guc::text(&guc::SMTP_USERNAME);
+    let user = guc::text(&settings::SMTP_USERNAME);
     if !user.is_empty() {
-        builder = builder.credentials(Credentials::new(user, guc::text(&guc::SMTP_PASSWORD)));
+        builder = builder.credentials(Credentials::new(user, guc::text(&settings::SMTP_PASSWORD)));
     }
     Ok(builder.build())
 }
@@ -109,7 +113,7 @@ impl Provider for Smtp {
         "smtp"
     }
     fn rate_limit(&self) -> f64 {
-        guc::SMTP_RATE_LIMIT.get()
+        settings::SMTP_RATE_LIMIT.get()
     }
     fn send(&self, req: &Request) -> Answer {
         let (transport, envelope) = match (transport(), envelope(req)) {

@@ -1,12 +1,12 @@
 //! Microsoft 365: Graph `POST {crm.microsoft_graph_base_url}/v1.0/me/sendMail` with the
-//! mailbox's access token (crm_core::delivery::microsoft). Graph answers 202 with no body and
+//! mailbox's access token (crm_core::integrations::microsoft::mail). Graph answers 202 with no body and
 //! no message id, and has no idempotency key; the queue row's id travels as X-CRM-Queue-Id.
 
-use super::{Provider, Request};
-use crate::delivery::http;
+use crate::email::provider::{Provider, Request};
 use crate::guc;
-use crm_core::delivery::microsoft;
-use crm_core::delivery::outcome::Answer;
+use crate::runtime::http;
+use crm_core::integrations::microsoft::mail as wire;
+use crm_core::runtime::outcome::Answer;
 
 pub struct Microsoft;
 
@@ -15,7 +15,7 @@ impl Provider for Microsoft {
         "microsoft"
     }
     fn rate_limit(&self) -> f64 {
-        guc::MICROSOFT_RATE_LIMIT.get()
+        super::settings::MICROSOFT_RATE_LIMIT.get()
     }
     fn needs_mailbox(&self) -> bool {
         true
@@ -23,13 +23,13 @@ impl Provider for Microsoft {
     fn send(&self, req: &Request) -> Answer {
         let auth = format!("Bearer {}", req.access_token.unwrap_or_default());
         let url = http::url(
-            &guc::text(&guc::MICROSOFT_GRAPH_BASE_URL),
+            &guc::text(&super::settings::MICROSOFT_GRAPH_BASE_URL),
             "/v1.0/me/sendMail",
         );
         http::post_json(
             &url,
             &[("Authorization", &auth)],
-            &microsoft::send_json(req.email, req.id),
+            &wire::send_json(req.email, req.id),
         )
     }
 }

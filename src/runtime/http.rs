@@ -2,8 +2,7 @@
 //! (the worker, or a backend running crm.process_email_queue), and the provider's answer as a
 //! plain `Answer` whatever the status, so that the outcome rules in crm_core decide.
 
-use crate::guc;
-use crm_core::delivery::outcome::Answer;
+use crm_core::runtime::outcome::Answer;
 use serde_json::Value;
 use std::cell::RefCell;
 use std::time::Duration;
@@ -11,12 +10,12 @@ use std::time::Duration;
 const USER_AGENT: &str = concat!("crm_integrations/", env!("CARGO_PKG_VERSION"));
 
 thread_local! {
-    // Rebuilt when crm.email_http_timeout changes.
+    // Rebuilt when crm.http_timeout changes.
     static AGENT: RefCell<Option<(i32, ureq::Agent)>> = const { RefCell::new(None) };
 }
 
 fn agent() -> ureq::Agent {
-    let ms = guc::EMAIL_HTTP_TIMEOUT_MS.get().max(1);
+    let ms = crate::runtime::settings::http_timeout_ms();
     AGENT.with(|a| {
         let mut a = a.borrow_mut();
         match &*a {

@@ -1,14 +1,10 @@
-//! The four ways out, one module each behind one trait. A provider turns one rendered email
-//! into one request and hands back the answer as it came; what the answer means (sent, retry,
-//! failed) is decided in one place, `crm_core::delivery::outcome`.
+//! The send-email capability's trait: what a provider implements to send email (Resend,
+//! Gmail, Microsoft Graph, SMTP, each in `crate::integrations::<provider>`). A provider turns
+//! one rendered email into one request and hands back the answer as it came; what the answer
+//! means (sent, retry, failed) is decided in one place, `crm_core::runtime::outcome`.
 
-pub mod gmail;
-pub mod microsoft;
-pub mod resend;
-pub mod smtp;
-
-use crm_core::delivery::outcome::Answer;
-use crm_core::delivery::Outgoing;
+use crm_core::email::Outgoing;
+use crm_core::runtime::outcome::Answer;
 
 /// One email to send, with what the provider may need besides its content.
 pub struct Request<'a> {
@@ -25,7 +21,8 @@ pub struct Request<'a> {
 pub trait Provider: Sync {
     /// As in `email_queue.provider`, and the key of its rate limit.
     fn name(&self) -> &'static str;
-    /// Requests per second this process may send (its `crm.<name>_rate_limit`; 0 = unlimited).
+    /// Requests per second this server may send (its `crm.<name>_rate_limit`; 0 = unlimited),
+    /// paced cluster-wide by `crate::runtime::limiter`.
     fn rate_limit(&self) -> f64;
     /// Whether it sends as a connected mailbox (an `email_providers` row and its token).
     fn needs_mailbox(&self) -> bool {
@@ -38,12 +35,10 @@ pub trait Provider: Sync {
     }
 }
 
+/// The provider of `email_queue.provider` (registered in `crate::integrations`).
 pub fn by_name(name: &str) -> Option<&'static dyn Provider> {
-    match name {
-        "resend" => Some(&resend::Resend),
-        "gmail" => Some(&gmail::Gmail),
-        "microsoft" => Some(&microsoft::Microsoft),
-        "smtp" => Some(&smtp::Smtp),
-        _ => None,
-    }
+    crate::integrations::EMAIL_PROVIDERS
+        .iter()
+        .copied()
+        .find(|p| p.name() == name)
 }

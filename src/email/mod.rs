@@ -1,28 +1,30 @@
-//! Email delivery, the SQL shell: `crm._validate_email_message` / `_validate_email_batch`
-//! (enqueue's validation, from `crm_core::delivery::message`) and `crm.process_email_queue`:
-//! claim due rows (sql/delivery.sql), render (`render`) and send them (`send`, through
-//! `providers::*`), record the outcomes.
+//! The send-email capability, the SQL shell: `crm._validate_email_message` /
+//! `_validate_email_batch` (enqueue's validation, from `crm_core::email::message`) and
+//! `crm.process_email_queue`. The queue (`queue`: claim, record) runs on the shared runtime
+//! (`crate::runtime::queue`); `send` renders (`render`) and sends each row through its
+//! provider (`provider::EmailProvider`, implemented in `crate::integrations::<provider>`).
 //!
 //! A Resend send carries `Idempotency-Key`: the queue row's id, or for a batch request the
 //! group's `send_key`, stored at claim time; so a row re-sent after a crash between the
 //! provider's 2xx and our status update is dropped by the provider. Gmail, Graph and SMTP have
 //! no such key (see the README's delivery guarantees).
 
-mod http;
-mod oauth;
-mod pacing;
-mod providers;
+pub mod provider;
+pub mod queue;
 mod render;
 mod send;
-pub mod worker;
+pub mod settings;
 
 use crate::guc;
 use crate::json_arg::JsonbArg;
+use crate::runtime::queue::process_in_transaction;
 use chrono::Utc;
-use crm_core::delivery::message::{self, Invalid, Limits};
+use crm_core::email::message::{self, Invalid, Limits};
 use pgrx::prelude::*;
 use pgrx::JsonB;
-use serde_json::{json, Value};
+use queue::EmailQueue;
+use serde_json::json;
+use settings::*;
 
 fn raise_invalid(e: &Invalid) -> ! {
     crate::errors::raise(
@@ -35,7 +37,7 @@ fn raise_invalid(e: &Invalid) -> ! {
 
 fn limits() -> Limits {
     Limits {
-        max_attachment_bytes: guc::EMAIL_MAX_ATTACHMENT_BYTES.get().max(0) as usize,
+        max_attachment_bytes: EMAIL_MAX_ATTACHMENT_BYTES.get().max(0) as usize,
         max_variables_bytes: guc::MAX_JSON_ARGUMENT_BYTES.get().max(0) as usize,
         ..Limits::default()
     }
@@ -46,7 +48,7 @@ fn limits() -> Limits {
 /// margin lets validation name an attachment that is a little too large).
 fn max_message_bytes() -> usize {
     let json = guc::MAX_JSON_ARGUMENT_BYTES.get().max(0) as usize;
-    json.saturating_add((guc::EMAIL_MAX_ATTACHMENT_BYTES.get().max(0) as usize).saturating_mul(2))
+    json.saturating_add((EMAIL_MAX_ATTACHMENT_BYTES.get().max(0) as usize).saturating_mul(2))
 }
 
 /// Validate and normalize one message for `crm.enqueue_email` (22023 naming the field; 54000
@@ -74,50 +76,6 @@ fn _validate_email_batch(messages: JsonbArg) -> JsonB {
     .unwrap_or_else(|e| raise_invalid(&e))))
 }
 
-/// Claim up to `max_items` due rows (SPI; the caller owns the transaction). Returns the rows
-/// to send and, for rows that cannot even be read (JSON nested deeper than serde_json
-/// takes, from a direct insert by a privileged role), their "failed" outcomes: each row is
-/// parsed on its own, so one bad row fails alone and never stops the queue.
-pub(crate) fn claim(max_items: i32) -> (Vec<Value>, Vec<Value>) {
-    let lease = guc::EMAIL_LEASE_SECONDS.get() as f64;
-    let batch = guc::RESEND_BATCH.get();
-    let rows: Vec<(Option<String>, Option<String>)> = Spi::connect(|client| {
-        client
-            .select(
-                "SELECT j ->> 'id', j::text FROM json_array_elements(crm._claim_emails($1, $2, $3)) j",
-                None,
-                &[max_items.into(), lease.into(), batch.into()],
-            )?
-            .map(|row| Ok((row.get::<String>(1)?, row.get::<String>(2)?)))
-            .collect::<Result<Vec<_>, pgrx::spi::Error>>()
-    })
-    .unwrap_or_else(|e| pgrx::error!("claiming emails failed: {e}"));
-    let mut jobs = Vec::with_capacity(rows.len());
-    let mut unreadable = Vec::new();
-    for (id, text) in rows {
-        match crate::json_arg::parse_json_text(text.as_deref().unwrap_or("null")) {
-            Ok(job) => jobs.push(job),
-            Err(e) => unreadable.push(json!({"id": id, "outcome": "failed", "error": format!("the row cannot be sent: {e}")})),
-        }
-    }
-    (jobs, unreadable)
-}
-
-/// Record outcomes and mailbox connection changes (SPI; the caller owns the transaction).
-pub(crate) fn record(outcomes: &[Value], connections: &[Value]) {
-    if outcomes.is_empty() && connections.is_empty() {
-        return;
-    }
-    Spi::run_with_args(
-        "SELECT crm._record_email_outcomes($1, $2)",
-        &[
-            pgrx::Json(json!(outcomes)).into(),
-            pgrx::Json(json!(connections)).into(),
-        ],
-    )
-    .unwrap_or_else(|e| pgrx::error!("recording outcomes failed: {e}"));
-}
-
 /// Send due emails now: claim up to `max_items`, send, record. For pg_cron and psql:
 /// `SELECT cron.schedule('email-queue', '* * * * *', 'SELECT crm.process_email_queue()')`.
 /// Returns `{claimed, sent, retried, failed}`. Runs in the caller's transaction (a function
@@ -132,11 +90,9 @@ fn process_email_queue(max_items: default!(i32, 100)) -> JsonB {
             "crm.delivery",
         );
     }
-    let (jobs, mut outcomes) = claim(max_items);
-    let (sent, connections) = send::send_all(&jobs, crate::templates::check_interrupts);
-    outcomes.extend(sent);
-    record(&outcomes, &connections);
-    let count = |k: &str| outcomes.iter().filter(|o| o["outcome"] == k).count();
+    let (outcomes, _) =
+        process_in_transaction(&EmailQueue, max_items, crate::templates::check_interrupts);
+    let count = |k: &str| outcomes.iter().filter(|o| o.verdict.outcome == k).count();
     JsonB(
         json!({"claimed": outcomes.len(), "sent": count("sent"), "retried": count("retry"), "failed": count("failed")}),
     )

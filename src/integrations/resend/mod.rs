@@ -2,17 +2,20 @@
 //! in one request, with `Authorization: Bearer {crm.resend_api_key}`. Idempotency-Key: the
 //! queue row's id for one email, the group's `send_key` for a batch.
 
-use super::{Provider, Request};
-use crate::delivery::http;
+pub mod settings;
+
+use crate::email::provider::{Provider, Request};
 use crate::guc;
-use crm_core::delivery::outcome::Answer;
-use crm_core::delivery::{resend, Outgoing};
+use crate::runtime::http;
+use crm_core::email::Outgoing;
+use crm_core::integrations::resend;
+use crm_core::runtime::outcome::Answer;
 use serde_json::Value;
 
 pub struct Resend;
 
 fn post(path: &str, key: &str, body: &Value) -> Answer {
-    let api_key = guc::text(&guc::RESEND_API_KEY);
+    let api_key = guc::text(&settings::RESEND_API_KEY);
     if api_key.is_empty() {
         return Answer {
             error: Some("crm.resend_api_key is not set".into()),
@@ -20,7 +23,7 @@ fn post(path: &str, key: &str, body: &Value) -> Answer {
         };
     }
     let auth = format!("Bearer {api_key}");
-    let url = http::url(&guc::text(&guc::RESEND_BASE_URL), path);
+    let url = http::url(&guc::text(&settings::RESEND_BASE_URL), path);
     http::post_json(
         &url,
         &[("Authorization", &auth), ("Idempotency-Key", key)],
@@ -33,7 +36,7 @@ impl Provider for Resend {
         "resend"
     }
     fn rate_limit(&self) -> f64 {
-        guc::RESEND_RATE_LIMIT.get()
+        settings::RESEND_RATE_LIMIT.get()
     }
     fn send(&self, req: &Request) -> Answer {
         post("/emails", req.id, &resend::email_json(req.email))

@@ -2,7 +2,7 @@
 //! ids in their answers. (The HTTP call itself is in the SQL shell's provider module.)
 //! <https://resend.com/docs/api-reference/emails/send-email>
 
-use super::Outgoing;
+use crate::email::Outgoing;
 use serde_json::{json, Value};
 
 /// Resend's batch endpoint takes at most 100 emails, and no attachments or scheduling.
@@ -55,7 +55,7 @@ pub fn email_json(e: &Outgoing) -> Value {
 
 /// `{"id": "..."}` from `POST /emails`.
 pub fn message_id(body: &str) -> Option<String> {
-    super::id_field(body)
+    crate::email::id_field(body)
 }
 
 /// `{"data": [{"id": "..."}, ...]}` from `POST /emails/batch`, in request order.

@@ -1,13 +1,9 @@
-//! Email delivery, the parts that need no database or network: message validation for
-//! `crm.enqueue_email`, provider wire formats, and what an answer means (sent, retry, failed).
+//! The send-email capability, the parts that need no database or network: message validation
+//! for `crm.enqueue_email` and the RFC 5322 message (`mime`). Providers' wire formats are in
+//! `integrations/<provider>`.
 
-pub mod gmail;
 pub mod message;
-pub mod microsoft;
 pub mod mime;
-pub mod oauth;
-pub mod outcome;
-pub mod resend;
 
 use serde_json::Value;
 
@@ -27,7 +23,7 @@ pub struct Outgoing {
 }
 
 /// The `id` of a JSON answer (`{"id": "..."}`: Resend's `POST /emails`, Gmail's send).
-pub(crate) fn id_field(body: &str) -> Option<String> {
+pub fn id_field(body: &str) -> Option<String> {
     serde_json::from_str::<Value>(body)
         .ok()?
         .get("id")?

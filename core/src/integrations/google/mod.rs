@@ -1,0 +1,3 @@
+//! Google: Gmail (send as a connected mailbox).
+
+pub mod gmail;

@@ -1,0 +1,3 @@
+//! Microsoft Graph: mail (send as a connected mailbox).
+
+pub mod mail;

@@ -1,0 +1,6 @@
+//! What every outbound integration shares: what a provider's answer means and when to try
+//! again (`outcome`), and the OAuth refresh-token grant (`oauth`).
+
+pub mod oauth;
+pub mod outcome;
+pub mod pacing;

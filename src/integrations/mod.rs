@@ -1,0 +1,34 @@
+//! The integrations, one folder per provider: its settings, its SQL functions, its task
+//! handlers, its implementations of the capabilities (`crate::email::provider::Provider`,
+//! `crate::runtime::tasks::TaskKind`). Wire formats are in `crm_core::integrations::<provider>`.
+//!
+//! Adding an integration: a folder here, a line in `register_settings`, and its email
+//! providers or task kinds in the lists below.
+
+pub mod google;
+pub mod microsoft;
+pub mod noop;
+pub mod resend;
+pub mod smtp;
+
+use crate::email::provider::Provider;
+use crate::runtime::tasks::TaskKind;
+
+/// Every email provider (`email_queue.provider`).
+pub static EMAIL_PROVIDERS: &[&dyn Provider] = &[
+    &resend::Resend,
+    &google::gmail::Gmail,
+    &microsoft::mail::Microsoft,
+    &smtp::Smtp,
+];
+
+/// Every task kind (`integration_tasks.kind`).
+pub static TASK_KINDS: &[&dyn TaskKind] = &[&noop::Noop];
+
+/// Register every integration's settings (`_PG_init`).
+pub fn register_settings() {
+    resend::settings::register();
+    google::settings::register();
+    microsoft::settings::register();
+    smtp::settings::register();
+}
