@@ -69,6 +69,10 @@ REVOKE ALL ON FUNCTION crm._rotate_token(text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION crm.rotate_encryption_key(integer) FROM PUBLIC;
 -- Sending is the server side's job (pg_cron, psql, the worker): it sends every account's mail.
 REVOKE ALL ON FUNCTION crm.process_email_queue(integer) FROM PUBLIC;
+REVOKE ALL ON FUNCTION crm.process_integration_tasks(integer) FROM PUBLIC;
+-- Queueing tasks and purging them: the server side (service_role, the extension's triggers).
+REVOKE ALL ON FUNCTION crm.enqueue_task(text, jsonb, text, timestamptz, uuid) FROM PUBLIC;
+REVOKE ALL ON FUNCTION crm.purge_integration_tasks(interval, integer) FROM PUBLIC;
 -- Sealing tokens: authenticated and service_role (apply_role_grants), not anon.
 REVOKE ALL ON FUNCTION crm.encrypt_token(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION crm.encrypt_token(text, text) FROM PUBLIC;
@@ -120,6 +124,9 @@ BEGIN
               UPDATE (invoice_id, amount, currency, status, failure_message)
             ON crm.payments TO authenticated;
         GRANT SELECT ON crm.email_queue, crm.email_analytics, crm.email_delivery_health TO authenticated;
+        -- Tasks are queued by the server (service_role, the extension's triggers); a tenant
+        -- sees its own, and may retry or cancel them (crm.retry_/cancel_integration_task).
+        GRANT SELECT ON crm.integration_tasks TO authenticated;
         GRANT SELECT, DELETE ON crm.email_suppressions TO authenticated;
         -- The vault's sealing side is for signed-in users and the server, not anon.
         GRANT EXECUTE ON FUNCTION crm.encrypt_token(text), crm.encrypt_token(text, text),
@@ -133,6 +140,9 @@ BEGIN
         GRANT EXECUTE ON FUNCTION crm.purge_webhook_events(interval), crm.purge_email_queue(interval, integer),
             crm.process_email_queue(integer),
             crm._claim_emails(integer, double precision, boolean), crm._record_email_outcomes(json, json) TO service_role;
+        GRANT EXECUTE ON FUNCTION crm.enqueue_task(text, jsonb, text, timestamptz, uuid),
+            crm.process_integration_tasks(integer), crm.purge_integration_tasks(interval, integer),
+            crm._claim_tasks(integer, double precision), crm._record_task_outcomes(json) TO service_role;
         GRANT EXECUTE ON FUNCTION crm.decrypt_token(text), crm.decrypt_token(text, text),
             crm.rotate_encryption_key(integer) TO service_role;
         GRANT EXECUTE ON FUNCTION crm.encrypt_token(text), crm.encrypt_token(text, text),

@@ -281,5 +281,4 @@ AS $$
                  (SELECT min(locked_until) FROM crm.integration_tasks WHERE status = 'processing'))
 $$;
 
-REVOKE ALL ON FUNCTION crm.enqueue_task(text, jsonb, text, timestamptz, uuid) FROM PUBLIC;
-REVOKE ALL ON FUNCTION crm.purge_integration_tasks(interval, integer) FROM PUBLIC;
+-- Privileges: sql/security.sql.

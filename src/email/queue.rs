@@ -23,7 +23,6 @@ pub struct TemplateParts {
 #[derive(Debug, Deserialize)]
 pub struct ClaimedEmail {
     pub id: String,
-    pub account_id: String,
     pub provider: String,
     pub from: Option<String>,
     pub to: Vec<String>,
@@ -75,7 +74,7 @@ impl Queue for EmailQueue {
     type Row = ClaimedEmail;
     /// Outcomes, and what was learnt about mailbox connections (refreshed or revoked tokens).
     type Done = (Vec<EmailOutcome>, Vec<ConnectionUpdate>);
-    const NAME: &'static str = "email queue";
+    const UNREADABLE: &'static str = "the row cannot be sent";
 
     fn claim_json(&self, max_items: i32) -> Vec<(Option<String>, Option<String>)> {
         let lease = EMAIL_LEASE_SECONDS.get() as f64;

@@ -23,7 +23,7 @@ pub static EMAIL_PROVIDERS: &[&dyn Provider] = &[
 ];
 
 /// Every task kind (`integration_tasks.kind`).
-pub static TASK_KINDS: &[&dyn TaskKind] = &[&noop::Noop];
+pub static TASK_KINDS: &[&dyn TaskKind] = &[&noop::Noop, &crate::runtime::oauth::RefreshConnection];
 
 /// Register every integration's settings (`_PG_init`).
 pub fn register_settings() {

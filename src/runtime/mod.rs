@@ -15,5 +15,6 @@ pub mod limiter;
 pub mod oauth;
 pub mod queue;
 pub mod settings;
+pub mod subxact;
 pub mod tasks;
 pub mod worker;

@@ -224,3 +224,77 @@ impl Mailboxes {
         }
     }
 }
+
+/// `oauth.refresh`: refresh a connected mailbox's access token now (payload
+/// `{"connection_id": uuid}`), so a connection that sends rarely stays alive and a revoked
+/// one is found before a user's email fails. A refused refresh token (invalid_grant) marks
+/// the connection inactive and fails the task; a token endpoint outage or 429 is retried by
+/// the shared rules. Refreshing twice is harmless, so a repeat after a crash is too.
+pub struct RefreshConnection;
+
+impl crate::runtime::tasks::TaskKind for RefreshConnection {
+    fn name(&self) -> &'static str {
+        "oauth.refresh"
+    }
+    fn description(&self) -> &'static str {
+        "refresh a connected mailbox's OAuth access token now (payload {\"connection_id\": uuid})"
+    }
+    fn check(&self, payload: &serde_json::Value) -> Result<(), String> {
+        let id = payload
+            .get("connection_id")
+            .and_then(serde_json::Value::as_str)
+            .ok_or("the payload needs connection_id (an email_providers id)")?;
+        crm_core::email::message::is_uuid(id)
+            .then_some(())
+            .ok_or_else(|| "connection_id must be a uuid".to_string())
+    }
+    fn context_sql(&self) -> Option<&'static str> {
+        Some(
+            "SELECT json_build_object('id', p.id, 'provider', p.provider, 'is_active', p.is_active,
+                    'access_token', p.access_token_encrypted, 'refresh_token', p.refresh_token_encrypted,
+                    'expires_at', extract(epoch FROM p.token_expires_at))
+             FROM crm.email_providers p
+             WHERE p.id = ($2 ->> 'connection_id')::uuid AND p.account_id = $1::uuid",
+        )
+    }
+    fn run(
+        &self,
+        task: &crate::runtime::tasks::Task,
+        _checkpoint: crm_core::template::budget::Checkpoint,
+    ) -> crate::runtime::tasks::Ran {
+        use crate::runtime::tasks::{Ran, Step};
+        #[derive(Deserialize)]
+        struct Found {
+            #[serde(flatten)]
+            connection: Connection,
+            is_active: bool,
+        }
+        let found = match serde_json::from_value::<Option<Found>>(task.context.clone()) {
+            Ok(Some(found)) => found,
+            Ok(None) => {
+                return Step::Failed("the connection does not exist (any more)".into()).into()
+            }
+            Err(e) => return Step::Failed(format!("the connection cannot be read: {e}")).into(),
+        };
+        if !found.is_active {
+            return Step::Failed("the connection is inactive: the user must connect again".into())
+                .into();
+        }
+        let mut mailboxes = Mailboxes::default();
+        let result = mailboxes.token(&found.connection, true);
+        let apply = mailboxes
+            .updates()
+            .into_iter()
+            .next()
+            .and_then(|u| serde_json::to_value(u).ok());
+        let step = match result {
+            Ok(_) => Step::Done(serde_json::json!({"refreshed": true})),
+            Err(NoToken::Revoked(reason) | NoToken::Unusable(reason)) => Step::Failed(reason),
+            Err(NoToken::Failed(answer, what)) => Step::Answered(answer, what),
+        };
+        Ran { step, apply }
+    }
+    fn apply_sql(&self) -> Option<&'static str> {
+        Some("SELECT crm._record_email_outcomes('[]', json_build_array($3::json))")
+    }
+}

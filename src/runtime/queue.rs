@@ -17,8 +17,6 @@ pub trait Queue: std::panic::RefUnwindSafe {
     type Row: DeserializeOwned;
     /// What one run produced, for `record`.
     type Done: std::panic::RefUnwindSafe;
-    /// For logs and `crm.process_*` results.
-    const NAME: &'static str;
 
     /// Claim up to `max_items` due rows (SPI, in the caller's transaction): the claim's JSON
     /// rows, one text per row with its id.
@@ -26,6 +24,13 @@ pub trait Queue: std::panic::RefUnwindSafe {
     /// Work on the rows, no transaction open (no SPI, no ERROR). `checkpoint` says stop: the
     /// rows not yet started are released.
     fn run(&self, rows: &[Self::Row], checkpoint: Checkpoint) -> Self::Done;
+    /// How an unreadable row's error starts ("the row cannot be sent").
+    const UNREADABLE: &'static str;
+    /// After the claim, in its transaction: load what the rows need (SPI); rows that cannot
+    /// be prepared fail alone.
+    fn prepare(&self, rows: Vec<Self::Row>) -> (Vec<Self::Row>, Vec<Verdict>) {
+        (rows, Vec::new())
+    }
     /// The outcome of rows that could not even be read.
     fn unreadable(&self, unreadable: Vec<Verdict>) -> Self::Done;
     /// Record (SPI, in the caller's transaction).
@@ -98,9 +103,11 @@ pub fn claim<Q: Queue>(queue: &Q, max_items: i32) -> (Vec<Q::Row>, Vec<Verdict>)
             .and_then(|v| serde_json::from_value::<Q::Row>(v).map_err(|e| e.to_string()));
         match parsed {
             Ok(row) => claimed.push(row),
-            Err(e) => unreadable.push(Verdict::failed(&id, format!("the row cannot be run: {e}"))),
+            Err(e) => unreadable.push(Verdict::failed(&id, format!("{}: {e}", Q::UNREADABLE))),
         }
     }
+    let (claimed, unprepared) = queue.prepare(claimed);
+    unreadable.extend(unprepared);
     (claimed, unreadable)
 }
 

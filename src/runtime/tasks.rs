@@ -5,9 +5,10 @@
 
 use super::queue::{self, Queue, Verdict};
 use super::settings::{TASK_LEASE_SECONDS, TASK_RETRY_BASE, TASK_RETRY_FACTOR};
+use super::subxact;
 use crate::json_arg::JsonbArg;
 use chrono::Utc;
-use crm_core::runtime::outcome::{self, Answer, Backoff, Outcome};
+use crm_core::runtime::outcome::{self, Answer, Backoff};
 use crm_core::template::budget::Checkpoint;
 use pgrx::prelude::*;
 use pgrx::JsonB;
@@ -21,10 +22,12 @@ pub struct Task {
     pub account_id: String,
     pub kind: String,
     pub payload: Value,
-    pub dedupe_key: Option<String>,
     /// This attempt's number (1-based).
     pub attempts: i32,
     pub max_attempts: i32,
+    /// What the kind's `context_sql` found (Null when it has none, or found no row).
+    #[serde(default)]
+    pub context: Value,
 }
 
 /// What a handler's run came to.
@@ -37,6 +40,20 @@ pub enum Step {
     Answered(Answer, &'static str),
     /// Cannot succeed (the payload names a row that is gone): failed at once.
     Failed(String),
+}
+
+/// What a run did: its step, and what to apply to the kind's rows when it is recorded (the
+/// input of the kind's `apply_sql`, whatever the step: a revoked token is applied although
+/// the task fails).
+pub struct Ran {
+    pub step: Step,
+    pub apply: Option<Value>,
+}
+
+impl From<Step> for Ran {
+    fn from(step: Step) -> Self {
+        Ran { step, apply: None }
+    }
 }
 
 /// One kind of task, implemented next to its integration and listed in
@@ -57,7 +74,21 @@ pub trait TaskKind: Sync {
     /// (return `Step::Failed` is wrong then: the runner releases tasks it did not start, and a
     /// started one is finished or answered). Handlers are idempotent or keyed by the task's
     /// id, since a runner killed after the effect but before recording runs it again.
-    fn run(&self, task: &Task, checkpoint: Checkpoint) -> Step;
+    fn run(&self, task: &Task, checkpoint: Checkpoint) -> Ran;
+    /// A query run in the claim's transaction for each claimed task of this kind, with `$1`
+    /// the task's account_id (text: write `$1::uuid`) and `$2` its payload (jsonb), returning
+    /// one json value (or
+    /// no row): what `run` needs from the database, as `Task::context`. Scope it to `$1`
+    /// (the tables' foreign keys do not keep tenants apart). An ERROR in it fails the task.
+    fn context_sql(&self) -> Option<&'static str> {
+        None
+    }
+    /// A statement run in the record transaction for a run that returned `apply`, with `$1`
+    /// the account_id (text), `$2` the payload (jsonb), `$3` the `apply` value (jsonb). An ERROR in it fails
+    /// the task.
+    fn apply_sql(&self) -> Option<&'static str> {
+        None
+    }
 }
 
 pub fn kind(name: &str) -> Option<&'static dyn TaskKind> {
@@ -74,6 +105,18 @@ pub struct TaskOutcome {
     pub verdict: Verdict,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub result: Option<Value>,
+    /// The kind's apply step, run before the outcome is recorded (not stored).
+    #[serde(skip)]
+    pub apply: Option<Apply>,
+}
+
+/// A kind's `apply_sql` with its arguments.
+#[derive(Debug, Clone)]
+pub struct Apply {
+    pub sql: &'static str,
+    pub account_id: String,
+    pub payload: Value,
+    pub value: Value,
 }
 
 impl From<Verdict> for TaskOutcome {
@@ -81,6 +124,7 @@ impl From<Verdict> for TaskOutcome {
         TaskOutcome {
             verdict,
             result: None,
+            apply: None,
         }
     }
 }
@@ -100,10 +144,11 @@ impl TaskQueue {
         let Some(handler) = kind(&task.kind) else {
             return Verdict::failed(&task.id, format!("unknown task kind {}", task.kind)).into();
         };
-        match handler.run(task, checkpoint) {
+        let Ran { step, apply } = handler.run(task, checkpoint);
+        let mut out: TaskOutcome = match step {
             Step::Done(result) => TaskOutcome {
-                verdict: Verdict::new(&task.id, "done", None),
                 result: Some(result),
+                ..Verdict::new(&task.id, "done", None).into()
             },
             Step::Failed(error) => Verdict::failed(&task.id, error).into(),
             Step::Answered(answer, what) => {
@@ -114,23 +159,25 @@ impl TaskQueue {
                     backoff,
                     Utc::now(),
                 );
-                // A 2xx handed back as an answer is still success, with no result to keep.
-                if let Outcome::Sent { .. } = judged {
-                    return TaskOutcome {
-                        verdict: Verdict::new(&task.id, "done", None),
-                        result: Some(Value::Null),
-                    };
-                }
                 Verdict::from_outcome(&task.id, &judged, "done", what).into()
             }
-        }
+        };
+        out.apply = apply.and_then(|value| {
+            Some(Apply {
+                sql: handler.apply_sql()?,
+                account_id: task.account_id.clone(),
+                payload: task.payload.clone(),
+                value,
+            })
+        });
+        out
     }
 }
 
 impl Queue for TaskQueue {
     type Row = Task;
     type Done = Vec<TaskOutcome>;
-    const NAME: &'static str = "integration tasks";
+    const UNREADABLE: &'static str = "the task cannot be run";
 
     fn claim_json(&self, max_items: i32) -> Vec<(Option<String>, Option<String>)> {
         let lease = TASK_LEASE_SECONDS.get() as f64;
@@ -153,6 +200,42 @@ impl Queue for TaskQueue {
         out
     }
 
+    /// Each task's context, from its kind's `context_sql` (in the claim's transaction). A
+    /// query that fails fails its task alone.
+    fn prepare(&self, tasks: Vec<Task>) -> (Vec<Task>, Vec<Verdict>) {
+        let mut ready = Vec::with_capacity(tasks.len());
+        let mut failed = Vec::new();
+        for mut task in tasks {
+            let Some(sql) = kind(&task.kind).and_then(|k| k.context_sql()) else {
+                ready.push(task);
+                continue;
+            };
+            let found = subxact::catch(|| {
+                Spi::get_one_with_args::<pgrx::Json>(
+                    sql,
+                    &[
+                        task.account_id.as_str().into(),
+                        pgrx::JsonB(task.payload.clone()).into(),
+                    ],
+                )
+                .map(|j| j.map(|j| j.0))
+                .map_err(|e| e.to_string())
+            })
+            .and_then(|r| r);
+            match found {
+                Ok(value) => {
+                    task.context = value.unwrap_or(Value::Null);
+                    ready.push(task);
+                }
+                Err(e) => failed.push(Verdict::failed(
+                    &task.id,
+                    format!("loading the task's context: {e}"),
+                )),
+            }
+        }
+        (ready, failed)
+    }
+
     fn unreadable(&self, unreadable: Vec<Verdict>) -> Vec<TaskOutcome> {
         unreadable.into_iter().map(Into::into).collect()
     }
@@ -161,6 +244,32 @@ impl Queue for TaskQueue {
         if done.is_empty() {
             return;
         }
+        // Each apply step on its own: one that fails fails its task, not the record.
+        let mut applied: Vec<TaskOutcome> = Vec::with_capacity(done.len());
+        for outcome in done {
+            let mut outcome = outcome.clone();
+            if let Some(apply) = outcome.apply.take() {
+                let ran = subxact::catch(|| {
+                    Spi::run_with_args(
+                        apply.sql,
+                        &[
+                            apply.account_id.as_str().into(),
+                            pgrx::JsonB(apply.payload.clone()).into(),
+                            pgrx::JsonB(apply.value.clone()).into(),
+                        ],
+                    )
+                    .map_err(|e| e.to_string())
+                })
+                .and_then(|r| r);
+                if let Err(e) = ran {
+                    outcome =
+                        Verdict::failed(&outcome.verdict.id, format!("applying the result: {e}"))
+                            .into();
+                }
+            }
+            applied.push(outcome);
+        }
+        let done = &applied;
         Spi::run_with_args(
             "SELECT crm._record_task_outcomes($1)",
             &[pgrx::Json(json!(done)).into()],

@@ -311,7 +311,7 @@ pub fn validate_batch(
         .collect()
 }
 
-fn is_uuid(s: &str) -> bool {
+pub fn is_uuid(s: &str) -> bool {
     let hex: String = s.chars().filter(|c| *c != '-').collect();
     hex.len() == 32
         && hex.chars().all(|c| c.is_ascii_hexdigit())

@@ -2,7 +2,7 @@
 //! record). For health checks ("is anything running the task queue?": enqueue one and watch it
 //! turn done) and for benchmarking the runtime itself.
 
-use crate::runtime::tasks::{Step, Task, TaskKind};
+use crate::runtime::tasks::{Ran, Step, Task, TaskKind};
 use crm_core::template::budget::Checkpoint;
 use serde_json::{json, Value};
 
@@ -25,7 +25,7 @@ impl TaskKind for Noop {
             Err("the payload must be a JSON object".into())
         }
     }
-    fn run(&self, task: &Task, _checkpoint: Checkpoint) -> Step {
-        Step::Done(json!({"ok": true, "attempt": task.attempts}))
+    fn run(&self, task: &Task, _checkpoint: Checkpoint) -> Ran {
+        Step::Done(json!({"ok": true, "attempt": task.attempts})).into()
     }
 }
