@@ -219,7 +219,11 @@ impl Queue for TaskQueue {
                     ],
                 )
                 .map(|j| j.map(|j| j.0))
-                .map_err(|e| e.to_string())
+                .or_else(|e| match e {
+                    // no row: nothing found
+                    pgrx::spi::Error::InvalidPosition => Ok(None),
+                    e => Err(e.to_string()),
+                })
             })
             .and_then(|r| r);
             match found {
