@@ -42,8 +42,18 @@ start)
   as_pg "$BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null
   ;;
 stop)
-  if [ -f "$dir/data/postmaster.pid" ]; then as_pg "$BIN/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null || true; fi
+  # A fast shutdown must finish: a background worker that ignores SIGTERM would hold it up
+  # forever. Then say so (exit 1), kill what is left, and clean up anyway.
+  status=0
+  if [ -f "$dir/data/postmaster.pid" ]; then
+    if ! as_pg "$BIN/pg_ctl" -D "$dir/data" -m fast -w -t 30 stop >/dev/null; then
+      echo "cluster $name did not shut down within 30 s (fast shutdown)" >&2
+      status=1
+      as_pg "$BIN/pg_ctl" -D "$dir/data" -m immediate stop >/dev/null 2>&1 || true
+    fi
+  fi
   rm -rf "$dir"
+  exit $status
   ;;
 env)
   port=${3:?port}

@@ -18,7 +18,9 @@ bash scripts/cluster.sh start $NAME "$PORT" \
   "log_statement = 'all'" "log_min_error_statement = error" "log_error_verbosity = verbose" \
   "crm_test.log_file = '$LOG'" \
   "crm.worker_database = 'crm_test'" "crm.worker_enabled = off" "crm.worker_count = 2"
-[ "${CRM_KEEP_CLUSTER:-0}" = 1 ] || trap 'bash scripts/cluster.sh stop $NAME' EXIT  # CRM_KEEP_CLUSTER=1: keep it to debug
+stopped=0
+stop_cluster() { [ "$stopped" = 1 ] || [ "${CRM_KEEP_CLUSTER:-0}" = 1 ] || bash scripts/cluster.sh stop $NAME; stopped=1; }
+trap stop_cluster EXIT  # CRM_KEEP_CLUSTER=1: keep it to debug
 eval "$(bash scripts/cluster.sh env $NAME "$PORT")"
 
 psql -X -q -v ON_ERROR_STOP=1 -d postgres -c "CREATE DATABASE crm_test"
@@ -39,3 +41,5 @@ pg_prove --dbname crm_test --failures ${CRM_SQL_TESTS:-tests/sql/[a-z]*.sql}
 # Tests that need several real sessions at once (TAP from shell scripts), same cluster.
 export PGHOST PGPORT PGUSER
 prove --verbose ${CRM_SHELL_TESTS:-tests/shell/*.sh}
+# Last check: the server (workers included) shuts down when asked.
+stop_cluster

@@ -42,6 +42,8 @@ static WORKER_PIDS: PgLwLock<[i32; MAX_WORKERS]> =
 /// Set in the postmaster when preloaded (inherited by every forked backend): only then does
 /// the shared memory above exist.
 static PRELOADED: AtomicBool = AtomicBool::new(false);
+/// This worker process was asked to stop (see `stopping`).
+static STOP_REQUESTED: AtomicBool = AtomicBool::new(false);
 
 pub const WORKER_NAME: &str = "crm_integrations email worker";
 
@@ -155,7 +157,13 @@ pub extern "C-unwind" fn crm_email_worker_main(arg: pg_sys::Datum) {
     // Whether the extension is installed in the database: checked until it is. If it is
     // dropped later, the claim fails and the worker restarts, which checks again.
     let mut installed = false;
-    while BackgroundWorker::wait_latch(Some(sleep)) {
+    loop {
+        if !BackgroundWorker::wait_latch(Some(sleep)) {
+            STOP_REQUESTED.store(true, Ordering::Relaxed);
+        }
+        if stopping() {
+            break;
+        }
         if BackgroundWorker::sighup_received() {
             // SAFETY: reloading the configuration is what a backend does on SIGHUP.
             unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
@@ -192,9 +200,15 @@ pub extern "C-unwind" fn crm_email_worker_main(arg: pg_sys::Datum) {
     unsafe { pg_sys::proc_exit(1) };
 }
 
-/// The render and send checkpoint of the worker: SIGTERM (pg_terminate_backend, shutdown).
+/// The worker's checkpoint: SIGTERM (pg_terminate_backend, shutdown) was received. Sticky:
+/// pgrx's `sigterm_received` clears its flag when read, so a SIGTERM seen by a checkpoint in
+/// the middle of a turn must still end the main loop after it (else the postmaster's fast
+/// shutdown waits on a worker that forgot it was asked to stop).
 fn stopping() -> bool {
-    BackgroundWorker::sigterm_received()
+    if BackgroundWorker::sigterm_received() {
+        STOP_REQUESTED.store(true, Ordering::Relaxed);
+    }
+    STOP_REQUESTED.load(Ordering::Relaxed)
 }
 
 fn idle_sleep() -> Duration {

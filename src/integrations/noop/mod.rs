@@ -26,6 +26,8 @@ impl TaskKind for Noop {
         }
     }
     fn run(&self, task: &Task, _checkpoint: Checkpoint) -> Ran {
-        Step::Done(json!({"ok": true, "attempt": task.attempts})).into()
+        // SAFETY: a plain read of the process's own pid, set before any of our code runs.
+        let runner = unsafe { pgrx::pg_sys::MyProcPid };
+        Step::Done(json!({"ok": true, "attempt": task.attempts, "runner_pid": runner})).into()
     }
 }
