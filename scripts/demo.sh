@@ -235,6 +235,27 @@ sql -c "SELECT provider_email, is_active, round(extract(epoch FROM token_expires
 echo "Final queue state (crm.list_email_queue):"
 sql -c "SELECT recipient_email, left(subject, 50) AS subject, provider, status, attempts, scheduled_at IS NOT NULL AS scheduled, sent_at IS NOT NULL AS sent FROM crm.list_email_queue() ORDER BY created_at"
 
+say "The integration runtime: a task queue the same workers serve, in turns with the email queue"
+echo "Registered task kinds (each implemented next to its integration, in Rust):"
+sql -c "SELECT kind, description, max_attempts FROM crm.integration_task_kinds()"
+echo "A calendar-style reschedule, five times before the worker runs: enqueue_task coalesces on dedupe_key (latest payload wins):"
+sql -XAt -c "SELECT crm.enqueue_task('noop', jsonb_build_object('reschedule', v), 'job-1042', now() + interval '2 s',
+                                     'a0000000-0000-0000-0000-000000000001') FROM generate_series(1, 5) v" | sort | uniq -c
+sql -c "SELECT kind, dedupe_key, payload, coalesced, status FROM crm.integration_tasks WHERE dedupe_key = 'job-1042'"
+sql -q -c "SELECT pg_sleep(2.5)"
+sql -c "SELECT kind, status, attempts, result, round(extract(epoch FROM completed_at - next_attempt_at) * 1000) AS ms_late FROM crm.integration_tasks WHERE dedupe_key = 'job-1042'"
+echo "Keep Dana's Gmail connection alive: an oauth.refresh task. Google's token endpoint answers 429 (Retry-After: 3) once:"
+curl -s -X POST "$EMU/_emulator/faults" -H 'Content-Type: application/json' -d '{"path": "/token", "status": 429, "retry_after": "3"}' >/dev/null
+TASK=$(sql -XAt -c "SELECT crm.enqueue_task('oauth.refresh', '{\"connection_id\": \"e0000000-0000-0000-0000-000000000001\"}', NULL, now(), 'a0000000-0000-0000-0000-000000000001')")
+sql -q -c "SELECT pg_sleep(0.5)"
+sql -c "SELECT kind, status, attempts, left(last_error, 60) AS last_error, round(extract(epoch FROM next_attempt_at - now())) AS retry_in_s FROM crm.integration_tasks WHERE id = '$TASK'"
+sql -q -c "SELECT pg_sleep(3.5)"
+sql -c "SELECT kind, status, attempts, result FROM crm.integration_tasks WHERE id = '$TASK'"
+echo "Pacing is one limiter for the whole server, in shared memory: $(sql -XAt -c "SELECT crm.rate_limiter_is_shared()")"
+echo "A tenant sees its own tasks, and cannot queue any (the server side does):"
+as_api authenticated '{"account_id":"b0000000-0000-0000-0000-000000000002"}' -c "SELECT count(*) AS northside_sees FROM crm.list_integration_tasks()"
+as_api authenticated '{"account_id":"a0000000-0000-0000-0000-000000000001"}' -c "SELECT crm.enqueue_task('noop')" 2>&1 | grep ERROR || true
+
 say "Webhooks: Stripe pays an invoice, Resend reports what happened to the emails"
 sql -q -c "CREATE EXTENSION pgcrypto"   # only to sign the demo's webhooks the way Stripe and Svix do
 sql -q <<'SQL'

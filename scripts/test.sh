@@ -12,6 +12,10 @@ bash scripts/setup.sh
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
+step "cargo fmt --check, cargo clippy -D warnings"
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --features pg15 --quiet -- -D warnings
+
 step "unit tests (crm_core: no Postgres)"
 cargo test -p crm_core --quiet
 

@@ -84,7 +84,7 @@ BEGIN
     DO UPDATE SET payload = EXCLUDED.payload, next_attempt_at = EXCLUDED.next_attempt_at,
                   coalesced = t.coalesced + 1, last_error = NULL
     RETURNING t.id INTO task_id;
-    PERFORM crm._wake_email_worker_on_commit();
+    PERFORM crm._wake_workers_for_tasks_on_commit();
     RETURN task_id;
 END
 $$;
@@ -141,7 +141,7 @@ BEGIN
     UPDATE crm.integration_tasks x
     SET status = 'pending', attempts = 0, next_attempt_at = now(), locked_until = NULL, completed_at = NULL
     WHERE x.id = t.id;
-    PERFORM crm._wake_email_worker_on_commit();
+    PERFORM crm._wake_workers_for_tasks_on_commit();
     RETURN true;
 END
 $$;

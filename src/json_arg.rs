@@ -95,6 +95,11 @@ impl JsonbArg {
 
 /// serde_json's refusal in words a caller can act on.
 pub fn parse_json_text(text: &str) -> Result<Value, String> {
+    parse_json_as(text)
+}
+
+/// `text` straight into `T` (no `Value` in between), with the same words for a refusal.
+pub fn parse_json_as<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, String> {
     serde_json::from_str(text).map_err(|e| {
         if e.to_string().contains("recursion limit") {
             "JSON nested deeper than 128 levels".to_string()

@@ -36,7 +36,7 @@ pgrx::extension_sql_file!(
     requires = [
         "delivery",
         runtime::tasks::_check_task,
-        runtime::worker::_wake_email_worker_on_commit
+        runtime::worker::_wake_workers_for_tasks_on_commit
     ]
 );
 pgrx::extension_sql_file!("../sql/security.sql", name = "security", finalize);

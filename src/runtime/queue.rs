@@ -4,7 +4,7 @@
 //! the same lease rules; what an answer means (done, retry when, failed) is decided once, in
 //! `crm_core::runtime::outcome`.
 
-use crate::json_arg::parse_json_text;
+use crate::json_arg::parse_json_as;
 use crm_core::runtime::outcome::Outcome;
 use crm_core::template::budget::Checkpoint;
 use pgrx::prelude::*;
@@ -99,8 +99,7 @@ pub fn claim<Q: Queue>(queue: &Q, max_items: i32) -> (Vec<Q::Row>, Vec<Verdict>)
     let mut unreadable = Vec::new();
     for (id, text) in rows {
         let id = id.unwrap_or_default();
-        let parsed = parse_json_text(text.as_deref().unwrap_or("null"))
-            .and_then(|v| serde_json::from_value::<Q::Row>(v).map_err(|e| e.to_string()));
+        let parsed = parse_json_as::<Q::Row>(text.as_deref().unwrap_or("null"));
         match parsed {
             Ok(row) => claimed.push(row),
             Err(e) => unreadable.push(Verdict::failed(&id, format!("{}: {e}", Q::UNREADABLE))),

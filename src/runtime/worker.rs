@@ -28,9 +28,9 @@ use crate::email::queue::EmailQueue;
 use crate::guc;
 use pgrx::bgworkers::*;
 use pgrx::prelude::*;
-use pgrx::{pg_shmem_init, register_xact_callback, PgLwLock, PgXactCallbackEvent};
+use pgrx::{pg_shmem_init, register_xact_callback, PgAtomic, PgLwLock, PgXactCallbackEvent};
 use std::cell::Cell;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// Most workers `crm.worker_count` can ask for.
@@ -39,6 +39,13 @@ pub const MAX_WORKERS: usize = 8;
 /// The workers' pids (0: not running), in shared memory, for backends to find their latches.
 static WORKER_PIDS: PgLwLock<[i32; MAX_WORKERS]> =
     unsafe { PgLwLock::new(c"crm_integrations_email_worker_pids") };
+/// Bumped at the commit of every transaction that queued (or retried) a task: a worker runs a
+/// task turn when it changed, when a task it knows of comes due, or after `TASK_RECHECK`
+/// anyway — so an idle task queue costs the email queue no claim per turn.
+static TASK_SIGNAL: PgAtomic<AtomicU64> = unsafe { PgAtomic::new(c"crm_integrations_task_signal") };
+/// The longest a worker goes without looking at the task queue (tasks queued by a direct
+/// INSERT, retries recorded by another process).
+const TASK_RECHECK: Duration = Duration::from_secs(1);
 /// Set in the postmaster when preloaded (inherited by every forked backend): only then does
 /// the shared memory above exist.
 static PRELOADED: AtomicBool = AtomicBool::new(false);
@@ -49,6 +56,7 @@ pub const WORKER_NAME: &str = "crm_integrations email worker";
 
 pub fn init() {
     pg_shmem_init!(WORKER_PIDS);
+    pg_shmem_init!(TASK_SIGNAL);
     PRELOADED.store(true, Ordering::Relaxed);
     let count = WORKER_COUNT.get().clamp(1, MAX_WORKERS as i32);
     for index in 0..count {
@@ -84,6 +92,7 @@ fn running_pids() -> Vec<i32> {
 
 thread_local! {
     static WAKE_PENDING: Cell<bool> = const { Cell::new(false) };
+    static TASK_SIGNAL_PENDING: Cell<bool> = const { Cell::new(false) };
 }
 
 fn wake_workers() {
@@ -118,6 +127,24 @@ fn _wake_email_worker_on_commit() {
     });
     register_xact_callback(PgXactCallbackEvent::Abort, || {
         WAKE_PENDING.with(|w| w.set(false))
+    });
+}
+
+/// As `_wake_email_worker_on_commit`, for a transaction that queued or retried a task: the
+/// workers then look at the task queue on their next round.
+#[pg_extern(volatile, parallel_unsafe)]
+fn _wake_workers_for_tasks_on_commit() {
+    if !PRELOADED.load(Ordering::Relaxed) || TASK_SIGNAL_PENDING.with(Cell::get) {
+        return;
+    }
+    TASK_SIGNAL_PENDING.with(|w| w.set(true));
+    register_xact_callback(PgXactCallbackEvent::Commit, || {
+        TASK_SIGNAL_PENDING.with(|w| w.set(false));
+        TASK_SIGNAL.get().fetch_add(1, Ordering::SeqCst);
+        wake_workers();
+    });
+    register_xact_callback(PgXactCallbackEvent::Abort, || {
+        TASK_SIGNAL_PENDING.with(|w| w.set(false))
     });
 }
 
@@ -265,10 +292,47 @@ fn turn<Q: Queue>(queue: &Q, slot: usize) -> usize {
     claimed
 }
 
-/// One round: a turn for each queue. Returns how long to sleep before the next.
+thread_local! {
+    /// When the task queue needs a look: the signal last seen, and when a task is next due
+    /// (None: at the next round).
+    static TASK_WATCH: Cell<Option<(u64, Option<Instant>)>> = const { Cell::new(None) };
+}
+
+/// Whether this round gives the task queue a turn.
+fn tasks_need_a_turn() -> bool {
+    let signal = TASK_SIGNAL.get().load(Ordering::SeqCst);
+    match TASK_WATCH.with(Cell::get) {
+        None => true,
+        Some((seen, due)) => seen != signal || due.is_none_or(|d| Instant::now() >= d),
+    }
+}
+
+/// After a task turn: busy means look again next round; idle means look again when the next
+/// task is due, the signal changes, or after TASK_RECHECK.
+fn task_turn_done(claimed: usize, signal_before: u64) {
+    let due = if claimed > 0 {
+        None
+    } else {
+        let secs = BackgroundWorker::transaction(|| TaskQueue.next_due_secs());
+        let recheck = Instant::now() + TASK_RECHECK;
+        Some(match secs {
+            Some(s) => (Instant::now() + Duration::from_secs_f64(s.clamp(0.0, 1.0))).min(recheck),
+            None => recheck,
+        })
+    };
+    TASK_WATCH.with(|w| w.set(Some((signal_before, due))));
+}
+
+/// One round: a turn for each queue (the task queue's only when it may have work). Returns
+/// how long to sleep before the next.
 fn round() -> Duration {
     let emails = turn(&EmailQueue, 0);
-    let tasks = turn(&TaskQueue, 1);
+    let mut tasks = 0;
+    if tasks_need_a_turn() {
+        let signal = TASK_SIGNAL.get().load(Ordering::SeqCst);
+        tasks = turn(&TaskQueue, 1);
+        task_turn_done(tasks, signal);
+    }
     if emails + tasks > 0 {
         return Duration::ZERO;
     }

@@ -20,7 +20,7 @@ cleanup() {
   kill $emu_pid 2>/dev/null
 }
 trap cleanup EXIT
-echo "1..16"
+echo "1..18"
 
 ACC=00000007-0000-0000-0000-00000000a5c5
 CONN=e0000007-0000-0000-0000-00000000a5c5
@@ -83,6 +83,22 @@ id=$(refresh)
 q -c "SELECT crm.process_integration_tasks()" >/dev/null
 check "$(task "$id" "status || ' ' || attempts")/$(q -c "SELECT is_active FROM crm.email_providers WHERE id = '$CONN'")" "failed 1/f" \
   "invalid_grant fails the task at once and marks the connection inactive (the apply step)"
+
+# crm.http_timeout bounds every provider request; crm.email_http_timeout (0.3.0's name) is
+# still honoured as its alias.
+emu POST /_emulator/oauth '{"refresh_tokens": {"1//rt-tasks": "google"}}' >/dev/null
+q -c "UPDATE crm.email_providers SET is_active = true WHERE id = '$CONN'" >/dev/null
+for setting in "crm.http_timeout=1000" "crm.http_timeout=20000 -c crm.email_http_timeout=1000"; do
+  emu POST /_emulator/faults '[{"path": "/token", "delay_ms": 3000}]' >/dev/null
+  id=$(refresh)
+  t0=$(date +%s.%N)
+  PGOPTIONS="$PGOPTIONS -c $setting" q -c "SELECT crm.process_integration_tasks()" >/dev/null
+  secs=$(echo "$(date +%s.%N) - $t0" | bc -l)
+  check "$(task "$id" "status || ' ' || (last_error LIKE 'token refresh: no answer:%')")/$(echo "$secs < 2.5" | bc -l)" "pending t/1" \
+    "a token endpoint slower than $setting: no answer after ~1 s, retried ($(printf '%.1f' "$secs") s)"
+  q -c "SELECT crm.cancel_integration_task('$id')" >/dev/null
+  sleep 2.5   # let the emulator finish the slow answer
+done
 
 # (2) kill -9 of the worker while it waits on the token endpoint.
 emu POST /_emulator/reset >/dev/null

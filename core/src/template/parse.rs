@@ -100,12 +100,16 @@ fn parse_here(src: &str) -> Result<Template, ParseError> {
     Ok(template)
 }
 
+/// A parameter waiting to be looked at: it, its subexpression depth, and the (line, column)
+/// of the element holding it.
+type PendingParam<'a> = (&'a Parameter, usize, Option<(usize, usize)>);
+
 /// The first place where `t` nests too deeply, found without recursion.
 fn too_deep(t: &Template) -> Option<ParseError> {
     // (template, its block depth, where it starts)
     let mut templates: Vec<(&Template, usize)> = vec![(t, 0)];
     // (parameter, subexpression depth, position of the element holding it)
-    let mut params: Vec<(&Parameter, usize, Option<(usize, usize)>)> = Vec::new();
+    let mut params: Vec<PendingParam> = Vec::new();
     while let Some((t, depth)) = templates.pop() {
         for (i, el) in t.elements.iter().enumerate() {
             let at = t.mapping.get(i).map(|m: &TemplateMapping| (m.0, m.1));

@@ -16,7 +16,7 @@ pub fn html_to_text_checked(html: &str, checkpoint: &mut dyn FnMut()) -> String 
     let mut tags = 0u32;
     while let Some(lt) = rest.find('<') {
         tags = tags.wrapping_add(1);
-        if tags % 4096 == 0 {
+        if tags.is_multiple_of(4096) {
             checkpoint();
         }
         push_text(checkpoint, &mut out, &rest[..lt]);
@@ -103,7 +103,7 @@ fn find_end_tag(rest: &str, name: &str, checkpoint: &mut dyn FnMut()) -> Option<
     let mut seen = 0u32;
     while let Some(rel) = rest[from..].find("</") {
         seen = seen.wrapping_add(1);
-        if seen % 4096 == 0 {
+        if seen.is_multiple_of(4096) {
             checkpoint();
         }
         let at = from + rel;
