@@ -381,6 +381,35 @@ AS $$
     ) p ON true
 $$;
 
+-- What a sender or the oauth.refresh task learnt about connections: [{id, access_token, refresh_token, expires_in}] (sealed
+-- by the runner, bound to the row) or [{id, revoked}] (invalid_grant: the user must connect
+-- again; never retried). For every kind of connection.
+CREATE FUNCTION crm._record_connection_updates(updates json) RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    t text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['email_providers', 'calendar_providers', 'contact_providers'] LOOP
+        EXECUTE format($f$
+            UPDATE crm.%I p
+            SET access_token_encrypted = coalesce(c.access_token, p.access_token_encrypted),
+                refresh_token_encrypted = coalesce(c.refresh_token, p.refresh_token_encrypted),
+                token_expires_at = CASE WHEN c.access_token IS NOT NULL
+                                        THEN now() + make_interval(secs => c.expires_in) ELSE p.token_expires_at END,
+                last_refresh_at = CASE WHEN c.access_token IS NOT NULL THEN now() ELSE p.last_refresh_at END,
+                last_error = CASE WHEN c.revoked IS NOT NULL THEN left(c.revoked, 2000)
+                                  WHEN c.access_token IS NOT NULL THEN NULL ELSE p.last_error END,
+                needs_reconnect = p.needs_reconnect OR c.revoked IS NOT NULL,
+                is_active = p.is_active AND c.revoked IS NULL
+            FROM json_to_recordset($1) AS c(id uuid, access_token text, refresh_token text,
+                                            expires_in double precision, revoked text)
+            WHERE p.id = c.id$f$, t) USING $1;
+    END LOOP;
+END
+$$;
+
 -- Record what the providers answered: [{id, outcome: sent|retry|failed|release,
 -- provider_message_id, subject (as sent), error, after_seconds}]. Only rows still 'processing'
 -- change. 'release': given back unsent (the sender stopped, or its turn ended): due at once,
@@ -392,15 +421,9 @@ CREATE FUNCTION crm._record_email_outcomes(outcomes json, connections json DEFAU
 LANGUAGE sql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    UPDATE crm.email_providers p
-    SET access_token_encrypted = coalesce(c.access_token, p.access_token_encrypted),
-        refresh_token_encrypted = coalesce(c.refresh_token, p.refresh_token_encrypted),
-        token_expires_at = CASE WHEN c.access_token IS NOT NULL
-                                THEN now() + make_interval(secs => c.expires_in) ELSE p.token_expires_at END,
-        -- inactive: enqueue's default-provider choice skips it until the user connects again
-        is_active = p.is_active AND c.revoked IS NULL
-    FROM json_to_recordset($2) AS c(id uuid, access_token text, refresh_token text, expires_in double precision, revoked text)
-    WHERE p.id = c.id;
+    -- a revoked connection becomes inactive (enqueue's default-provider choice skips it) and
+    -- needs_reconnect until the user connects again
+    SELECT crm._record_connection_updates($2);
 
     UPDATE crm.email_queue q
     SET status = CASE o.outcome WHEN 'sent' THEN 'sent' WHEN 'retry' THEN 'pending' WHEN 'release' THEN 'pending' ELSE 'failed' END,

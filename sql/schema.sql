@@ -197,14 +197,21 @@ CREATE TABLE crm.email_providers (
     user_id                 uuid,
     provider                text NOT NULL CHECK (provider IN ('gmail', 'microsoft', 'resend', 'smtp')),
     provider_email          text NOT NULL,
-    access_token_encrypted  text NOT NULL,
+    -- NULL after crm.disconnect (the tokens are deleted)
+    access_token_encrypted  text,
     refresh_token_encrypted text,
     token_expires_at        timestamptz,
     is_active               boolean NOT NULL DEFAULT true,
     is_default              boolean NOT NULL DEFAULT false,
     last_synced_at          timestamptz,
     created_at              timestamptz NOT NULL DEFAULT now(),
-    updated_at              timestamptz NOT NULL DEFAULT now()
+    updated_at              timestamptz NOT NULL DEFAULT now(),
+    -- added (connections): what the connect flow and the token refresh record
+    scopes                  text[] NOT NULL DEFAULT '{}',
+    connected_at            timestamptz,
+    last_refresh_at         timestamptz,
+    last_error              text,
+    needs_reconnect         boolean NOT NULL DEFAULT false
 );
 ALTER TABLE crm.email_providers ADD CONSTRAINT email_providers_user_fk FOREIGN KEY (account_id, user_id)
     REFERENCES crm.users (account_id, id) ON DELETE CASCADE;
@@ -221,14 +228,21 @@ CREATE TABLE crm.calendar_providers (
     user_id                 uuid,
     provider                text NOT NULL CHECK (provider IN ('google', 'outlook')),
     provider_email          text NOT NULL,
-    access_token_encrypted  text NOT NULL,
+    -- NULL after crm.disconnect (the tokens are deleted)
+    access_token_encrypted  text,
     refresh_token_encrypted text,
     token_expires_at        timestamptz,
     is_active               boolean NOT NULL DEFAULT true,
     is_default              boolean NOT NULL DEFAULT false,
     last_synced_at          timestamptz,
     created_at              timestamptz NOT NULL DEFAULT now(),
-    updated_at              timestamptz NOT NULL DEFAULT now()
+    updated_at              timestamptz NOT NULL DEFAULT now(),
+    -- added (connections): what the connect flow and the token refresh record
+    scopes                  text[] NOT NULL DEFAULT '{}',
+    connected_at            timestamptz,
+    last_refresh_at         timestamptz,
+    last_error              text,
+    needs_reconnect         boolean NOT NULL DEFAULT false
 );
 ALTER TABLE crm.calendar_providers ADD CONSTRAINT calendar_providers_user_fk FOREIGN KEY (account_id, user_id)
     REFERENCES crm.users (account_id, id) ON DELETE CASCADE;

@@ -70,6 +70,15 @@ REVOKE ALL ON FUNCTION crm.rotate_encryption_key(integer) FROM PUBLIC;
 -- Sending is the server side's job (pg_cron, psql, the worker): it sends every account's mail.
 REVOKE ALL ON FUNCTION crm.process_email_queue(integer) FROM PUBLIC;
 REVOKE ALL ON FUNCTION crm.process_integration_tasks(integer) FROM PUBLIC;
+-- Keeping connections alive is the server side's (the workers, pg_cron).
+REVOKE ALL ON FUNCTION crm.schedule_token_refreshes() FROM PUBLIC;
+-- Which secrets are set is the server's business, even without their values.
+REVOKE ALL ON FUNCTION crm.config_check(boolean) FROM PUBLIC;
+-- Connecting is for signed-in users (authenticated) and the server, not anon.
+REVOKE ALL ON FUNCTION crm.oauth_start(text, text, text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION crm.oauth_complete(text, text, text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION crm.disconnect(uuid) FROM PUBLIC;
+REVOKE ALL ON FUNCTION crm.integration_status(uuid) FROM PUBLIC;
 -- Queueing tasks and purging them: the server side (service_role, the extension's triggers).
 REVOKE ALL ON FUNCTION crm.enqueue_task(text, jsonb, text, timestamptz, uuid) FROM PUBLIC;
 REVOKE ALL ON FUNCTION crm.purge_integration_tasks(interval, integer) FROM PUBLIC;
@@ -113,9 +122,20 @@ BEGIN
         GRANT SELECT ON crm.accounts TO authenticated;
         GRANT UPDATE (name, slug) ON crm.accounts TO authenticated;
         GRANT SELECT, INSERT, UPDATE, DELETE ON
-            crm.users, crm.contacts, crm.jobs,
-            crm.email_providers, crm.calendar_providers, crm.email_templates
+            crm.users, crm.contacts, crm.jobs, crm.email_templates
             TO authenticated;
+        -- Connections: a tenant may still store its own tokens (the pre-0.4.0 way) and manage
+        -- its rows; what the connect flow and the refresh record (scopes, connected_at,
+        -- last_refresh_at, last_error, needs_reconnect) is the server's.
+        GRANT SELECT, DELETE ON crm.email_providers, crm.calendar_providers, crm.contact_providers TO authenticated;
+        GRANT INSERT (id, account_id, user_id, provider, provider_email, access_token_encrypted, refresh_token_encrypted,
+                      token_expires_at, is_active, is_default, last_synced_at),
+              UPDATE (user_id, provider, provider_email, access_token_encrypted, refresh_token_encrypted,
+                      token_expires_at, is_active, is_default, last_synced_at)
+            ON crm.email_providers, crm.calendar_providers, crm.contact_providers TO authenticated;
+        GRANT SELECT ON crm.connections TO authenticated;
+        GRANT EXECUTE ON FUNCTION crm.oauth_start(text, text, text, text), crm.oauth_complete(text, text, text, text),
+            crm.disconnect(uuid), crm.integration_status(uuid) TO authenticated;
         GRANT SELECT, DELETE ON crm.invoices, crm.payments TO authenticated;
         GRANT INSERT (id, account_id, job_id, contact_id, invoice_number, amount, currency, status, due_date),
               UPDATE (job_id, contact_id, invoice_number, amount, currency, status, due_date)
@@ -140,6 +160,9 @@ BEGIN
         GRANT EXECUTE ON FUNCTION crm.purge_webhook_events(interval), crm.purge_email_queue(interval, integer),
             crm.process_email_queue(integer),
             crm._claim_emails(integer, double precision, boolean), crm._record_email_outcomes(json, json) TO service_role;
+        GRANT EXECUTE ON FUNCTION crm.oauth_start(text, text, text, text), crm.oauth_complete(text, text, text, text),
+            crm.disconnect(uuid), crm.integration_status(uuid), crm.schedule_token_refreshes(),
+            crm.config_check(boolean) TO service_role;
         GRANT EXECUTE ON FUNCTION crm.enqueue_task(text, jsonb, text, timestamptz, uuid),
             crm.process_integration_tasks(integer), crm.purge_integration_tasks(interval, integer),
             crm._claim_tasks(integer, double precision), crm._record_task_outcomes(json) TO service_role;

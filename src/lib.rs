@@ -12,6 +12,7 @@ mod errors;
 mod guc;
 mod integrations;
 mod json_arg;
+mod log_redact;
 mod runtime;
 mod schema;
 mod templates;
@@ -29,6 +30,7 @@ pub extern "C-unwind" fn _PG_init() {
     integrations::register_settings();
     // SAFETY: a plain read of a flag Postgres sets while it loads shared_preload_libraries.
     if unsafe { pg_sys::process_shared_preload_libraries_in_progress } {
+        log_redact::install();
         runtime::limiter::init_shared_memory();
         runtime::worker::init();
     }

@@ -39,4 +39,17 @@ pgrx::extension_sql_file!(
         runtime::worker::_wake_workers_for_tasks_on_commit
     ]
 );
+pgrx::extension_sql_file!(
+    "../sql/connections.sql",
+    name = "connections",
+    requires = [
+        "tasks",
+        runtime::connect::_oauth_begin,
+        runtime::connect::_oauth_state_hash,
+        runtime::connect::_oauth_hint,
+        runtime::connect::_oauth_connect,
+        runtime::connect::_oauth_revoke,
+        runtime::connect::_setting_is_set
+    ]
+);
 pgrx::extension_sql_file!("../sql/security.sql", name = "security", finalize);

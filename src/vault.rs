@@ -176,6 +176,14 @@ pub(crate) enum TokenError {
     Token(String),
 }
 
+impl std::fmt::Display for TokenError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TokenError::Keys(m) | TokenError::Token(m) => f.write_str(m),
+        }
+    }
+}
+
 impl From<VaultError> for TokenError {
     fn from(e: VaultError) -> Self {
         match e {

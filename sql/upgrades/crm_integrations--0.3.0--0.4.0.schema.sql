@@ -39,3 +39,105 @@ CREATE POLICY service_role_all ON crm.integration_tasks FOR ALL
     USING ((SELECT crm.is_service_role()))
     WITH CHECK ((SELECT crm.is_service_role()));
 SELECT pg_catalog.pg_extension_config_dump('crm.integration_tasks', '');
+
+-- Connections (sql/connections.sql): what the connect flow and the refresh record on each
+-- connection; tokens may be deleted (crm.disconnect).
+ALTER TABLE crm.email_providers ALTER COLUMN access_token_encrypted DROP NOT NULL,
+    ADD COLUMN scopes text[] NOT NULL DEFAULT '{}', ADD COLUMN connected_at timestamptz,
+    ADD COLUMN last_refresh_at timestamptz, ADD COLUMN last_error text,
+    ADD COLUMN needs_reconnect boolean NOT NULL DEFAULT false;
+ALTER TABLE crm.calendar_providers ALTER COLUMN access_token_encrypted DROP NOT NULL,
+    ADD COLUMN scopes text[] NOT NULL DEFAULT '{}', ADD COLUMN connected_at timestamptz,
+    ADD COLUMN last_refresh_at timestamptz, ADD COLUMN last_error text,
+    ADD COLUMN needs_reconnect boolean NOT NULL DEFAULT false;
+-- Those columns are the server's: tenants keep column-level INSERT/UPDATE on the others
+-- (granted again by sql/security.sql's crm.apply_role_grants()).
+DO $$
+BEGIN
+    IF to_regrole('authenticated') IS NOT NULL THEN
+        REVOKE INSERT, UPDATE ON crm.email_providers, crm.calendar_providers FROM authenticated;
+    END IF;
+END
+$$;
+
+CREATE TABLE crm.contact_providers (
+    id                      uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    account_id              uuid NOT NULL REFERENCES crm.accounts (id) ON DELETE CASCADE,
+    user_id                 uuid,
+    provider                text NOT NULL CHECK (provider IN ('google', 'microsoft')),
+    provider_email          text NOT NULL,
+    access_token_encrypted  text,
+    refresh_token_encrypted text,
+    token_expires_at        timestamptz,
+    is_active               boolean NOT NULL DEFAULT true,
+    is_default              boolean NOT NULL DEFAULT false,
+    last_synced_at          timestamptz,
+    created_at              timestamptz NOT NULL DEFAULT now(),
+    updated_at              timestamptz NOT NULL DEFAULT now(),
+    scopes                  text[] NOT NULL DEFAULT '{}',
+    connected_at            timestamptz,
+    last_refresh_at         timestamptz,
+    last_error              text,
+    needs_reconnect         boolean NOT NULL DEFAULT false
+);
+ALTER TABLE crm.contact_providers ADD CONSTRAINT contact_providers_user_fk FOREIGN KEY (account_id, user_id)
+    REFERENCES crm.users (account_id, id) ON DELETE CASCADE;
+CREATE INDEX idx_contact_providers_account_user ON crm.contact_providers (account_id, user_id);
+CREATE UNIQUE INDEX contact_providers_one_default
+    ON crm.contact_providers (account_id, user_id) NULLS NOT DISTINCT WHERE is_default;
+CREATE TRIGGER touch_updated_at BEFORE UPDATE ON crm.contact_providers
+    FOR EACH ROW EXECUTE FUNCTION crm.touch_updated_at();
+ALTER TABLE crm.contact_providers ENABLE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON crm.contact_providers FOR ALL
+    USING (account_id = (SELECT crm.current_account_id()))
+    WITH CHECK (account_id = (SELECT crm.current_account_id()));
+CREATE POLICY service_role_all ON crm.contact_providers FOR ALL
+    USING ((SELECT crm.is_service_role()))
+    WITH CHECK ((SELECT crm.is_service_role()));
+SELECT pg_catalog.pg_extension_config_dump('crm.contact_providers', '');
+
+-- Every connection, whatever it is for: what status, refresh scheduling and disconnect read.
+-- security_invoker: a tenant sees its own connections through it (row-level security of the
+-- three tables applies).
+CREATE VIEW crm.connections WITH (security_invoker = true) AS
+    SELECT id, account_id, user_id, 'email'::text AS purpose, 'email_providers'::text AS table_name,
+           CASE provider WHEN 'gmail' THEN 'google' ELSE provider END AS provider, provider_email,
+           access_token_encrypted IS NOT NULL AS has_access_token, refresh_token_encrypted IS NOT NULL AS has_refresh_token,
+           token_expires_at, is_active, is_default, scopes, connected_at, last_refresh_at, last_error, needs_reconnect, created_at
+    FROM crm.email_providers WHERE provider IN ('gmail', 'microsoft')
+    UNION ALL
+    SELECT id, account_id, user_id, 'calendar', 'calendar_providers',
+           CASE provider WHEN 'outlook' THEN 'microsoft' ELSE provider END, provider_email,
+           access_token_encrypted IS NOT NULL, refresh_token_encrypted IS NOT NULL,
+           token_expires_at, is_active, is_default, scopes, connected_at, last_refresh_at, last_error, needs_reconnect, created_at
+    FROM crm.calendar_providers
+    UNION ALL
+    SELECT id, account_id, user_id, 'contacts', 'contact_providers', provider, provider_email,
+           access_token_encrypted IS NOT NULL, refresh_token_encrypted IS NOT NULL,
+           token_expires_at, is_active, is_default, scopes, connected_at, last_refresh_at, last_error, needs_reconnect, created_at
+    FROM crm.contact_providers;
+
+-- A connect in progress: one row per crm.oauth_start, used once by crm.oauth_complete. The
+-- state is stored as its SHA-256 (a leaked row cannot be replayed), the PKCE verifier
+-- encrypted and bound to the row. No tenant reads this table; rows are deleted a day after
+-- they expire.
+CREATE TABLE crm.oauth_states (
+    id                 uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    state_hash         text NOT NULL UNIQUE,
+    account_id         uuid NOT NULL REFERENCES crm.accounts (id) ON DELETE CASCADE,
+    -- the JWT's sub: only the user who started a connect may complete it
+    user_sub           text NOT NULL,
+    provider           text NOT NULL CHECK (provider IN ('google', 'microsoft')),
+    purpose            text NOT NULL CHECK (purpose IN ('email', 'calendar', 'contacts')),
+    redirect_uri       text NOT NULL,
+    verifier_encrypted text NOT NULL,
+    created_at         timestamptz NOT NULL DEFAULT now(),
+    expires_at         timestamptz NOT NULL,
+    used_at            timestamptz
+);
+CREATE INDEX oauth_states_user_idx ON crm.oauth_states (account_id, user_sub) WHERE used_at IS NULL;
+CREATE INDEX oauth_states_expiry_idx ON crm.oauth_states (expires_at);
+ALTER TABLE crm.oauth_states ENABLE ROW LEVEL SECURITY;
+CREATE POLICY service_role_all ON crm.oauth_states FOR ALL
+    USING ((SELECT crm.is_service_role()))
+    WITH CHECK ((SELECT crm.is_service_role()));

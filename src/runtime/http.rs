@@ -45,6 +45,17 @@ pub fn post_json(url: &str, headers: &[(&str, &str)], body: &Value) -> Answer {
     answer(req.send_json(body))
 }
 
+/// GET with `Authorization: Bearer <token>` (userinfo, Graph /me).
+pub fn get_bearer(url: &str, token: &str) -> Answer {
+    answer(
+        agent()
+            .get(url)
+            .set("User-Agent", USER_AGENT)
+            .set("Authorization", &format!("Bearer {token}"))
+            .call(),
+    )
+}
+
 /// POST an application/x-www-form-urlencoded body (OAuth token endpoints).
 pub fn post_form(url: &str, form: &[(&str, &str)]) -> Answer {
     answer(

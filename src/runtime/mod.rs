@@ -10,6 +10,8 @@
 //! - `http`: the HTTP client; `oauth`: connected mailboxes' tokens (decrypt, refresh);
 //! - `settings`: the runtime's own settings (worker, lease, HTTP timeout).
 
+pub mod config_check;
+pub mod connect;
 pub mod http;
 pub mod limiter;
 pub mod oauth;

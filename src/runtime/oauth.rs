@@ -19,12 +19,22 @@ use std::collections::HashMap;
 #[derive(Debug, Clone, Deserialize)]
 pub struct Connection {
     pub id: String,
-    /// gmail or microsoft
+    /// gmail / google, or microsoft / outlook
     pub provider: String,
+    /// Which table it is a row of (the vault context of its tokens).
+    #[serde(default = "email_providers")]
+    pub table: String,
+    /// The scopes of its consent (Microsoft's refresh asks for them again).
+    #[serde(default)]
+    pub scopes: Vec<String>,
     pub access_token: Option<String>,
     pub refresh_token: Option<String>,
     /// Unix seconds.
     pub expires_at: Option<f64>,
+}
+
+fn email_providers() -> String {
+    "email_providers".to_string()
 }
 
 /// What a round learnt about a connection, for `crm._record_email_outcomes`' `connections`:
@@ -103,8 +113,8 @@ fn no_token(e: TokenError) -> NoToken {
     }
 }
 
-fn context(id: &str, which: &str) -> String {
-    format!("email_providers:{id}:{which}")
+fn context(table: &str, id: &str, which: &str) -> String {
+    format!("{table}:{id}:{which}")
 }
 
 impl Mailboxes {
@@ -137,7 +147,8 @@ impl Mailboxes {
                 .access_token
                 .as_deref()
                 .ok_or_else(|| NoToken::Unusable("the connection has no access token".into()))?;
-            let t = crate::vault::open_token(t, &context(&id, "access_token")).map_err(no_token)?;
+            let t = crate::vault::open_token(t, &context(&connection.table, &id, "access_token"))
+                .map_err(no_token)?;
             self.tokens.insert(id, t.clone());
             return Ok(t);
         }
@@ -160,9 +171,11 @@ impl Mailboxes {
             )));
         };
         let refresh_token =
-            crate::vault::open_token(sealed, &context(id, "refresh_token")).map_err(no_token)?;
-        let (url, client_id, secret) = match provider {
-            "gmail" => (
+            crate::vault::open_token(sealed, &context(&connection.table, id, "refresh_token"))
+                .map_err(no_token)?;
+        let google = matches!(provider, "gmail" | "google");
+        let (url, client_id, secret) = match google {
+            true => (
                 http::url(
                     &guc::text(&crate::integrations::google::settings::GOOGLE_OAUTH_BASE_URL),
                     "/token",
@@ -170,7 +183,7 @@ impl Mailboxes {
                 guc::text(&crate::integrations::google::settings::GOOGLE_CLIENT_ID),
                 guc::text(&crate::integrations::google::settings::GOOGLE_CLIENT_SECRET),
             ),
-            _ => (
+            false => (
                 http::url(
                     &guc::text(&crate::integrations::microsoft::settings::MICROSOFT_LOGIN_BASE_URL),
                     &format!("/{}/oauth2/v2.0/token", tenant()?),
@@ -181,12 +194,19 @@ impl Mailboxes {
         };
         let answer = http::post_form(
             &url,
-            &oauth::refresh_form(provider, &client_id, &secret, &refresh_token),
+            &oauth::refresh_form(
+                if google { "google" } else { "microsoft" },
+                &client_id,
+                &secret,
+                &refresh_token,
+                &oauth::microsoft_refresh_scope(&connection.scopes),
+            ),
         );
         match oauth::parse_answer(answer) {
             Ok(token) => {
                 let seal = |t: &str, which| {
-                    crate::vault::seal_token(t, &context(id, which)).map_err(no_token)
+                    crate::vault::seal_token(t, &context(&connection.table, id, which))
+                        .map_err(no_token)
                 };
                 let access = seal(&token.access_token, "access_token")?;
                 let refresh = token
@@ -237,7 +257,7 @@ impl crate::runtime::tasks::TaskKind for RefreshConnection {
         "oauth.refresh"
     }
     fn description(&self) -> &'static str {
-        "refresh a connected mailbox's OAuth access token now (payload {\"connection_id\": uuid})"
+        "refresh a connection's OAuth access token now (payload {\"connection_id\": uuid}); scheduled ahead of expiry by the workers"
     }
     fn check(&self, payload: &serde_json::Value) -> Result<(), String> {
         let id = payload
@@ -250,10 +270,13 @@ impl crate::runtime::tasks::TaskKind for RefreshConnection {
     }
     fn context_sql(&self) -> Option<&'static str> {
         Some(
-            "SELECT json_build_object('id', p.id, 'provider', p.provider, 'is_active', p.is_active,
+            "SELECT json_build_object('id', p.id, 'provider', p.provider, 'table', p.t, 'scopes', p.scopes,
+                    'is_active', p.is_active AND NOT p.needs_reconnect,
                     'access_token', p.access_token_encrypted, 'refresh_token', p.refresh_token_encrypted,
                     'expires_at', extract(epoch FROM p.token_expires_at))
-             FROM crm.email_providers p
+             FROM (SELECT 'email_providers' AS t, id, account_id, provider, access_token_encrypted, refresh_token_encrypted, token_expires_at, is_active, needs_reconnect, scopes FROM crm.email_providers WHERE provider IN ('gmail', 'microsoft')
+                   UNION ALL SELECT 'calendar_providers', id, account_id, provider, access_token_encrypted, refresh_token_encrypted, token_expires_at, is_active, needs_reconnect, scopes FROM crm.calendar_providers
+                   UNION ALL SELECT 'contact_providers', id, account_id, provider, access_token_encrypted, refresh_token_encrypted, token_expires_at, is_active, needs_reconnect, scopes FROM crm.contact_providers) p
              WHERE p.id = ($2 ->> 'connection_id')::uuid AND p.account_id = $1::uuid",
         )
     }
@@ -295,6 +318,6 @@ impl crate::runtime::tasks::TaskKind for RefreshConnection {
         Ran { step, apply }
     }
     fn apply_sql(&self) -> Option<&'static str> {
-        Some("SELECT crm._record_email_outcomes('[]', json_build_array($3::json))")
+        Some("SELECT crm._record_connection_updates(json_build_array($3::json))")
     }
 }

@@ -13,6 +13,7 @@ pub static HTTP_TIMEOUT_MS: GucSetting<i32> = GucSetting::<i32>::new(10_000);
 /// Deprecated alias of crm.http_timeout (0.3.0's name), kept for one version.
 pub static EMAIL_HTTP_TIMEOUT_MS: GucSetting<i32> = GucSetting::<i32>::new(0);
 pub static WORKER_TURN_MS: GucSetting<i32> = GucSetting::<i32>::new(1_000);
+pub static OAUTH_REFRESH_AHEAD_SECONDS: GucSetting<i32> = GucSetting::<i32>::new(600);
 pub static TASK_LEASE_SECONDS: GucSetting<i32> = GucSetting::<i32>::new(120);
 pub static TASK_RETRY_BASE: GucSetting<i32> = GucSetting::<i32>::new(30);
 pub static TASK_RETRY_FACTOR: GucSetting<f64> = GucSetting::<f64>::new(2.0);
@@ -103,6 +104,16 @@ pub fn register() {
         60_000,
         GucContext::Sighup,
         GucFlags::UNIT_MS,
+    );
+    GucRegistry::define_int_guc(
+        c"crm.oauth_refresh_ahead",
+        c"Refresh a connection's access token this long before it expires (oauth.refresh tasks the workers schedule).",
+        c"",
+        &OAUTH_REFRESH_AHEAD_SECONDS,
+        60,
+        86400,
+        GucContext::Suset,
+        GucFlags::UNIT_S,
     );
     GucRegistry::define_int_guc(
         c"crm.task_lease",

@@ -323,9 +323,37 @@ fn task_turn_done(claimed: usize, signal_before: u64) {
     TASK_WATCH.with(|w| w.set(Some((signal_before, due))));
 }
 
+/// How often a worker queues refreshes for connections about to expire.
+const REFRESH_SCHEDULE_EVERY: Duration = Duration::from_secs(30);
+
+thread_local! {
+    static REFRESHES_SCHEDULED_AT: Cell<Option<Instant>> = const { Cell::new(None) };
+}
+
+/// Keep connections alive: `crm.schedule_token_refreshes()` every 30 s (coalesced per
+/// connection, so several workers doing it is harmless). In a subtransaction: an error here
+/// (an older schema without the function) must not stop the queues.
+fn schedule_token_refreshes() {
+    let due = REFRESHES_SCHEDULED_AT
+        .with(Cell::get)
+        .is_none_or(|at| at.elapsed() >= REFRESH_SCHEDULE_EVERY);
+    if !due {
+        return;
+    }
+    REFRESHES_SCHEDULED_AT.with(|c| c.set(Some(Instant::now())));
+    BackgroundWorker::transaction(|| {
+        if let Err(e) = super::subxact::catch(|| Spi::run("SELECT crm.schedule_token_refreshes()"))
+            .and_then(|r| r.map_err(|e| e.to_string()))
+        {
+            log!("{WORKER_NAME}: scheduling token refreshes failed: {e}");
+        }
+    });
+}
+
 /// One round: a turn for each queue (the task queue's only when it may have work). Returns
 /// how long to sleep before the next.
 fn round() -> Duration {
+    schedule_token_refreshes();
     let emails = turn(&EmailQueue, 0);
     let mut tasks = 0;
     if tasks_need_a_turn() {
@@ -342,7 +370,7 @@ fn round() -> Duration {
             .flatten()
             .reduce(f64::min)
     });
-    let idle = idle_sleep();
+    let idle = idle_sleep().min(REFRESH_SCHEDULE_EVERY);
     match next {
         Some(secs) => Duration::from_secs_f64(secs.max(0.005)).min(idle),
         None => idle,

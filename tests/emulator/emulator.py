@@ -11,8 +11,12 @@ receives, and injects faults on command. Binds to 127.0.0.1 only.
   Gmail    POST /gmail/v1/users/me/messages/send {"raw": base64url RFC 5322, "threadId"};
            Google error body {"error": {"code", "message", "errors", "status"}}
   Graph    POST /v1.0/me/sendMail: 202 with no body; {"error": {"code", "message"}}
-  Google   POST /token (grant_type=refresh_token, form-encoded)
-  Microsoft POST /{tenant}/oauth2/v2.0/token (rotates the refresh token, as Microsoft does)
+  Google   GET /o/oauth2/v2/auth (the consent screen: a 302 back with code and state), POST /token
+           (authorization_code with PKCE S256, refresh_token; form-encoded), POST /revoke,
+           GET /v1/userinfo
+  Microsoft GET /{tenant}/oauth2/v2.0/authorize, POST /{tenant}/oauth2/v2.0/token (code with PKCE,
+           refresh: rotates the refresh token, as Microsoft does), Graph GET /v1.0/me
+  Resend   GET /domains
   The token endpoints answer 400 {"error": "invalid_grant", ...} to an unknown or revoked
   refresh token; Gmail and Graph answer 401 to an access token they did not issue or that
   expired.
@@ -24,7 +28,12 @@ Control endpoints (not part of any provider's API):
        [{"path": "/emails", "status": 503, "count": 2, "retry_after": "30", "delay_ms": 0, "drop": false}]
   POST /_emulator/rate_limit          {"per_second": 50}: answer 429 (Retry-After: 1), as Resend
                                       does, to requests beyond that rate (sliding 1 s window); 0 = off
-  POST /_emulator/oauth               {"refresh_tokens": {"TOKEN": "google"|"microsoft"},
+  POST /_emulator/oauth               {"app": {"users": {"google": ADDRESS, "microsoft": ADDRESS},
+                                       "consent": "deny", "drop_scopes": [...], "redirect_uris": [...],
+                                       "client_secret": S, "tenant": ID, "no_refresh_token": true,
+                                       "resend_domains": [{"name", "status"}]}: the OAuth app, the user
+                                      at the consent screen, and Resend's domains;
+                                      {"refresh_tokens": {"TOKEN": "google"|"microsoft"},
                                        "access_tokens": {"TOKEN": "google"|"microsoft"},
                                        "revoke": ["TOKEN", ...]}: tokens the endpoints accept
                                       (access tokens seeded here never expire), and refresh
@@ -49,7 +58,7 @@ import resend
 from state import LOCK, STATE, reset
 
 ROUTES = resend.ROUTES + google.ROUTES + microsoft.ROUTES
-GET_ROUTES = google.GET_ROUTES + microsoft.GET_ROUTES
+GET_ROUTES = resend.GET_ROUTES + google.GET_ROUTES + microsoft.GET_ROUTES
 
 
 class Handler(BaseHTTPRequestHandler):

@@ -39,4 +39,18 @@ def send_batch(body, headers, record):
     return 200, {"data": [{"id": str(uuid.uuid4())} for _ in body]}
 
 
+def domains(query, headers, record):
+    """GET /domains: the account's sending domains (POST /_emulator/oauth {"app":
+    {"resend_domains": [{"name", "status"}]}} sets them; default: none)."""
+    if not headers.get("authorization", "").startswith("Bearer " + API_KEY_PREFIX):
+        return resend_error(401, "missing_api_key", "Missing API key in the authorization header.")
+    from state import LOCK, STATE
+    with LOCK:
+        listed = list((STATE.get("app") or {}).get("resend_domains") or [])
+    return 200, {"data": [{"id": str(uuid.uuid5(uuid.NAMESPACE_DNS, d["name"])), "name": d["name"],
+                           "status": d.get("status", "verified"), "region": "us-east-1",
+                           "created_at": "2026-01-01T00:00:00.000Z"} for d in listed]}
+
+
 ROUTES = [(lambda path: path == "/emails", send_one), (lambda path: path == "/emails/batch", send_batch)]
+GET_ROUTES = [(lambda path: path == "/domains", lambda query, headers, record, path: domains(query, headers, record))]

@@ -13,11 +13,29 @@ pub const MICROSOFT_SCOPE: &str = "offline_access https://graph.microsoft.com/Ma
 /// Refresh this many seconds before the recorded expiry, so a token does not lapse in flight.
 pub const EXPIRY_MARGIN_SECS: i64 = 60;
 
+/// Microsoft's refresh must ask for the scopes of the original consent (or fewer): those
+/// stored with the connection, else (a mailbox stored before 0.4.0 recorded scopes) Mail.Send.
+pub fn microsoft_refresh_scope(stored: &[String]) -> String {
+    let graph: Vec<&str> = stored
+        .iter()
+        .map(String::as_str)
+        .filter(|s| !matches!(*s, "openid" | "email" | "profile" | "offline_access"))
+        .collect();
+    if graph.is_empty() {
+        MICROSOFT_SCOPE.to_string()
+    } else {
+        format!("offline_access {}", graph.join(" "))
+    }
+}
+
+/// `microsoft_scope`: see `microsoft_refresh_scope` (ignored for Google, whose refresh keeps
+/// the scopes of the consent).
 pub fn refresh_form<'a>(
     provider: &str,
     client_id: &'a str,
     client_secret: &'a str,
     refresh_token: &'a str,
+    microsoft_scope: &'a str,
 ) -> Vec<(&'static str, &'a str)> {
     let mut form = vec![
         ("grant_type", "refresh_token"),
@@ -26,7 +44,7 @@ pub fn refresh_form<'a>(
         ("client_secret", client_secret),
     ];
     if provider == "microsoft" {
-        form.push(("scope", MICROSOFT_SCOPE));
+        form.push(("scope", microsoft_scope));
     }
     form
 }
@@ -149,12 +167,21 @@ mod tests {
         assert!(
             matches!(parse_answer(answer(200, "{}")), Err(RefreshError::Failed(a)) if a.status == Some(502))
         );
-        let form = refresh_form("microsoft", "cid", "sec", "rt");
+        let form = refresh_form("microsoft", "cid", "sec", "rt", MICROSOFT_SCOPE);
         assert!(
             form.contains(&("grant_type", "refresh_token"))
                 && form.contains(&("scope", MICROSOFT_SCOPE))
         );
-        assert!(!refresh_form("gmail", "cid", "sec", "rt")
+        assert_eq!(microsoft_refresh_scope(&[]), MICROSOFT_SCOPE);
+        assert_eq!(
+            microsoft_refresh_scope(&[
+                "openid".into(),
+                "offline_access".into(),
+                "https://graph.microsoft.com/Calendars.ReadWrite".into()
+            ]),
+            "offline_access https://graph.microsoft.com/Calendars.ReadWrite"
+        );
+        assert!(!refresh_form("gmail", "cid", "sec", "rt", MICROSOFT_SCOPE)
             .iter()
             .any(|(k, _)| *k == "scope"));
     }

@@ -13,7 +13,28 @@ pub static GOOGLE_CLIENT_ID: GucSetting<Option<CString>> = GucSetting::<Option<C
 pub static GOOGLE_CLIENT_SECRET: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(None);
 
+pub static GOOGLE_ACCOUNTS_BASE_URL: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(Some(c"https://accounts.google.com"));
+pub static GOOGLE_USERINFO_BASE_URL: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(Some(c"https://openidconnect.googleapis.com"));
+
 pub fn register() {
+    GucRegistry::define_string_guc(
+        c"crm.google_accounts_base_url",
+        c"Where Google's authorization URL points (the consent screen; tests point it at the emulator).",
+        c"",
+        &GOOGLE_ACCOUNTS_BASE_URL,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_string_guc(
+        c"crm.google_userinfo_base_url",
+        c"Base URL of Google's OpenID userinfo endpoint (GET /v1/userinfo: the connected address).",
+        c"",
+        &GOOGLE_USERINFO_BASE_URL,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
     GucRegistry::define_string_guc(
         c"crm.gmail_base_url",
         c"Base URL of the Gmail API (tests point it at the emulator).",
