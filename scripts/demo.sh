@@ -25,8 +25,9 @@ bash scripts/cluster.sh start $NAME "$PORT" \
   "shared_preload_libraries = 'crm_integrations, pg_cron'" "cron.database_name = '$DB'" \
   "crm.stripe_webhook_secret = '$STRIPE_SECRET'" "crm.resend_webhook_secret = '$RESEND_SECRET'" \
   "crm.worker_database = '$DB'" "crm.resend_base_url = '$EMU'" "crm.resend_api_key = 're_demo_key'" \
-  "crm.resend_verified_domain = '317plumber.com'" "crm.resend_rate_limit = 0" "crm.email_retry_base = 2" \
-  "crm.gmail_base_url = '$EMU'" "crm.google_oauth_base_url = '$EMU'" "crm.google_client_id = 'demo-google-client'" \
+  "crm.resend_verified_domain = '317plumber.com'" "crm.resend_rate_limit = 0" "crm.email_retry_base = 2" "crm.task_retry_base = 2" \
+  "crm.gmail_base_url = '$EMU'" "crm.google_oauth_base_url = '$EMU'" "crm.google_client_id = 'demo-google-client.apps.googleusercontent.com'" \
+  "crm.google_accounts_base_url = '$EMU'" "crm.google_userinfo_base_url = '$EMU'" \
   "crm.google_client_secret = 'demo-google-secret'" "crm.microsoft_graph_base_url = '$EMU'" "crm.microsoft_login_base_url = '$EMU'" \
   "crm.microsoft_client_id = 'demo-ms-client'" "crm.microsoft_client_secret = 'demo-ms-secret'" \
   "crm.gmail_rate_limit = 0" "crm.microsoft_rate_limit = 0"
@@ -72,22 +73,36 @@ INSERT INTO crm.jobs (account_id, contact_id, title, status, scheduled_start, sc
 SQL
 sql -c "SELECT a.name AS account, count(j.*) AS jobs FROM crm.accounts a LEFT JOIN crm.jobs j ON j.account_id = a.id GROUP BY 1 ORDER BY 1"
 
-say "Dana (317 Plumber) connects her Gmail, Northside connects Microsoft 365: tokens go into the vault, bound to their row and column"
+say "Dana (317 Plumber) clicks \"Connect Gmail\": the OAuth flow with PKCE, as her browser and the app's frontend run it"
+# The emulator plays Google's consent screen: Dana is signed in there and accepts.
+curl -s -X POST "$EMU/_emulator/oauth" -H 'Content-Type: application/json' -d '{"app": {"users": {"google": "dana@317plumber.com"}}}' >/dev/null
+DANA_JWT='{"sub":"a1000000-0000-0000-0000-000000000001","account_id":"a0000000-0000-0000-0000-000000000001"}'
+STARTED=$(as_api authenticated "$DANA_JWT" -XAt -c "SELECT crm.oauth_start('google', 'email', 'https://app.317plumber.com/integrations/callback')")
+AUTH_URL=$(echo "$STARTED" | python3 -c "import json,sys; print(json.load(sys.stdin)['authorization_url'])")
+echo "1. supabase.rpc('oauth_start', {provider: 'google', purpose: 'email', redirect_uri}) returns the consent URL:"
+echo "   ${AUTH_URL:0:150}…"
+REDIRECT=$(curl -s -o /dev/null -w '%{redirect_url}' "$AUTH_URL")
+echo "2. Dana accepts; Google sends her browser back to:"
+echo "   ${REDIRECT:0:150}…"
+read -r CODE STATE <<< "$(python3 -c "import sys, urllib.parse as u; q = u.parse_qs(u.urlparse(sys.argv[1]).query); print(q['code'][0], q['state'][0])" "$REDIRECT")"
+echo "3. The callback page calls supabase.rpc('oauth_complete', {state, code}): the code is exchanged (with the PKCE verifier), the address read, the tokens sealed:"
+as_api authenticated "$DANA_JWT" -c "SELECT jsonb_pretty(crm.oauth_complete('$STATE', '$CODE')) AS connected"
+echo "   The same state a second time (a replayed callback) is refused:"
+as_api authenticated "$DANA_JWT" -c "SELECT crm.oauth_complete('$STATE', '$CODE')" 2>&1 | grep -E "ERROR|HINT" || true
+# Dana's Gmail is for her own replies; the company keeps sending through Resend.
+as_api authenticated "$DANA_JWT" -q -c "UPDATE crm.email_providers SET is_default = false WHERE provider_email = 'dana@317plumber.com'"
+echo "Northside stored its Microsoft 365 token itself (the pre-0.4.0 way, still allowed):"
 sql -q <<'SQL'
-WITH p AS (SELECT 'e0000000-0000-0000-0000-000000000001'::uuid AS id)
-INSERT INTO crm.email_providers (id, account_id, user_id, provider, provider_email,
-                                 access_token_encrypted, refresh_token_encrypted, token_expires_at, is_default)
-SELECT p.id, 'a0000000-0000-0000-0000-000000000001', 'a1000000-0000-0000-0000-000000000001', 'gmail', 'dana@317plumber.com',
-       crm.encrypt_token('ya29.a0-demo-access-token', 'email_providers:' || p.id || ':access_token'),
-       crm.encrypt_token('1//0demo-refresh-token', 'email_providers:' || p.id || ':refresh_token'),
-       now() - interval '1 hour', false     -- Dana's own mailbox (not the account default); its token expired
-FROM p;
 WITH p AS (SELECT 'e0000000-0000-0000-0000-000000000002'::uuid AS id)
 INSERT INTO crm.email_providers (id, account_id, provider, provider_email, access_token_encrypted, is_default)
 SELECT p.id, 'b0000000-0000-0000-0000-000000000002', 'microsoft', 'office@northside.example',
        crm.encrypt_token('EwB-demo-graph-token', 'email_providers:' || p.id || ':access_token'), true
 FROM p;
 SQL
+echo "Connection health (crm.integration_status) as Dana sees it:"
+as_api authenticated "$DANA_JWT" -c "SELECT kind, provider, purpose, email, state, array_length(scopes, 1) AS scopes FROM crm.integration_status()"
+# Her token is aged by an hour, so that the delivery part below shows the refresh.
+sql -q -c "UPDATE crm.email_providers SET token_expires_at = now() - interval '1 hour' WHERE provider_email = 'dana@317plumber.com'"
 sql -c "SELECT provider, provider_email, left(access_token_encrypted, 32) || '…' AS stored_ciphertext,
                crm.token_key_fingerprint(access_token_encrypted) AS key_fingerprint
         FROM crm.email_providers ORDER BY provider_email"
@@ -242,14 +257,15 @@ echo "A calendar-style reschedule, five times before the worker runs: enqueue_ta
 sql -XAt -c "SELECT crm.enqueue_task('noop', jsonb_build_object('reschedule', v), 'job-1042', now() + interval '2 s',
                                      'a0000000-0000-0000-0000-000000000001') FROM generate_series(1, 5) v" | sort | uniq -c
 sql -c "SELECT kind, dedupe_key, payload, coalesced, status FROM crm.integration_tasks WHERE dedupe_key = 'job-1042'"
-sql -q -c "SELECT pg_sleep(2.5)"
+sql -q -c "SELECT pg_sleep(2.5)" >/dev/null
 sql -c "SELECT kind, status, attempts, result, round(extract(epoch FROM completed_at - next_attempt_at) * 1000) AS ms_late FROM crm.integration_tasks WHERE dedupe_key = 'job-1042'"
 echo "Keep Dana's Gmail connection alive: an oauth.refresh task. Google's token endpoint answers 429 (Retry-After: 3) once:"
 curl -s -X POST "$EMU/_emulator/faults" -H 'Content-Type: application/json' -d '{"path": "/token", "status": 429, "retry_after": "3"}' >/dev/null
-TASK=$(sql -XAt -c "SELECT crm.enqueue_task('oauth.refresh', '{\"connection_id\": \"e0000000-0000-0000-0000-000000000001\"}', NULL, now(), 'a0000000-0000-0000-0000-000000000001')")
-sql -q -c "SELECT pg_sleep(0.5)"
+DANA_CONN=$(sql -XAt -c "SELECT id FROM crm.email_providers WHERE provider_email = 'dana@317plumber.com'")
+TASK=$(sql -XAt -c "SELECT crm.enqueue_task('oauth.refresh', jsonb_build_object('connection_id', '$DANA_CONN'), NULL, now(), 'a0000000-0000-0000-0000-000000000001')")
+sql -q -c "SELECT pg_sleep(0.5)" >/dev/null
 sql -c "SELECT kind, status, attempts, left(last_error, 60) AS last_error, round(extract(epoch FROM next_attempt_at - now())) AS retry_in_s FROM crm.integration_tasks WHERE id = '$TASK'"
-sql -q -c "SELECT pg_sleep(3.5)"
+sql -q -c "SELECT pg_sleep(3.5)" >/dev/null
 sql -c "SELECT kind, status, attempts, result FROM crm.integration_tasks WHERE id = '$TASK'"
 echo "Pacing is one limiter for the whole server, in shared memory: $(sql -XAt -c "SELECT crm.rate_limiter_is_shared()")"
 echo "A tenant sees its own tasks, and cannot queue any (the server side does):"

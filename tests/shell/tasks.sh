@@ -81,13 +81,13 @@ check "$(task "$id" "status || ' ' || attempts")/$(stored_token)" "done 1/$(last
 emu POST /_emulator/oauth '{"revoke": ["1//rt-tasks"]}' >/dev/null
 id=$(refresh)
 q -c "SELECT crm.process_integration_tasks()" >/dev/null
-check "$(task "$id" "status || ' ' || attempts")/$(q -c "SELECT is_active FROM crm.email_providers WHERE id = '$CONN'")" "failed 1/f" \
-  "invalid_grant fails the task at once and marks the connection inactive (the apply step)"
+check "$(task "$id" "status || ' ' || attempts")/$(q -c "SELECT is_active || ' ' || needs_reconnect FROM crm.email_providers WHERE id = '$CONN'")" "failed 1/false true" \
+  "invalid_grant fails the task at once and marks the connection inactive, needing a reconnect (the apply step)"
 
 # crm.http_timeout bounds every provider request; crm.email_http_timeout (0.3.0's name) is
 # still honoured as its alias.
 emu POST /_emulator/oauth '{"refresh_tokens": {"1//rt-tasks": "google"}}' >/dev/null
-q -c "UPDATE crm.email_providers SET is_active = true WHERE id = '$CONN'" >/dev/null
+q -c "UPDATE crm.email_providers SET is_active = true, needs_reconnect = false WHERE id = '$CONN'" >/dev/null
 for setting in "crm.http_timeout=1000" "crm.http_timeout=20000 -c crm.email_http_timeout=1000"; do
   emu POST /_emulator/faults '[{"path": "/token", "delay_ms": 3000}]' >/dev/null
   id=$(refresh)
@@ -104,7 +104,7 @@ done
 emu POST /_emulator/reset >/dev/null
 emu POST /_emulator/oauth '{"refresh_tokens": {"1//rt-tasks": "google"}}' >/dev/null
 emu POST /_emulator/faults '[{"path": "/token", "delay_ms": 4000}]' >/dev/null
-q -c "UPDATE crm.email_providers SET is_active = true WHERE id = '$CONN'" \
+q -c "UPDATE crm.email_providers SET is_active = true, needs_reconnect = false WHERE id = '$CONN'" \
   -c "ALTER SYSTEM SET crm.task_lease = '5s'" -c "ALTER SYSTEM SET crm.worker_enabled = on" -c "SELECT pg_reload_conf()" >/dev/null
 id=$(refresh)
 for _ in $(seq 100); do [ "$(task "$id" status)" = processing ] && break; sleep 0.1; done
