@@ -101,7 +101,7 @@ FROM p;
 SQL
 echo "Connection health (crm.integration_status) as Dana sees it:"
 as_api authenticated "$DANA_JWT" -c "SELECT kind, provider, purpose, email, state, array_length(scopes, 1) AS scopes FROM crm.integration_status()"
-# Her token is aged by an hour, so that the delivery part below shows the refresh.
+# Her token is aged by an hour, so that the workers' keep-alive has something to refresh.
 sql -q -c "UPDATE crm.email_providers SET token_expires_at = now() - interval '1 hour' WHERE provider_email = 'dana@317plumber.com'"
 sql -c "SELECT provider, provider_email, left(access_token_encrypted, 32) || '…' AS stored_ciphertext,
                crm.token_key_fingerprint(access_token_encrypted) AS key_fingerprint
@@ -214,8 +214,10 @@ echo "Queueing it again with the same idempotency key returns the same row: $(sq
 echo "Everything the emulator received, in order:"
 emu_requests 0
 echo
-echo "Dana replies to John from her own Gmail (provider gmail, a thread). Her access token expired an hour ago,"
-echo "so the worker refreshes it at Google's token endpoint first, then calls users.messages.send:"
+echo "Dana replies to John from her own Gmail (provider gmail, a thread). Her access token was aged to have expired an"
+echo "hour ago; the workers' keep-alive (crm.schedule_token_refreshes, every 30 s) has already refreshed it:"
+sql -c "SELECT kind, status, attempts, result FROM crm.integration_tasks WHERE kind = 'oauth.refresh' ORDER BY created_at"
+echo "so the send goes straight to users.messages.send:"
 curl -s -X POST "$EMU/_emulator/oauth" -H 'Content-Type: application/json' \
   -d '{"refresh_tokens": {"1//0demo-refresh-token": "google"}, "access_tokens": {"EwB-demo-graph-token": "microsoft"}}' >/dev/null
 SEEN=$(curl -s "$EMU/_emulator/requests" | python3 -c "import json,sys; print(len(json.load(sys.stdin)))")
