@@ -26,6 +26,8 @@ Control endpoints (not part of any provider's API):
   POST /_emulator/reset               forget requests, faults and idempotency keys
   POST /_emulator/faults              queue faults, consumed in order by matching requests:
        [{"path": "/emails", "status": 503, "count": 2, "retry_after": "30", "delay_ms": 0, "drop": false}]
+       ("drop": the connection closes unanswered; "drop_after": the request is carried out, then
+       the connection closes unanswered: a lost 200)
   POST /_emulator/rate_limit          {"per_second": 50}: answer 429 (Retry-After: 1), as Resend
                                       does, to requests beyond that rate (sliding 1 s window); 0 = off
   POST /_emulator/oauth               {"app": {"users": {"google": ADDRESS, "microsoft": ADDRESS},
@@ -59,6 +61,7 @@ from state import LOCK, STATE, reset
 
 ROUTES = resend.ROUTES + google.ROUTES + microsoft.ROUTES
 GET_ROUTES = resend.GET_ROUTES + google.GET_ROUTES + microsoft.GET_ROUTES
+METHOD_ROUTES = google.METHOD_ROUTES
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -90,6 +93,38 @@ class Handler(BaseHTTPRequestHandler):
             return json.loads(raw) if raw else None
         except ValueError:
             return raw.decode("utf-8", "replace")
+
+    def do_PUT(self):
+        self.method_route("PUT")
+
+    def do_PATCH(self):
+        self.method_route("PATCH")
+
+    def do_DELETE(self):
+        self.method_route("DELETE")
+
+    def method_route(self, method):
+        """PUT, PATCH, DELETE (the Calendar API's), recorded and faulted like the others."""
+        body = self.read_body()
+        path, _, qs = self.path.partition("?")
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        record = {"method": method, "path": path, "query": {k: v[0] for k, v in parse_qs(qs).items()},
+                  "headers": headers, "body": body, "replayed": False, "at": time.time()}
+        with LOCK:
+            STATE["requests"].append(record)
+            fault = next((STATE["faults"].pop(i) for i, f in enumerate(STATE["faults"]) if f.get("path", path) == path), None)
+        if fault and fault.get("status"):
+            result = (fault["status"], {"error": {"code": fault["status"], "message": "Injected fault.",
+                                                  "errors": [{"reason": fault.get("reason", "backendError")}]}})
+        else:
+            route = next((fn for matches, fn in METHOD_ROUTES if matches(path)), None)
+            result = route(method, record["query"], headers, record, path) if route else (404, {"error": "not found"})
+        record["response"] = result[1]
+        if fault and fault.get("drop_after"):
+            self.close_connection = True
+            self.connection.shutdown(2)
+            return
+        return self.reply(result[0], result[1])
 
     def do_GET(self):
         if self.path == "/_emulator/requests":
@@ -143,13 +178,14 @@ class Handler(BaseHTTPRequestHandler):
             return self.reply(200, {"ok": True})
 
         headers = {k.lower(): v for k, v in self.headers.items()}
-        record = {"method": "POST", "path": self.path, "headers": headers, "body": body, "replayed": False,
-                  "at": time.time()}
+        path, _, qs = self.path.partition("?")
+        record = {"method": "POST", "path": path, "query": {k: v[0] for k, v in parse_qs(qs).items()},
+                  "headers": headers, "body": body, "replayed": False, "at": time.time()}
         with LOCK:
             STATE["requests"].append(record)
             fault = None
             for i, f in enumerate(STATE["faults"]):
-                if f.get("path", self.path) == self.path:
+                if f.get("path", path) == path:
                     fault = STATE["faults"].pop(i)
                     break
 
@@ -224,12 +260,17 @@ class Handler(BaseHTTPRequestHandler):
             result = resend.resend_error(429, "rate_limit_exceeded", "Too many requests. You can only make %d requests per second." % STATE["rate"])
             record["response"] = result[1]
             return result[0], result[1], {"Retry-After": "1"}
-        route = next((fn for matches, fn in ROUTES if matches(self.path)), None)
+        route = next((fn for matches, fn in ROUTES if matches(record["path"])), None)
         if route is None:
             result = resend.resend_error(404, "not_found", "The requested endpoint does not exist.")
         else:
             result = route(body, headers, record)
         record["response"] = result[1]
+        if fault and fault.get("drop_after"):
+            # done, and the answer lost on the way back (a crash between the provider's 200 and us)
+            self.close_connection = True
+            self.connection.shutdown(2)
+            return None
         return result
 
 def main():

@@ -3,7 +3,9 @@ token endpoint POST /token. Error body {"error": {"code", "message", "errors", "
 import base64
 import email
 import email.policy
+import re
 import secrets
+import time
 
 from oauth import authorize, bearer_ok, issue_token, owner_of, revoke
 
@@ -64,6 +66,61 @@ def userinfo(query, headers, record):
     return 200, {"sub": str(abs(hash(email)) % 10**21), "email": email, "email_verified": True}
 
 
+# Calendar API v3 (https://developers.google.com/calendar/api/v3/reference/events): events
+# per calendar, kept in STATE["calendar"][calendar_id][event_id]; a deleted event stays as
+# status "cancelled" (a second delete or a get of it: 410 Gone, as Google answers).
+EVENTS_PATH = re.compile(r"^/calendar/v3/calendars/([^/]+)/events(?:/([^/]+))?$")
+BASE32HEX = re.compile(r"^[a-v0-9]{5,1024}$")
+
+
+def calendar_error(status, reason, message):
+    state = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
+             409: "ALREADY_EXISTS", 410: "FAILED_PRECONDITION"}.get(status, "UNKNOWN")
+    return google_error(status, message, reason, state)
+
+
+def calendar(method, path, body, headers):
+    from state import LOCK, STATE
+    if not bearer_ok(headers, "google"):
+        return calendar_error(401, "authError", "Invalid Credentials")
+    m = EVENTS_PATH.match(path)
+    cal, event_id = m.group(1), m.group(2)
+    with LOCK:
+        events = STATE.setdefault("calendar", {}).setdefault(cal, {})
+        if method == "POST" and event_id is None:
+            if not isinstance(body, dict) or "start" not in body or "end" not in body:
+                return calendar_error(400, "required", "Missing end time.")
+            new_id = body.get("id") or secrets.token_hex(13)
+            if not BASE32HEX.match(new_id):
+                return calendar_error(400, "invalid", "Invalid resource id value.")
+            if new_id in events:
+                return calendar_error(409, "duplicate", "The requested identifier already exists.")
+            ev = dict(body, id=new_id, status="confirmed", etag='"%d"' % int(time.time() * 1e6),
+                      updated=time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()), kind="calendar#event",
+                      htmlLink="https://www.google.com/calendar/event?eid=" + new_id)
+            events[new_id] = ev
+            return 200, ev
+        ev = events.get(event_id)
+        if ev is None:
+            return calendar_error(404, "notFound", "Not Found")
+        if ev.get("status") == "cancelled":
+            return calendar_error(410, "deleted", "Resource has been deleted")
+        if method == "GET":
+            return 200, ev
+        if method == "DELETE":
+            ev["status"] = "cancelled"
+            return 204, None
+        if method in ("PUT", "PATCH"):
+            if not isinstance(body, dict):
+                return calendar_error(400, "parseError", "Parse Error")
+            updated = dict(body) if method == "PUT" else dict(ev, **body)
+            updated.update(id=event_id, status="confirmed", etag='"%d"' % int(time.time() * 1e6), kind="calendar#event",
+                           updated=time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()), htmlLink=ev["htmlLink"])
+            events[event_id] = updated
+            return 200, updated
+    return calendar_error(400, "badRequest", "Bad Request")
+
+
 def form_of(body):
     return body if isinstance(body, dict) else {}
 
@@ -72,8 +129,15 @@ ROUTES = [
     (lambda path: path == "/token", lambda body, headers, record: issue_token(form_of(body), "google")),
     (lambda path: path == "/revoke", lambda body, headers, record: revoke(form_of(body))),
     (lambda path: path == "/gmail/v1/users/me/messages/send", gmail_send),
+    (lambda path: bool(EVENTS_PATH.match(path)), lambda body, headers, record: calendar("POST", record["path"], body, headers)),
+]
+# PUT, PATCH and DELETE: the Calendar API's.
+METHOD_ROUTES = [
+    (lambda path: bool(EVENTS_PATH.match(path)),
+     lambda method, query, headers, record, path: calendar(method, path, record["body"], headers)),
 ]
 GET_ROUTES = [
     (lambda path: path == "/o/oauth2/v2/auth", lambda query, headers, record, path: authorize("google", query)),
     (lambda path: path == "/v1/userinfo", lambda query, headers, record, path: userinfo(query, headers, record)),
+    (lambda path: bool(EVENTS_PATH.match(path)), lambda query, headers, record, path: calendar("GET", path, None, headers)),
 ]
