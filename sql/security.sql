@@ -133,7 +133,10 @@ BEGIN
               UPDATE (user_id, provider, provider_email, access_token_encrypted, refresh_token_encrypted,
                       token_expires_at, is_active, is_default, last_synced_at)
             ON crm.email_providers, crm.calendar_providers, crm.contact_providers TO authenticated;
+        -- which of its calendars a calendar connection writes jobs to
+        GRANT INSERT (calendar_id), UPDATE (calendar_id) ON crm.calendar_providers TO authenticated;
         GRANT SELECT ON crm.connections TO authenticated;
+        GRANT SELECT ON crm.calendar_events TO authenticated;
         GRANT EXECUTE ON FUNCTION crm.oauth_start(text, text, text, text), crm.oauth_complete(text, text, text, text),
             crm.disconnect(uuid), crm.integration_status(uuid) TO authenticated;
         GRANT SELECT, DELETE ON crm.invoices, crm.payments TO authenticated;

@@ -52,4 +52,9 @@ pgrx::extension_sql_file!(
         runtime::connect::_setting_is_set
     ]
 );
+pgrx::extension_sql_file!(
+    "../sql/calendar.sql",
+    name = "calendar",
+    requires = ["connections"]
+);
 pgrx::extension_sql_file!("../sql/security.sql", name = "security", finalize);

@@ -141,3 +141,36 @@ ALTER TABLE crm.oauth_states ENABLE ROW LEVEL SECURITY;
 CREATE POLICY service_role_all ON crm.oauth_states FOR ALL
     USING ((SELECT crm.is_service_role()))
     WITH CHECK ((SELECT crm.is_service_role()));
+
+-- Google Calendar, out (sql/calendar.sql).
+ALTER TABLE crm.calendar_providers ADD COLUMN calendar_id text NOT NULL DEFAULT 'primary'
+    CHECK (length(calendar_id) BETWEEN 1 AND 1024);
+
+CREATE TABLE crm.calendar_events (
+    job_id          uuid PRIMARY KEY,
+    account_id      uuid NOT NULL REFERENCES crm.accounts (id) ON DELETE CASCADE,
+    connection_id   uuid REFERENCES crm.calendar_providers (id) ON DELETE SET NULL,
+    calendar_id     text NOT NULL,
+    event_id        text NOT NULL,
+    etag            text,
+    generation      integer NOT NULL DEFAULT 0 CHECK (generation >= 0),
+    last_synced_at  timestamptz NOT NULL DEFAULT now(),
+    sync_state      text NOT NULL DEFAULT 'synced' CHECK (sync_state IN ('synced', 'failed')),
+    last_error      text
+);
+CREATE INDEX calendar_events_account_idx ON crm.calendar_events (account_id);
+CREATE INDEX calendar_events_connection_idx ON crm.calendar_events (connection_id);
+ALTER TABLE crm.calendar_events ENABLE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON crm.calendar_events FOR ALL
+    USING (account_id = (SELECT crm.current_account_id()))
+    WITH CHECK (account_id = (SELECT crm.current_account_id()));
+CREATE POLICY service_role_all ON crm.calendar_events FOR ALL
+    USING ((SELECT crm.is_service_role()))
+    WITH CHECK ((SELECT crm.is_service_role()));
+SELECT pg_catalog.pg_extension_config_dump('crm.calendar_events', '');
+
+
+-- @after-functions
+CREATE TRIGGER calendar_sync AFTER INSERT OR UPDATE OR DELETE ON crm.jobs
+    FOR EACH ROW EXECUTE FUNCTION crm._job_calendar_sync();
+

@@ -23,7 +23,11 @@ pub static EMAIL_PROVIDERS: &[&dyn Provider] = &[
 ];
 
 /// Every task kind (`integration_tasks.kind`).
-pub static TASK_KINDS: &[&dyn TaskKind] = &[&noop::Noop, &crate::runtime::oauth::RefreshConnection];
+pub static TASK_KINDS: &[&dyn TaskKind] = &[
+    &noop::Noop,
+    &crate::runtime::oauth::RefreshConnection,
+    &google::calendar::SyncJob,
+];
 
 /// Register every integration's settings (`_PG_init`).
 pub fn register_settings() {

@@ -45,6 +45,19 @@ pub fn post_json(url: &str, headers: &[(&str, &str)], body: &Value) -> Answer {
     answer(req.send_json(body))
 }
 
+/// Any method with `Authorization: Bearer <token>` and an optional JSON body (the Calendar
+/// API's insert, update, delete).
+pub fn bearer(method: &str, url: &str, token: &str, body: Option<&Value>) -> Answer {
+    let req = agent()
+        .request(method, url)
+        .set("User-Agent", USER_AGENT)
+        .set("Authorization", &format!("Bearer {token}"));
+    answer(match body {
+        Some(b) => req.send_json(b),
+        None => req.call(),
+    })
+}
+
 /// GET with `Authorization: Bearer <token>` (userinfo, Graph /me).
 pub fn get_bearer(url: &str, token: &str) -> Answer {
     answer(

@@ -13,8 +13,10 @@ SELECT columns_are('crm', 'calendar_providers', ARRAY['id', 'account_id', 'user_
     'access_token_encrypted', 'refresh_token_encrypted', 'token_expires_at', 'is_active', 'is_default',
     'last_synced_at', 'created_at', 'updated_at',
     -- added (connections, 0.4.0): what the connect flow and the token refresh record
-    'scopes', 'connected_at', 'last_refresh_at', 'last_error', 'needs_reconnect'],
-    'calendar_providers has the reference columns, and the connection health columns');
+    'scopes', 'connected_at', 'last_refresh_at', 'last_error', 'needs_reconnect',
+    -- added (calendar, 0.4.0): which calendar jobs go to
+    'calendar_id'],
+    'calendar_providers has the reference columns, the connection health columns and calendar_id');
 SELECT has_index('crm', 'calendar_providers', 'idx_calendar_providers_account_user', 'calendar_providers account/user index');
 SELECT has_index('crm', 'email_providers', 'idx_email_providers_active', 'email_providers active index');
 SELECT ok((SELECT array_agg(c ORDER BY c) FROM unnest(ARRAY['id', 'account_id', 'recipient_email', 'recipient_name', 'subject',

@@ -1,4 +1,6 @@
-//! Google: Gmail (send as a connected mailbox) and the settings of Google's OAuth app.
+//! Google: Gmail (send as a connected mailbox), Calendar (jobs become events), and the
+//! settings of Google's OAuth app.
 
+pub mod calendar;
 pub mod gmail;
 pub mod settings;

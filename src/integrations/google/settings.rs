@@ -18,7 +18,58 @@ pub static GOOGLE_ACCOUNTS_BASE_URL: GucSetting<Option<CString>> =
 pub static GOOGLE_USERINFO_BASE_URL: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(Some(c"https://openidconnect.googleapis.com"));
 
+pub static GOOGLE_CALENDAR_BASE_URL: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(Some(c"https://www.googleapis.com"));
+pub static CALENDAR_TIME_ZONE: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(Some(c"UTC"));
+pub static CALENDAR_SEND_UPDATES: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(Some(c"none"));
+pub static APP_BASE_URL: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+pub static CALENDAR_RATE_LIMIT: GucSetting<f64> = GucSetting::<f64>::new(10.0);
+
 pub fn register() {
+    GucRegistry::define_string_guc(
+        c"crm.google_calendar_base_url",
+        c"Base URL of the Google Calendar API (tests point it at the emulator).",
+        c"",
+        &GOOGLE_CALENDAR_BASE_URL,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_string_guc(
+        c"crm.calendar_time_zone",
+        c"IANA time zone jobs' calendar events are written in.",
+        c"",
+        &CALENDAR_TIME_ZONE,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_string_guc(
+        c"crm.calendar_send_updates",
+        c"Calendar's sendUpdates for job events: none, externalOnly or all.",
+        c"none: guests get no email from Google when a job's event changes.",
+        &CALENDAR_SEND_UPDATES,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_string_guc(
+        c"crm.app_base_url",
+        c"The CRM app's URL: event descriptions link to <app_base_url>/jobs/<id>.",
+        c"",
+        &APP_BASE_URL,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_float_guc(
+        c"crm.google_calendar_rate_limit",
+        c"Calendar API requests per second per connection from this server (Google: 600 a minute per user); 0 = unlimited.",
+        c"",
+        &CALENDAR_RATE_LIMIT,
+        0.0,
+        100000.0,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
     GucRegistry::define_string_guc(
         c"crm.google_accounts_base_url",
         c"Where Google's authorization URL points (the consent screen; tests point it at the emulator).",

@@ -1,3 +1,4 @@
 //! Google: Gmail (send as a connected mailbox).
 
+pub mod calendar;
 pub mod gmail;

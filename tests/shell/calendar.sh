@@ -1,0 +1,156 @@
+#!/usr/bin/env bash
+# TAP: Google Calendar, out — jobs become events on the technician's calendar, through the
+# task runtime and the emulator's Calendar API v3: create (the event's shape), five
+# reschedules before the worker runs -> one request, a lost 200 on insert -> still one event
+# (409 -> update), reassign -> moved, deleted in Google -> re-created as the next generation,
+# cancel and delete -> the event is deleted, the account's calendar for an unassigned job, a
+# 401 -> refresh and repeat, a quota 403 -> retried, tenants read their mappings only.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+source tests/lib/tap.bash
+start_emulator "${CRM_EMULATOR_PORT_CALENDAR:-18051}"
+cleanup() {
+  for s in google_calendar_base_url calendar_time_zone app_base_url google_calendar_rate_limit google_oauth_base_url \
+           google_client_id google_client_secret; do q -c "ALTER SYSTEM RESET crm.$s" >/dev/null 2>&1; done
+  q -c "SELECT pg_reload_conf()" >/dev/null 2>&1
+  kill $emu_pid 2>/dev/null
+}
+trap cleanup EXIT
+echo "1..18"
+
+ACC=0000000d-0000-0000-0000-0000000ca1e0
+TINA=0000000d-0000-0000-0000-00000000714a
+BOB=0000000d-0000-0000-0000-000000000b0b
+CT=0000000d-0000-0000-0000-0000000c0c0c
+C_TINA=e000000d-0000-0000-0000-00000000714a
+C_BOB=e000000d-0000-0000-0000-000000000b0b
+C_OFFICE=e000000d-0000-0000-0000-000000000ff1
+q >/dev/null <<SQL
+SET log_statement = 'none';
+DELETE FROM crm.accounts WHERE id = '$ACC';
+INSERT INTO crm.accounts (id, name) VALUES ('$ACC', 'Calendar');
+INSERT INTO crm.users (id, account_id, email, full_name) VALUES
+  ('$TINA', '$ACC', 'tina@317plumber.com', 'Tina'), ('$BOB', '$ACC', 'bob@317plumber.com', 'Bob');
+INSERT INTO crm.contacts (id, account_id, first_name, last_name) VALUES ('$CT', '$ACC', 'John', 'Smith');
+INSERT INTO crm.calendar_providers (id, account_id, user_id, provider, provider_email, access_token_encrypted,
+                                    refresh_token_encrypted, token_expires_at, is_default, calendar_id) VALUES
+  ('$C_TINA', '$ACC', '$TINA', 'google', 'tina@317plumber.com', crm.encrypt_token('ya29.tina', 'calendar_providers:$C_TINA:access_token'),
+   crm.encrypt_token('1//rt-tina', 'calendar_providers:$C_TINA:refresh_token'), now() + interval '1 hour', true, 'primary'),
+  ('$C_BOB', '$ACC', '$BOB', 'google', 'bob@317plumber.com', crm.encrypt_token('ya29.bob', 'calendar_providers:$C_BOB:access_token'),
+   NULL, now() + interval '1 hour', true, 'bob@317plumber.com'),
+  ('$C_OFFICE', '$ACC', NULL, 'google', 'office@317plumber.com', crm.encrypt_token('ya29.office', 'calendar_providers:$C_OFFICE:access_token'),
+   NULL, now() + interval '1 hour', true, 'office@group.calendar.google.com');
+ALTER SYSTEM SET crm.google_calendar_base_url = '$EMU';
+ALTER SYSTEM SET crm.calendar_time_zone = 'America/Indiana/Indianapolis';
+ALTER SYSTEM SET crm.app_base_url = 'https://app.317plumber.com';
+ALTER SYSTEM SET crm.google_calendar_rate_limit = 0;
+ALTER SYSTEM SET crm.google_oauth_base_url = '$EMU';
+ALTER SYSTEM SET crm.google_client_id = 'cal.apps.googleusercontent.com';
+ALTER SYSTEM SET crm.google_client_secret = 'cal-secret';
+SELECT pg_reload_conf();
+SQL
+sleep 0.3
+emu POST /_emulator/oauth '{"access_tokens": {"ya29.tina": "google", "ya29.bob": "google", "ya29.office": "google"}, "refresh_tokens": {"1//rt-tina": "google"}}' >/dev/null
+process() { q -c "SELECT crm.process_integration_tasks()" >/dev/null; }
+# The emulator keeps its calendars across steps; each step looks at the requests after its mark.
+MARK=0
+mark() { MARK=$(requests | python3 -c "import json,sys; print(len(json.load(sys.stdin)))"); }
+since() { requests | python3 -c "import json,sys; json.dump(json.load(sys.stdin)[$MARK:], sys.stdout)"; }
+cal_requests() { since | python3 -c "
+import json, sys
+print(' '.join(r['method'] + ':' + r['path'].split('/calendars/')[1] for r in json.load(sys.stdin) if r['path'].startswith('/calendar/')))"; }
+mapping() { q -c "SELECT connection_id || ' ' || calendar_id || ' ' || event_id || ' ' || generation FROM crm.calendar_events WHERE job_id = '$1'"; }
+hex() { echo "$1" | tr -d '-'; }
+
+# 1. A scheduled job assigned to Tina: an event on her calendar.
+J1=$(q -c "INSERT INTO crm.jobs (account_id, contact_id, assigned_to, title, description, status, scheduled_start, scheduled_end, address)
+           VALUES ('$ACC', '$CT', '$TINA', 'Water heater replacement', 'Bring the 50-gallon unit.', 'scheduled',
+                   '2026-12-01 14:00+00', '2026-12-01 16:00+00', '12 Elm St, Indianapolis') RETURNING id")
+check "$(q -c "SELECT count(*) || ' ' || min(dedupe_key) FROM crm.integration_tasks WHERE kind = 'calendar.sync_job' AND payload ->> 'job_id' = '$J1'")" \
+  "1 job:$J1" "inserting a scheduled job queues one calendar.sync_job task (nothing called in the user's transaction)"
+check "$(cal_requests)" "" "... no Calendar request before a runner picks it up"
+mark
+process
+check "$(cal_requests)" "POST:primary/events" "the runner inserts the event on Tina's calendar"
+check "$(since | python3 -c "
+import json, sys
+r = [r for r in json.load(sys.stdin) if r['path'].startswith('/calendar/')][-1]; b = r['body']
+print(b['id'], '|', b['summary'], '|', b['start']['dateTime'], b['start']['timeZone'], '|', b['end']['dateTime'], '|', b['location'], '|',
+      b['description'].split(chr(10))[-1], '|', b['extendedProperties']['private']['crm_job_id'] == '$J1', r['query'].get('sendUpdates'),
+      r['headers']['authorization'])")" \
+  "$(hex $J1)g0 | Water heater replacement — John Smith | 2026-12-01T09:00:00-05:00 America/Indiana/Indianapolis | 2026-12-01T11:00:00-05:00 | 12 Elm St, Indianapolis | https://app.317plumber.com/jobs/$J1 | True none Bearer ya29.tina" \
+  "... with the id derived from the job, title and customer, local times in the zone, address, a link back, the job id, sendUpdates=none"
+check "$(mapping $J1)" "$C_TINA primary $(hex $J1)g0 0" "... and the mapping is recorded"
+
+# 2. Five reschedules before the runner: one update with the last schedule.
+mark
+for h in 15 16 17 18 19; do q -c "UPDATE crm.jobs SET scheduled_start = '2026-12-02 $h:00+00', scheduled_end = '2026-12-02 $h:30+00' WHERE id = '$J1'" >/dev/null; done
+check "$(q -c "SELECT count(*) || ' ' || max(coalesced) FROM crm.integration_tasks WHERE kind = 'calendar.sync_job' AND payload ->> 'job_id' = '$J1' AND status = 'pending'")" \
+  "1 4" "five reschedules before the runner: one pending task (four coalesced into it)"
+process
+check "$(cal_requests)/$(since | python3 -c "import json,sys; print([r['body']['start']['dateTime'] for r in json.load(sys.stdin) if r['method'] == 'PUT'][-1])")" \
+  "PUT:primary/events/$(hex $J1)g0/2026-12-02T14:00:00-05:00" "... one Calendar request, carrying the last schedule"
+
+# 3. An insert whose 200 is lost: the retry finds it (409) and updates it — one event.
+J2=$(q -c "INSERT INTO crm.jobs (account_id, assigned_to, title, status, scheduled_start, scheduled_end)
+           VALUES ('$ACC', '$TINA', 'Drain cleaning', 'scheduled', '2026-12-03 15:00+00', '2026-12-03 16:00+00') RETURNING id")
+mark
+emu POST /_emulator/faults '[{"path": "/calendar/v3/calendars/primary/events", "drop_after": true}]' >/dev/null
+process
+q -c "UPDATE crm.integration_tasks SET next_attempt_at = now() WHERE kind = 'calendar.sync_job' AND status = 'pending'" >/dev/null
+process
+check "$(cal_requests)/$(mapping $J2 | cut -d' ' -f3-)" "POST:primary/events POST:primary/events PUT:primary/events/$(hex $J2)g0/$(hex $J2)g0 0" \
+  "a lost 200 on insert: the retry's insert answers 409 and becomes an update of that event — one event, not two"
+
+# 4. Reassigned to Bob: off Tina's calendar, onto Bob's.
+mark
+q -c "UPDATE crm.jobs SET assigned_to = '$BOB' WHERE id = '$J1'" >/dev/null
+process
+check "$(cal_requests)/$(mapping $J1)" "DELETE:primary/events/$(hex $J1)g0 POST:bob%40317plumber.com/events/$C_BOB bob@317plumber.com $(hex $J1)g1 1" \
+  "reassigning the job moves its event: deleted on Tina's calendar, inserted on Bob's (next generation)"
+
+# 5. Deleted in Google, then changed: re-created as the next generation.
+curl -s -X DELETE -H 'Authorization: Bearer ya29.bob' "$EMU/calendar/v3/calendars/bob%40317plumber.com/events/$(hex $J1)g1" >/dev/null
+mark
+q -c "UPDATE crm.jobs SET scheduled_end = '2026-12-02 20:00+00' WHERE id = '$J1'" >/dev/null
+process
+check "$(cal_requests)/$(mapping $J1 | cut -d' ' -f3-)" "PUT:bob%40317plumber.com/events/$(hex $J1)g1 POST:bob%40317plumber.com/events/$(hex $J1)g2 2" \
+  "an event deleted in Google (410 on update) is re-created under the next generation's id"
+
+# 6. Cancelled, and deleted: the event goes.
+mark
+q -c "UPDATE crm.jobs SET status = 'cancelled' WHERE id = '$J1'" -c "DELETE FROM crm.jobs WHERE id = '$J2'" >/dev/null
+process
+check "$(cal_requests)" "DELETE:bob%40317plumber.com/events/$(hex $J1)g2 DELETE:primary/events/$(hex $J2)g0" \
+  "a cancelled job's event and a deleted job's event are deleted"
+check "$(q -c "SELECT count(*) FROM crm.calendar_events WHERE job_id IN ('$J1', '$J2')")" "0" "... and their mappings are gone"
+
+# 7. Unassigned: the account's calendar. Unscheduled, in an account without calendars: nothing.
+mark
+J3=$(q -c "INSERT INTO crm.jobs (account_id, title, status, scheduled_start, scheduled_end) VALUES ('$ACC', 'Estimate', 'scheduled', '2026-12-04 15:00+00', '2026-12-04 15:30+00') RETURNING id")
+process
+check "$(cal_requests)" "POST:office%40group.calendar.google.com/events" "an unassigned job goes on the account's default calendar"
+before=$(q -c "SELECT count(*) FROM crm.integration_tasks WHERE kind = 'calendar.sync_job'")
+q -c "INSERT INTO crm.jobs (account_id, title) VALUES ('$ACC', 'Lead without a date')" >/dev/null
+check "$(q -c "SELECT count(*) FROM crm.integration_tasks WHERE kind = 'calendar.sync_job'")" "$before" "an unscheduled job queues nothing"
+
+# 8. A token Google no longer takes: refresh, then the request again.
+q -c "UPDATE crm.calendar_providers SET access_token_encrypted = crm.encrypt_token('ya29.stale', 'calendar_providers:$C_TINA:access_token') WHERE id = '$C_TINA'" >/dev/null
+mark
+J4=$(q -c "INSERT INTO crm.jobs (account_id, assigned_to, title, status, scheduled_start, scheduled_end) VALUES ('$ACC', '$TINA', 'Faucet', 'scheduled', '2026-12-05 15:00+00', '2026-12-05 16:00+00') RETURNING id")
+process
+check "$(since | python3 -c "import json,sys; print(' '.join(r['method'] + ' ' + r['path'][-14:] + ' ' + str((r.get('response') or {}).get('error', {}).get('code', 200) if isinstance(r.get('response'), dict) and isinstance((r.get('response') or {}).get('error'), dict) else 200) for r in json.load(sys.stdin)))")" \
+  "POST primary/events 401 POST /token 200 POST primary/events 200" "a 401: the token is refreshed at Google and the insert repeated"
+check "$(q -c "SELECT last_refresh_at IS NOT NULL FROM crm.calendar_providers WHERE id = '$C_TINA'")" "t" "... and the new token is stored on the connection"
+
+# 9. Quota: 403 userRateLimitExceeded is retried, not failed.
+emu POST /_emulator/faults "[{\"path\": \"/calendar/v3/calendars/primary/events/$(hex $J4)g0\", \"status\": 403, \"reason\": \"userRateLimitExceeded\"}]" >/dev/null
+q -c "UPDATE crm.jobs SET title = 'Kitchen faucet' WHERE id = '$J4'" >/dev/null
+process
+check "$(q -c "SELECT status || ' ' || (last_error LIKE 'calendar update: HTTP 429%userRateLimitExceeded%') FROM crm.integration_tasks WHERE kind = 'calendar.sync_job' AND payload ->> 'job_id' = '$J4' ORDER BY created_at DESC LIMIT 1")" \
+  "pending true" "a quota 403 (userRateLimitExceeded) is retried with backoff"
+
+# 10. Tenants read their own mappings, and cannot write them.
+check "$(PGOPTIONS="-c role=authenticated -c request.jwt.claims={\"account_id\":\"$ACC\"}" q -c "SELECT count(*) FROM crm.calendar_events")/$(PGOPTIONS="-c role=authenticated -c request.jwt.claims={\"account_id\":\"00000001-0000-0000-0000-000000000001\"}" q -c "SELECT count(*) FROM crm.calendar_events")/$(PGOPTIONS="-c role=authenticated -c request.jwt.claims={\"account_id\":\"$ACC\"}" psql -X -q -At -d "$DB" -c "DELETE FROM crm.calendar_events" 2>&1 | grep -o 'permission denied')" \
+  "2/0/permission denied" "an account sees its own event mappings only (the estimate and the faucet), and cannot change them"
+exit $failed
