@@ -26,6 +26,7 @@ bash scripts/cluster.sh start $NAME "$PORT" \
   "crm.stripe_webhook_secret = '$STRIPE_SECRET'" "crm.resend_webhook_secret = '$RESEND_SECRET'" \
   "crm.worker_database = '$DB'" "crm.resend_base_url = '$EMU'" "crm.resend_api_key = 're_demo_key'" \
   "crm.resend_verified_domain = '317plumber.com'" "crm.resend_rate_limit = 0" "crm.email_retry_base = 2" "crm.task_retry_base = 2" \
+  "crm.google_calendar_base_url = '$EMU'" "crm.calendar_time_zone = 'America/Indiana/Indianapolis'" \
   "crm.gmail_base_url = '$EMU'" "crm.google_oauth_base_url = '$EMU'" "crm.google_client_id = 'demo-google-client.apps.googleusercontent.com'" \
   "crm.google_accounts_base_url = '$EMU'" "crm.google_userinfo_base_url = '$EMU'" \
   "crm.google_client_secret = 'demo-google-secret'" "crm.microsoft_graph_base_url = '$EMU'" "crm.microsoft_login_base_url = '$EMU'" \
@@ -273,6 +274,50 @@ echo "Pacing is one limiter for the whole server, in shared memory: $(sql -XAt -
 echo "A tenant sees its own tasks, and cannot queue any (the server side does):"
 as_api authenticated '{"account_id":"b0000000-0000-0000-0000-000000000002"}' -c "SELECT count(*) AS northside_sees FROM crm.list_integration_tasks()"
 as_api authenticated '{"account_id":"a0000000-0000-0000-0000-000000000001"}' -c "SELECT crm.enqueue_task('noop')" 2>&1 | grep ERROR || true
+
+say "Google Calendar: a scheduled job becomes an event on the technician's calendar, after the commit"
+# Dana connected her Google Calendar too (stored directly here, the way the connect flow stores it).
+curl -s -X POST "$EMU/_emulator/oauth" -H 'Content-Type: application/json' -d '{"access_tokens": {"ya29.demo-calendar": "google"}}' >/dev/null
+sql -q <<'SQL'
+WITH p AS (SELECT 'c0000000-0000-0000-0000-0000000ca1e0'::uuid AS id)
+INSERT INTO crm.calendar_providers (id, account_id, user_id, provider, provider_email, access_token_encrypted, token_expires_at, is_default)
+SELECT p.id, 'a0000000-0000-0000-0000-000000000001', 'a1000000-0000-0000-0000-000000000001', 'google', 'dana@317plumber.com',
+       crm.encrypt_token('ya29.demo-calendar', 'calendar_providers:' || p.id || ':access_token'), now() + interval '1 hour', true
+FROM p;
+SQL
+CAL_SEEN=$(curl -s "$EMU/_emulator/requests" | python3 -c "import json,sys; print(len(json.load(sys.stdin)))")
+echo "Dana schedules a furnace tune-up for herself and moves it twice, in one transaction (the worker only sees the commit):"
+CAL_JOB=$(as_api authenticated '{"account_id":"a0000000-0000-0000-0000-000000000001"}' -XAt <<'SQL' | grep -E '^[0-9a-f-]{36}$'
+BEGIN;
+INSERT INTO crm.jobs (id, account_id, assigned_to, title, status, scheduled_start, scheduled_end, address)
+VALUES ('f0000000-0000-0000-0000-0000000f0001', 'a0000000-0000-0000-0000-000000000001', 'a1000000-0000-0000-0000-000000000001',
+        'Furnace tune-up', 'scheduled', '2026-12-08 15:00+00', '2026-12-08 16:00+00', '88 Oak Ave, Carmel') RETURNING id;
+UPDATE crm.jobs SET scheduled_start = '2026-12-08 16:00+00', scheduled_end = '2026-12-08 17:00+00' WHERE id = 'f0000000-0000-0000-0000-0000000f0001';
+UPDATE crm.jobs SET scheduled_start = '2026-12-08 17:00+00', scheduled_end = '2026-12-08 18:00+00' WHERE id = 'f0000000-0000-0000-0000-0000000f0001';
+COMMIT;
+SQL
+)
+sql -q -c "SELECT pg_sleep(0.5)" >/dev/null
+echo "One task (two reschedules coalesced into it), one Calendar request with the final time:"
+sql -c "SELECT kind, status, coalesced, result ->> 'action' AS action FROM crm.integration_tasks WHERE kind = 'calendar.sync_job'"
+curl -s "$EMU/_emulator/requests" | python3 -c "
+import json, sys
+for r in json.load(sys.stdin)[$CAL_SEEN:]:
+    if r['path'].startswith('/calendar/'):
+        b = r['body']
+        print(f\"  {r['method']} {r['path']}\")
+        print(f\"      id={b.get('id', r['path'].rsplit('/', 1)[-1])}  summary={b['summary']!r}  location={b.get('location')!r}\")
+        print(f\"      start={b['start']['dateTime']} ({b['start']['timeZone']})  end={b['end']['dateTime']}\")"
+sql -c "SELECT event_id, generation, calendar_id FROM crm.calendar_events WHERE job_id = '$CAL_JOB'"
+echo "Dana drags the event to 10:00 in Google Calendar; the next sync (crm.sync_calendar(), or the workers every 5 min) brings it back:"
+EVENT_ID=$(sql -XAt -c "SELECT event_id FROM crm.calendar_events WHERE job_id = '$CAL_JOB'")
+curl -s -X PATCH -H 'Authorization: Bearer ya29.demo-calendar' -H 'Content-Type: application/json' \
+  "$EMU/calendar/v3/calendars/primary/events/$EVENT_ID" \
+  -d '{"start": {"dateTime": "2026-12-08T10:00:00-05:00"}, "end": {"dateTime": "2026-12-08T11:00:00-05:00"}}' >/dev/null
+as_api authenticated '{"account_id":"a0000000-0000-0000-0000-000000000001"}' -q -XAt -c "SELECT crm.sync_calendar()" >/dev/null
+sql -q -c "SELECT pg_sleep(0.5)" >/dev/null
+sql -c "SELECT title, scheduled_start AT TIME ZONE 'America/Indiana/Indianapolis' AS starts_local, calendar_sync_state FROM crm.jobs WHERE id = '$CAL_JOB'"
+echo "(and nothing was sent back to Google for it: $(sql -XAt -c "SELECT count(*) FROM crm.integration_tasks WHERE kind = 'calendar.sync_job' AND payload ->> 'job_id' = '$CAL_JOB'") sync_job task in all)"
 
 say "Webhooks: Stripe pays an invoice, Resend reports what happened to the emails"
 sql -q -c "CREATE EXTENSION pgcrypto"   # only to sign the demo's webhooks the way Stripe and Svix do

@@ -170,6 +170,50 @@ CREATE POLICY service_role_all ON crm.calendar_events FOR ALL
 SELECT pg_catalog.pg_extension_config_dump('crm.calendar_events', '');
 
 
+-- Google Calendar, in (sql/calendar.sql).
+ALTER TABLE crm.jobs ADD COLUMN calendar_sync_state text
+    CHECK (calendar_sync_state IN ('synced', 'deleted_in_calendar'));
+
+-- Each calendar connection's incremental sync: the syncToken of its last complete listing, and
+-- the page a bounded run stopped at.
+CREATE TABLE crm.calendar_sync (
+    connection_id uuid PRIMARY KEY REFERENCES crm.calendar_providers (id) ON DELETE CASCADE,
+    account_id    uuid NOT NULL REFERENCES crm.accounts (id) ON DELETE CASCADE,
+    sync_token    text,
+    page_token    text,
+    synced_at     timestamptz
+);
+ALTER TABLE crm.calendar_sync ENABLE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON crm.calendar_sync FOR ALL
+    USING (account_id = (SELECT crm.current_account_id()))
+    WITH CHECK (account_id = (SELECT crm.current_account_id()));
+CREATE POLICY service_role_all ON crm.calendar_sync FOR ALL
+    USING ((SELECT crm.is_service_role()))
+    WITH CHECK ((SELECT crm.is_service_role()));
+SELECT pg_catalog.pg_extension_config_dump('crm.calendar_sync', '');
+
+-- A technician's busy time from events that are not ours: times only (titles and attendees
+-- are private and are not stored).
+CREATE TABLE crm.calendar_busy (
+    connection_id uuid NOT NULL REFERENCES crm.calendar_providers (id) ON DELETE CASCADE,
+    event_id      text NOT NULL,
+    account_id    uuid NOT NULL REFERENCES crm.accounts (id) ON DELETE CASCADE,
+    user_id       uuid,
+    starts_at     timestamptz NOT NULL,
+    ends_at       timestamptz NOT NULL,
+    PRIMARY KEY (connection_id, event_id)
+);
+CREATE INDEX calendar_busy_user_idx ON crm.calendar_busy (account_id, user_id, starts_at);
+ALTER TABLE crm.calendar_busy ENABLE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON crm.calendar_busy FOR ALL
+    USING (account_id = (SELECT crm.current_account_id()))
+    WITH CHECK (account_id = (SELECT crm.current_account_id()));
+CREATE POLICY service_role_all ON crm.calendar_busy FOR ALL
+    USING ((SELECT crm.is_service_role()))
+    WITH CHECK ((SELECT crm.is_service_role()));
+SELECT pg_catalog.pg_extension_config_dump('crm.calendar_busy', '');
+
+
 -- @after-functions
 CREATE TRIGGER calendar_sync AFTER INSERT OR UPDATE OR DELETE ON crm.jobs
     FOR EACH ROW EXECUTE FUNCTION crm._job_calendar_sync();

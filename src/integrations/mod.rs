@@ -27,6 +27,7 @@ pub static TASK_KINDS: &[&dyn TaskKind] = &[
     &noop::Noop,
     &crate::runtime::oauth::RefreshConnection,
     &google::calendar::SyncJob,
+    &google::calendar_sync::SyncConnection,
 ];
 
 /// Register every integration's settings (`_PG_init`).

@@ -330,8 +330,9 @@ thread_local! {
     static REFRESHES_SCHEDULED_AT: Cell<Option<Instant>> = const { Cell::new(None) };
 }
 
-/// Keep connections alive: `crm.schedule_token_refreshes()` every 30 s (coalesced per
-/// connection, so several workers doing it is harmless). In a subtransaction: an error here
+/// Upkeep every 30 s: keep connections alive (`crm.schedule_token_refreshes()`) and read
+/// calendars that are due (`crm._schedule_calendar_syncs()`); both coalesce per connection,
+/// so several workers doing it is harmless. In a subtransaction: an error here
 /// (an older schema without the function) must not stop the queues.
 fn schedule_token_refreshes() {
     let due = REFRESHES_SCHEDULED_AT
@@ -342,10 +343,12 @@ fn schedule_token_refreshes() {
     }
     REFRESHES_SCHEDULED_AT.with(|c| c.set(Some(Instant::now())));
     BackgroundWorker::transaction(|| {
-        if let Err(e) = super::subxact::catch(|| Spi::run("SELECT crm.schedule_token_refreshes()"))
-            .and_then(|r| r.map_err(|e| e.to_string()))
+        if let Err(e) = super::subxact::catch(|| {
+            Spi::run("SELECT crm.schedule_token_refreshes(), crm._schedule_calendar_syncs()")
+        })
+        .and_then(|r| r.map_err(|e| e.to_string()))
         {
-            log!("{WORKER_NAME}: scheduling token refreshes failed: {e}");
+            log!("{WORKER_NAME}: upkeep (token refreshes, calendar syncs) failed: {e}");
         }
     });
 }

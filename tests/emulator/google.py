@@ -79,12 +79,56 @@ def calendar_error(status, reason, message):
     return google_error(status, message, reason, state)
 
 
-def calendar(method, path, body, headers):
+def _seq():
+    from state import STATE
+    STATE["calendar_seq"] = STATE.get("calendar_seq", 0) + 1
+    return STATE["calendar_seq"]
+
+
+def _public(ev):
+    return {k: v for k, v in ev.items() if not k.startswith("_")}
+
+
+def list_events(cal, query):
+    """events.list: a full listing (pages of maxResults, the last with nextSyncToken), or the
+    changes since a syncToken (deleted events as status "cancelled"); 410 fullSyncRequired for
+    a token the emulator was told to expire."""
+    from state import LOCK, STATE
+    first = lambda k, d=None: (query.get(k) or [d])[0]
+    size = max(1, min(int(first("maxResults", "250")), 2500))
+    with LOCK:
+        # POST /_emulator/oauth {"app": {"calendar_page_size": N}}: smaller pages, for pagination tests
+        size = min(size, int((STATE.get("app") or {}).get("calendar_page_size") or size))
+    offset = int(first("pageToken", "0") or 0)
+    token = first("syncToken")
+    with LOCK:
+        app = STATE.get("app") or {}
+        events = sorted(STATE.setdefault("calendar", {}).setdefault(cal, {}).values(), key=lambda e: e["_seq"])
+        now_seq = STATE.get("calendar_seq", 0)
+    if token is not None:
+        if app.get("calendar_expire_sync_tokens") or not token.startswith("seq:"):
+            return calendar_error(410, "fullSyncRequired", "Sync token is no longer valid, a full sync is required.")
+        since = int(token[4:])
+        picked = [e for e in events if e["_seq"] > since]
+    else:
+        picked = [e for e in events if e.get("status") != "cancelled" or first("showDeleted") == "true"]
+    page = picked[offset:offset + size]
+    answer = {"kind": "calendar#events", "summary": cal, "timeZone": "UTC", "items": [_public(e) for e in page]}
+    if offset + size < len(picked):
+        answer["nextPageToken"] = str(offset + size)
+    else:
+        answer["nextSyncToken"] = "seq:%d" % now_seq
+    return 200, answer
+
+
+def calendar(method, path, body, headers, query=None):
     from state import LOCK, STATE
     if not bearer_ok(headers, "google"):
         return calendar_error(401, "authError", "Invalid Credentials")
     m = EVENTS_PATH.match(path)
     cal, event_id = m.group(1), m.group(2)
+    if method == "GET" and event_id is None:
+        return list_events(cal, query or {})
     with LOCK:
         events = STATE.setdefault("calendar", {}).setdefault(cal, {})
         if method == "POST" and event_id is None:
@@ -95,29 +139,30 @@ def calendar(method, path, body, headers):
                 return calendar_error(400, "invalid", "Invalid resource id value.")
             if new_id in events:
                 return calendar_error(409, "duplicate", "The requested identifier already exists.")
-            ev = dict(body, id=new_id, status="confirmed", etag='"%d"' % int(time.time() * 1e6),
+            ev = dict(body, id=new_id, status="confirmed", etag='"%d"' % int(time.time() * 1e6), _seq=_seq(),
                       updated=time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()), kind="calendar#event",
                       htmlLink="https://www.google.com/calendar/event?eid=" + new_id)
             events[new_id] = ev
-            return 200, ev
+            return 200, _public(ev)
         ev = events.get(event_id)
         if ev is None:
             return calendar_error(404, "notFound", "Not Found")
         if ev.get("status") == "cancelled":
             return calendar_error(410, "deleted", "Resource has been deleted")
         if method == "GET":
-            return 200, ev
+            return 200, _public(ev)
         if method == "DELETE":
             ev["status"] = "cancelled"
+            ev["_seq"] = _seq()
             return 204, None
         if method in ("PUT", "PATCH"):
             if not isinstance(body, dict):
                 return calendar_error(400, "parseError", "Parse Error")
             updated = dict(body) if method == "PUT" else dict(ev, **body)
-            updated.update(id=event_id, status="confirmed", etag='"%d"' % int(time.time() * 1e6), kind="calendar#event",
+            updated.update(id=event_id, status="confirmed", etag='"%d"' % int(time.time() * 1e6), kind="calendar#event", _seq=_seq(),
                            updated=time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()), htmlLink=ev["htmlLink"])
             events[event_id] = updated
-            return 200, updated
+            return 200, _public(updated)
     return calendar_error(400, "badRequest", "Bad Request")
 
 
@@ -139,5 +184,5 @@ METHOD_ROUTES = [
 GET_ROUTES = [
     (lambda path: path == "/o/oauth2/v2/auth", lambda query, headers, record, path: authorize("google", query)),
     (lambda path: path == "/v1/userinfo", lambda query, headers, record, path: userinfo(query, headers, record)),
-    (lambda path: bool(EVENTS_PATH.match(path)), lambda query, headers, record, path: calendar("GET", path, None, headers)),
+    (lambda path: bool(EVENTS_PATH.match(path)), lambda query, headers, record, path: calendar("GET", path, None, headers, query)),
 ]

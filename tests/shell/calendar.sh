@@ -16,7 +16,7 @@ cleanup() {
   kill $emu_pid 2>/dev/null
 }
 trap cleanup EXIT
-echo "1..18"
+echo "1..27"
 
 ACC=0000000d-0000-0000-0000-0000000ca1e0
 TINA=0000000d-0000-0000-0000-00000000714a
@@ -153,4 +153,63 @@ check "$(q -c "SELECT status || ' ' || (last_error LIKE 'calendar update: HTTP 4
 # 10. Tenants read their own mappings, and cannot write them.
 check "$(PGOPTIONS="-c role=authenticated -c request.jwt.claims={\"account_id\":\"$ACC\"}" q -c "SELECT count(*) FROM crm.calendar_events")/$(PGOPTIONS="-c role=authenticated -c request.jwt.claims={\"account_id\":\"00000001-0000-0000-0000-000000000001\"}" q -c "SELECT count(*) FROM crm.calendar_events")/$(PGOPTIONS="-c role=authenticated -c request.jwt.claims={\"account_id\":\"$ACC\"}" psql -X -q -At -d "$DB" -c "DELETE FROM crm.calendar_events" 2>&1 | grep -o 'permission denied')" \
   "2/0/permission denied" "an account sees its own event mappings only (the estimate and the faucet), and cannot change them"
+
+# --- In: changes made in Google come back. ---------------------------------------------------
+q -c "UPDATE crm.integration_tasks SET status = 'cancelled' WHERE kind LIKE 'calendar.%' AND status = 'pending'" >/dev/null
+TOKEN=$(q -c "SELECT crm.decrypt_token(access_token_encrypted, 'calendar_providers:' || id || ':access_token') FROM crm.calendar_providers WHERE id = '$C_TINA'")
+gcal() { curl -s -X "$1" -H "Authorization: Bearer ${3:-$TOKEN}" -H 'Content-Type: application/json' "$EMU/calendar/v3/calendars/${4:-primary}/events$2" ${5:+-d "$5"}; }
+gcal POST "" "" "" '{"id": "dentist0001", "summary": "Dentist", "start": {"dateTime": "2026-12-05T08:00:00-05:00"}, "end": {"dateTime": "2026-12-05T09:00:00-05:00"}}' >/dev/null
+gcal POST "" "" "" '{"id": "holiday0001", "summary": "Day off?", "transparency": "transparent", "start": {"date": "2026-12-06"}, "end": {"date": "2026-12-07"}}' >/dev/null
+sync() { q -c "SELECT count(*) FROM crm.sync_calendar('$1')" >/dev/null; q -c "SELECT crm.process_integration_tasks()" >/dev/null; }
+last_sync() { q -c "SELECT status || ' ' || coalesce(result ->> 'full', '-') FROM crm.integration_tasks WHERE kind = 'calendar.sync_connection' AND payload ->> 'connection_id' = '$1' ORDER BY created_at DESC LIMIT 1"; }
+mark
+sync $C_TINA
+check "$(last_sync $C_TINA)/$(q -c "SELECT string_agg(event_id || ' ' || to_char(starts_at AT TIME ZONE 'UTC', 'HH24:MI') || '-' || to_char(ends_at AT TIME ZONE 'UTC', 'HH24:MI') || ' ' || (user_id = '$TINA'), ',') FROM crm.calendar_busy WHERE connection_id = '$C_TINA'")/$(q -c "SELECT sync_token IS NOT NULL FROM crm.calendar_sync WHERE connection_id = '$C_TINA'")" \
+  "done true/dentist0001 13:00-14:00 true/t" "a first (full) sync: someone else's event becomes Tina's busy time (times only), a free all-day one does not; the syncToken is kept"
+
+# Our event moved in Google: the job follows, and nothing goes back to Google.
+gcal PATCH "/$(hex $J4)g0" "" "" '{"start": {"dateTime": "2026-12-06T10:00:00-05:00"}, "end": {"dateTime": "2026-12-06T11:30:00-05:00"}}' >/dev/null
+mark
+sync $C_TINA
+check "$(q -c "SELECT to_char(scheduled_start AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI') || ' ' || to_char(scheduled_end AT TIME ZONE 'UTC', 'HH24:MI') || ' ' || calendar_sync_state FROM crm.jobs WHERE id = '$J4'")" \
+  "2026-12-06 15:00 16:30 synced" "an event of ours moved in Google (incremental sync): the job's schedule follows"
+check "$(q -c "SELECT count(*) FROM crm.integration_tasks WHERE kind = 'calendar.sync_job' AND payload ->> 'job_id' = '$J4' AND status IN ('pending', 'processing')")/$(cal_requests | tr ' ' '\n' | grep -vc '^GET' )" \
+  "0/0" "... and the change does not echo: no sync_job queued, no write to Google"
+
+# Both sides changed: the later change wins, the loser is recorded.
+gcal PATCH "/$(hex $J4)g0" "" "" '{"start": {"dateTime": "2026-12-07T10:00:00-05:00"}, "end": {"dateTime": "2026-12-07T11:00:00-05:00"}}' >/dev/null
+sleep 1.2
+q -c "UPDATE crm.jobs SET scheduled_start = '2026-12-08 15:00+00', scheduled_end = '2026-12-08 16:00+00' WHERE id = '$J4'" \
+  -c "UPDATE crm.integration_tasks SET status = 'cancelled' WHERE kind = 'calendar.sync_job' AND status = 'pending'" >/dev/null
+sync $C_TINA
+check "$(q -c "SELECT to_char(j.scheduled_start AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI') || ' ' || (e.last_error LIKE 'conflict: the change made in Google at %lost to the job''s later change%') FROM crm.jobs j JOIN crm.calendar_events e ON e.job_id = j.id WHERE j.id = '$J4'")" \
+  "2026-12-08 15:00 true" "moved in Google, then changed in the CRM later: the CRM's change wins and Google's is recorded as lost"
+
+# Deleted in Google: the job is flagged, not cancelled.
+sync $C_OFFICE
+curl -s -X DELETE -H 'Authorization: Bearer ya29.office' "$EMU/calendar/v3/calendars/office%40group.calendar.google.com/events/$(hex $J3)g0" >/dev/null
+sync $C_OFFICE
+check "$(q -c "SELECT status || ' ' || calendar_sync_state FROM crm.jobs WHERE id = '$J3'")" "scheduled deleted_in_calendar" \
+  "an event of ours deleted in Google: the job is flagged deleted_in_calendar, not cancelled"
+
+# An expired syncToken (410): a full resync, over pages.
+emu POST /_emulator/oauth '{"app": {"calendar_expire_sync_tokens": true, "calendar_page_size": 1}}' >/dev/null
+mark
+sync $C_TINA
+emu POST /_emulator/oauth '{"app": {}}' >/dev/null
+check "$(last_sync $C_TINA)/$(since | python3 -c "
+import json, sys
+r = [r for r in json.load(sys.stdin) if r['method'] == 'GET' and r['path'].startswith('/calendar/')]
+print('syncToken' in r[0]['query'], (r[0].get('response') or {}).get('error', {}).get('code'), 'syncToken' in r[1]['query'],
+      any('pageToken' in x['query'] for x in r), len(r) >= 3)")" \
+  "done true/True 410 False True True" \
+  "an expired syncToken (410): the same run lists everything again, page by page"
+check "$(q -c "SELECT string_agg(event_id, ',') FROM crm.calendar_busy WHERE connection_id = '$C_TINA'")" "dentist0001" "... and the busy intervals are the same after the resync"
+
+# Scheduling, and who may sync.
+q -c "UPDATE crm.calendar_sync SET synced_at = now() - interval '1 hour'" >/dev/null
+check "$(q -c "SELECT crm._schedule_calendar_syncs() >= 2")/$(q -c "SELECT crm._schedule_calendar_syncs()")" "t/0" \
+  "the workers' schedule queues a sync for each calendar not read within crm.calendar_sync_interval, once"
+check "$(PGOPTIONS="-c role=authenticated -c request.jwt.claims={\"account_id\":\"$ACC\"}" q -c "SELECT count(*) FROM crm.sync_calendar()")/$(PGOPTIONS="-c role=authenticated -c request.jwt.claims={\"account_id\":\"00000001-0000-0000-0000-000000000001\"}" q -c "SELECT count(*) FROM crm.sync_calendar('$C_TINA')")/$(PGOPTIONS="-c role=authenticated -c request.jwt.claims={\"account_id\":\"00000001-0000-0000-0000-000000000001\"}" q -c "SELECT count(*) FROM crm.calendar_busy")" \
+  "3/0/0" "a tenant may sync its own calendars (three), not another account's, and sees no one else's busy time"
 exit $failed

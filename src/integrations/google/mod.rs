@@ -2,5 +2,6 @@
 //! settings of Google's OAuth app.
 
 pub mod calendar;
+pub mod calendar_sync;
 pub mod gmail;
 pub mod settings;

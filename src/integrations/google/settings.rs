@@ -26,6 +26,7 @@ pub static CALENDAR_SEND_UPDATES: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(Some(c"none"));
 pub static APP_BASE_URL: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 pub static CALENDAR_RATE_LIMIT: GucSetting<f64> = GucSetting::<f64>::new(10.0);
+pub static CALENDAR_SYNC_INTERVAL_SECONDS: GucSetting<i32> = GucSetting::<i32>::new(300);
 
 pub fn register() {
     GucRegistry::define_string_guc(
@@ -59,6 +60,16 @@ pub fn register() {
         &APP_BASE_URL,
         GucContext::Suset,
         GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"crm.calendar_sync_interval",
+        c"How often the workers read each Google calendar's changes (calendar.sync_connection).",
+        c"",
+        &CALENDAR_SYNC_INTERVAL_SECONDS,
+        30,
+        86400,
+        GucContext::Suset,
+        GucFlags::UNIT_S,
     );
     GucRegistry::define_float_guc(
         c"crm.google_calendar_rate_limit",

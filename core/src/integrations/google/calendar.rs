@@ -159,3 +159,99 @@ mod tests {
         assert_eq!(normalised(denied).status, Some(403));
     }
 }
+
+/// One event of an `events.list` answer, as the inbound sync needs it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListedEvent {
+    pub id: String,
+    /// confirmed, tentative, or cancelled (deleted).
+    pub cancelled: bool,
+    /// Google's last modification (RFC 3339), for "the later change wins".
+    pub updated: Option<String>,
+    /// Timed events: RFC 3339; all-day events: None (they block no time slot here).
+    pub start: Option<String>,
+    pub end: Option<String>,
+    /// `extendedProperties.private.crm_job_id`: one of ours.
+    pub job_id: Option<String>,
+    /// `transparency: transparent` ("show as free"): not busy.
+    pub free: bool,
+}
+
+impl ListedEvent {
+    /// As the apply step reads it (crm._apply_calendar_changes).
+    pub fn to_json(&self) -> Value {
+        json!({"id": self.id, "cancelled": self.cancelled, "updated": self.updated, "start": self.start,
+               "end": self.end, "job_id": self.job_id, "free": self.free})
+    }
+}
+
+/// A page of `events.list`: its events, and the next page's token or the sync token.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListPage {
+    pub events: Vec<ListedEvent>,
+    pub next_page_token: Option<String>,
+    pub next_sync_token: Option<String>,
+}
+
+pub fn parse_list(body: &str) -> Option<ListPage> {
+    let j: Value = serde_json::from_str(body).ok()?;
+    let s = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
+    let events = j
+        .get("items")
+        .and_then(Value::as_array)
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|e| {
+                    Some(ListedEvent {
+                        id: s(e, "id")?,
+                        cancelled: e.get("status").and_then(Value::as_str) == Some("cancelled"),
+                        updated: s(e, "updated"),
+                        start: e.get("start").and_then(|t| s(t, "dateTime")),
+                        end: e.get("end").and_then(|t| s(t, "dateTime")),
+                        job_id: e
+                            .pointer("/extendedProperties/private/crm_job_id")
+                            .and_then(Value::as_str)
+                            .map(str::to_owned),
+                        free: e.get("transparency").and_then(Value::as_str) == Some("transparent"),
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Some(ListPage {
+        events,
+        next_page_token: s(&j, "nextPageToken"),
+        next_sync_token: s(&j, "nextSyncToken"),
+    })
+}
+
+#[cfg(test)]
+mod list_tests {
+    use super::*;
+
+    #[test]
+    fn pages_and_events() {
+        let body = r#"{"items":[
+            {"id":"a","status":"confirmed","updated":"2026-12-01T10:00:00.000Z","start":{"dateTime":"2026-12-02T09:00:00-05:00"},"end":{"dateTime":"2026-12-02T10:00:00-05:00"},"extendedProperties":{"private":{"crm_job_id":"j1"}}},
+            {"id":"b","status":"cancelled"},
+            {"id":"c","start":{"date":"2026-12-03"},"end":{"date":"2026-12-04"},"transparency":"transparent"}],
+            "nextPageToken":"p2"}"#;
+        let p = parse_list(body).unwrap();
+        assert_eq!(p.events.len(), 3);
+        assert_eq!(p.events[0].job_id.as_deref(), Some("j1"));
+        assert!(p.events[1].cancelled);
+        assert!(p.events[2].free && p.events[2].start.is_none());
+        assert_eq!(
+            (p.next_page_token.as_deref(), p.next_sync_token),
+            (Some("p2"), None)
+        );
+        assert_eq!(
+            parse_list(r#"{"items":[],"nextSyncToken":"s"}"#)
+                .unwrap()
+                .next_sync_token
+                .as_deref(),
+            Some("s")
+        );
+    }
+}
