@@ -119,7 +119,12 @@ CREATE TABLE crm.calendar_sync (
     account_id    uuid NOT NULL REFERENCES crm.accounts (id) ON DELETE CASCADE,
     sync_token    text,
     page_token    text,
-    synced_at     timestamptz
+    synced_at     timestamptz,
+    -- the push channel (events/watch): its id, the hash of its token, Google's resource id
+    channel_id          text UNIQUE,
+    channel_token_hash  text,
+    channel_resource_id text,
+    channel_expires_at  timestamptz
 );
 ALTER TABLE crm.calendar_sync ENABLE ROW LEVEL SECURITY;
 CREATE POLICY tenant_isolation ON crm.calendar_sync FOR ALL
@@ -247,7 +252,8 @@ AS $$
 $$;
 
 -- The workers' schedule: connections not synced within crm.calendar_sync_interval (and with
--- no sync queued) get one. Returns how many were queued.
+-- no sync queued) get one, and push channels expiring within a day are renewed. Returns how
+-- many tasks were queued.
 CREATE FUNCTION crm._schedule_calendar_syncs() RETURNS integer
 LANGUAGE sql VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -261,8 +267,96 @@ AS $$
                           WHERE t.kind = 'calendar.sync_connection' AND t.dedupe_key = 'sync:' || p.id
                             AND t.status IN ('pending', 'processing'))
         LIMIT 1000
+    ), renew AS (
+        -- push channels expiring within a day (Google's last up to a week)
+        SELECT p.id, p.account_id FROM crm.calendar_providers p JOIN crm.calendar_sync s ON s.connection_id = p.id
+        WHERE p.provider = 'google' AND p.is_active AND NOT p.needs_reconnect AND s.channel_id IS NOT NULL
+          AND s.channel_expires_at < now() + interval '1 day'
+          AND NOT EXISTS (SELECT 1 FROM crm.integration_tasks t
+                          WHERE t.kind = 'calendar.watch' AND t.dedupe_key = 'watch:' || p.id
+                            AND t.status IN ('pending', 'processing'))
+        LIMIT 1000
     )
-    SELECT count(crm.enqueue_task('calendar.sync_connection', jsonb_build_object('connection_id', id), 'sync:' || id,
-                                  now(), account_id))::integer
-    FROM due
+    SELECT ((SELECT count(crm.enqueue_task('calendar.sync_connection', jsonb_build_object('connection_id', id),
+                                           'sync:' || id, now(), account_id)) FROM due)
+          + (SELECT count(crm.enqueue_task('calendar.watch', jsonb_build_object('connection_id', id),
+                                           'watch:' || id, now(), account_id)) FROM renew))::integer
+$$;
+
+-- Push: crm.calendar_watch(connection) queues a calendar.watch task, which opens a channel on
+-- the calendar's events (type web_hook, address crm.calendar_webhook_url); Google then calls
+-- the webhook below on every change. The workers renew channels a day before they expire,
+-- and crm.disconnect stops them.
+CREATE FUNCTION crm.calendar_watch(connection_id uuid) RETURNS uuid
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+    acct uuid;
+BEGIN
+    IF coalesce(current_setting('crm.calendar_webhook_url', true), '') !~ '^https://' THEN
+        RAISE EXCEPTION 'crm.calendar_webhook_url must be set to the https URL of crm.google_calendar_webhook'
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'e.g. https://<project>.supabase.co/rest/v1/rpc/google_calendar_webhook';
+    END IF;
+    SELECT p.account_id INTO acct FROM crm.calendar_providers p
+    WHERE p.id = $1 AND p.provider = 'google' AND p.is_active
+      AND (p.account_id = crm.current_account_id() OR crm._caller_is_privileged());
+    IF NOT FOUND THEN
+        RETURN NULL;
+    END IF;
+    RETURN crm.enqueue_task('calendar.watch', jsonb_build_object('connection_id', $1), 'watch:' || $1, now(), acct);
+END
+$$;
+
+-- What calendar.watch did: the channel (its token's hash only), or just token changes.
+CREATE FUNCTION crm._apply_calendar_watch(account uuid, payload jsonb, result jsonb) RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    conn uuid := (payload ->> 'connection_id')::uuid;
+BEGIN
+    IF result ? 'connections' AND jsonb_array_length(result -> 'connections') > 0 THEN
+        PERFORM crm._record_connection_updates((result -> 'connections')::json);
+    END IF;
+    IF result ->> 'channel_id' IS NULL
+       OR NOT EXISTS (SELECT 1 FROM crm.calendar_providers p WHERE p.id = conn AND p.account_id = account) THEN
+        RETURN;
+    END IF;
+    INSERT INTO crm.calendar_sync AS s (connection_id, account_id, channel_id, channel_token_hash, channel_resource_id,
+                                        channel_expires_at)
+    VALUES (conn, account, result ->> 'channel_id', result ->> 'token_hash', result ->> 'resource_id',
+            to_timestamp((result ->> 'expires_ms')::double precision / 1000))
+    ON CONFLICT (connection_id) DO UPDATE SET channel_id = EXCLUDED.channel_id,
+        channel_token_hash = EXCLUDED.channel_token_hash, channel_resource_id = EXCLUDED.channel_resource_id,
+        channel_expires_at = EXCLUDED.channel_expires_at;
+END
+$$;
+
+-- Google's push notification, as PostgREST hands it over: POST /rest/v1/rpc/google_calendar_webhook
+-- with the X-Goog-* headers in request.headers (no body: notifications carry no data). An
+-- unknown channel or a wrong token is 28000; a 'sync' message (the channel opened) is
+-- acknowledged; any other schedules an incremental sync of that calendar (coalesced).
+CREATE FUNCTION crm.google_calendar_webhook() RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    h jsonb := coalesce(nullif(current_setting('request.headers', true), '')::jsonb, '{}');
+    s crm.calendar_sync;
+BEGIN
+    SELECT * INTO s FROM crm.calendar_sync x WHERE x.channel_id = left(h ->> 'x-goog-channel-id', 200);
+    IF NOT FOUND OR s.channel_token_hash IS DISTINCT FROM crm._oauth_state_hash(coalesce(left(h ->> 'x-goog-channel-token', 300), '')) THEN
+        RAISE EXCEPTION 'unknown calendar channel or wrong channel token'
+            USING ERRCODE = 'invalid_authorization_specification';
+    END IF;
+    IF h ->> 'x-goog-resource-state' = 'sync' THEN
+        RETURN jsonb_build_object('status', 'ignored', 'reason', 'sync message');
+    END IF;
+    PERFORM crm.enqueue_task('calendar.sync_connection', jsonb_build_object('connection_id', s.connection_id),
+                             'sync:' || s.connection_id, now(), s.account_id);
+    RETURN jsonb_build_object('status', 'scheduled', 'message_number', h ->> 'x-goog-message-number');
+END
 $$;

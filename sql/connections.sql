@@ -199,6 +199,10 @@ BEGIN
         RETURN false;
     END IF;
     -- Best effort: a revocation the provider does not answer does not keep the tokens here.
+    IF c.table_name = 'calendar_providers' THEN
+        PERFORM crm._calendar_stop_watch(c.id);
+        DELETE FROM crm.calendar_sync x WHERE x.connection_id = c.id;
+    END IF;
     PERFORM crm._oauth_revoke(c.id, c.table_name);
     EXECUTE format('UPDATE crm.%I SET access_token_encrypted = NULL, refresh_token_encrypted = NULL, token_expires_at = NULL,
                                       is_active = false, is_default = false, needs_reconnect = false,

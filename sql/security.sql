@@ -73,6 +73,7 @@ REVOKE ALL ON FUNCTION crm.process_integration_tasks(integer) FROM PUBLIC;
 -- Keeping connections alive is the server side's (the workers, pg_cron).
 REVOKE ALL ON FUNCTION crm.schedule_token_refreshes() FROM PUBLIC;
 REVOKE ALL ON FUNCTION crm.sync_calendar(uuid) FROM PUBLIC;
+REVOKE ALL ON FUNCTION crm.calendar_watch(uuid) FROM PUBLIC;
 -- Which secrets are set is the server's business, even without their values.
 REVOKE ALL ON FUNCTION crm.config_check(boolean) FROM PUBLIC;
 -- Connecting is for signed-in users (authenticated) and the server, not anon.
@@ -138,7 +139,7 @@ BEGIN
         GRANT INSERT (calendar_id), UPDATE (calendar_id) ON crm.calendar_providers TO authenticated;
         GRANT SELECT ON crm.connections TO authenticated;
         GRANT SELECT ON crm.calendar_events, crm.calendar_sync, crm.calendar_busy TO authenticated;
-        GRANT EXECUTE ON FUNCTION crm.sync_calendar(uuid) TO authenticated;
+        GRANT EXECUTE ON FUNCTION crm.sync_calendar(uuid), crm.calendar_watch(uuid) TO authenticated;
         GRANT EXECUTE ON FUNCTION crm.oauth_start(text, text, text, text), crm.oauth_complete(text, text, text, text),
             crm.disconnect(uuid), crm.integration_status(uuid) TO authenticated;
         GRANT SELECT, DELETE ON crm.invoices, crm.payments TO authenticated;
@@ -167,7 +168,7 @@ BEGIN
             crm._claim_emails(integer, double precision, boolean), crm._record_email_outcomes(json, json) TO service_role;
         GRANT EXECUTE ON FUNCTION crm.oauth_start(text, text, text, text), crm.oauth_complete(text, text, text, text),
             crm.disconnect(uuid), crm.integration_status(uuid), crm.schedule_token_refreshes(),
-            crm.config_check(boolean), crm.sync_calendar(uuid) TO service_role;
+            crm.config_check(boolean), crm.sync_calendar(uuid), crm.calendar_watch(uuid) TO service_role;
         GRANT EXECUTE ON FUNCTION crm.enqueue_task(text, jsonb, text, timestamptz, uuid),
             crm.process_integration_tasks(integer), crm.purge_integration_tasks(interval, integer),
             crm._claim_tasks(integer, double precision), crm._record_task_outcomes(json) TO service_role;

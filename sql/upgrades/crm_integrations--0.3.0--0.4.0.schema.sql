@@ -181,7 +181,12 @@ CREATE TABLE crm.calendar_sync (
     account_id    uuid NOT NULL REFERENCES crm.accounts (id) ON DELETE CASCADE,
     sync_token    text,
     page_token    text,
-    synced_at     timestamptz
+    synced_at     timestamptz,
+    -- the push channel (events/watch): its id, the hash of its token, Google's resource id
+    channel_id          text UNIQUE,
+    channel_token_hash  text,
+    channel_resource_id text,
+    channel_expires_at  timestamptz
 );
 ALTER TABLE crm.calendar_sync ENABLE ROW LEVEL SECURITY;
 CREATE POLICY tenant_isolation ON crm.calendar_sync FOR ALL

@@ -28,6 +28,7 @@ pub static TASK_KINDS: &[&dyn TaskKind] = &[
     &crate::runtime::oauth::RefreshConnection,
     &google::calendar::SyncJob,
     &google::calendar_sync::SyncConnection,
+    &google::calendar_sync::Watch,
 ];
 
 /// Register every integration's settings (`_PG_init`).

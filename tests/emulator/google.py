@@ -121,6 +121,40 @@ def list_events(cal, query):
     return 200, answer
 
 
+WATCH_PATH = re.compile(r"^/calendar/v3/calendars/([^/]+)/events/watch$")
+
+
+def watch(path, body, headers):
+    """events.watch: a push channel (type web_hook) on a calendar's events."""
+    from state import LOCK, STATE
+    if not bearer_ok(headers, "google"):
+        return calendar_error(401, "authError", "Invalid Credentials")
+    if not isinstance(body, dict) or body.get("type") != "web_hook" or not str(body.get("address", "")).startswith("https://"):
+        return calendar_error(400, "push.webhookUrlNotHttps", "WebHook callback must be HTTPS: " + str((body or {}).get("address")))
+    cal = WATCH_PATH.match(path).group(1)
+    resource = "res-" + secrets.token_hex(8)
+    expiration = str(int((time.time() + int((body.get("params") or {}).get("ttl", 604800))) * 1000))
+    with LOCK:
+        STATE.setdefault("channels", {})[body["id"]] = {"calendar": cal, "token": body.get("token"), "resourceId": resource,
+                                                       "address": body["address"], "expiration": expiration}
+    return 200, {"kind": "api#channel", "id": body["id"], "resourceId": resource,
+                 "resourceUri": "https://www.googleapis.com/calendar/v3/calendars/%s/events?alt=json" % cal,
+                 "token": body.get("token"), "expiration": expiration}
+
+
+def stop_channel(body, headers):
+    """channels.stop {id, resourceId}: 204, or 404 for a channel it does not know."""
+    from state import LOCK, STATE
+    if not bearer_ok(headers, "google"):
+        return calendar_error(401, "authError", "Invalid Credentials")
+    with LOCK:
+        ch = STATE.setdefault("channels", {}).get((body or {}).get("id"))
+        if ch is None or ch["resourceId"] != (body or {}).get("resourceId"):
+            return calendar_error(404, "notFound", "Channel '%s' not found for project" % (body or {}).get("id"))
+        del STATE["channels"][body["id"]]
+    return 204, None
+
+
 def calendar(method, path, body, headers, query=None):
     from state import LOCK, STATE
     if not bearer_ok(headers, "google"):
@@ -174,6 +208,8 @@ ROUTES = [
     (lambda path: path == "/token", lambda body, headers, record: issue_token(form_of(body), "google")),
     (lambda path: path == "/revoke", lambda body, headers, record: revoke(form_of(body))),
     (lambda path: path == "/gmail/v1/users/me/messages/send", gmail_send),
+    (lambda path: bool(WATCH_PATH.match(path)), lambda body, headers, record: watch(record["path"], body, headers)),
+    (lambda path: path == "/calendar/v3/channels/stop", lambda body, headers, record: stop_channel(body, headers)),
     (lambda path: bool(EVENTS_PATH.match(path)), lambda body, headers, record: calendar("POST", record["path"], body, headers)),
 ]
 # PUT, PATCH and DELETE: the Calendar API's.

@@ -16,7 +16,7 @@ cleanup() {
   kill $emu_pid 2>/dev/null
 }
 trap cleanup EXIT
-echo "1..27"
+echo "1..33"
 
 ACC=0000000d-0000-0000-0000-0000000ca1e0
 TINA=0000000d-0000-0000-0000-00000000714a
@@ -212,4 +212,32 @@ check "$(q -c "SELECT crm._schedule_calendar_syncs() >= 2")/$(q -c "SELECT crm._
   "the workers' schedule queues a sync for each calendar not read within crm.calendar_sync_interval, once"
 check "$(PGOPTIONS="-c role=authenticated -c request.jwt.claims={\"account_id\":\"$ACC\"}" q -c "SELECT count(*) FROM crm.sync_calendar()")/$(PGOPTIONS="-c role=authenticated -c request.jwt.claims={\"account_id\":\"00000001-0000-0000-0000-000000000001\"}" q -c "SELECT count(*) FROM crm.sync_calendar('$C_TINA')")/$(PGOPTIONS="-c role=authenticated -c request.jwt.claims={\"account_id\":\"00000001-0000-0000-0000-000000000001\"}" q -c "SELECT count(*) FROM crm.calendar_busy")" \
   "3/0/0" "a tenant may sync its own calendars (three), not another account's, and sees no one else's busy time"
+# Push: a channel, notifications through PostgREST's request.headers, renewal, stop on disconnect.
+check "$(q -c "SELECT crm.calendar_watch('$C_TINA')" 2>&1 | grep -o 'crm.calendar_webhook_url must be set')" "crm.calendar_webhook_url must be set" \
+  "calendar_watch needs crm.calendar_webhook_url (55000)"
+HOOK=https://crm.example.com/rest/v1/rpc/google_calendar_webhook
+export PGOPTIONS="-c crm.calendar_webhook_url=$HOOK"
+q -c "ALTER SYSTEM SET crm.calendar_webhook_url = '$HOOK'" -c "SELECT pg_reload_conf()" >/dev/null
+mark
+q -c "SELECT crm.calendar_watch('$C_TINA')" -c "SELECT crm.process_integration_tasks()" >/dev/null
+CH_TOKEN=$(since | python3 -c "import json,sys; r=[r for r in json.load(sys.stdin) if r['path'].endswith('/events/watch')][-1]; print(r['body']['token'])")
+CH_ID=$(since | python3 -c "import json,sys; r=[r for r in json.load(sys.stdin) if r['path'].endswith('/events/watch')][-1]; b=r['body']; print(b['id'])")
+check "$(since | python3 -c "import json,sys; r=[r for r in json.load(sys.stdin) if r['path'].endswith('/events/watch')][-1]; b=r['body']; print(r['path'], b['type'], b['address'], len(b['token']) >= 40)")/$(q -c "SELECT channel_id = '$CH_ID' AND channel_token_hash = crm._oauth_state_hash('$CH_TOKEN') AND channel_token_hash <> '$CH_TOKEN' AND channel_expires_at > now() + interval '6 days' FROM crm.calendar_sync WHERE connection_id = '$C_TINA'")" \
+  "/calendar/v3/calendars/primary/events/watch web_hook $HOOK True/t" "calendar.watch opens a web_hook channel with a random token, of which only the hash is kept"
+hook() { PGOPTIONS="-c role=anon -c request.headers={\"x-goog-channel-id\":\"$1\",\"x-goog-channel-token\":\"$2\",\"x-goog-resource-state\":\"$3\",\"x-goog-message-number\":\"7\"}" \
+  psql -X -q -At -d "$DB" -v VERBOSITY=verbose -c "SELECT crm.google_calendar_webhook()" 2>&1 | grep -oE '"status": "[a-z]+"|ERROR:  [0-9A-Z]{5}' | head -1; }
+q -c "UPDATE crm.integration_tasks SET status = 'cancelled' WHERE kind = 'calendar.sync_connection' AND status = 'pending'" >/dev/null
+check "$(hook "$CH_ID" "$CH_TOKEN" sync)/$(hook "$CH_ID" "$CH_TOKEN" exists)/$(q -c "SELECT count(*) FROM crm.integration_tasks WHERE kind = 'calendar.sync_connection' AND status = 'pending' AND payload ->> 'connection_id' = '$C_TINA'")" \
+  '"status": "ignored"/"status": "scheduled"/1' "a notification (as anon, X-Goog-* headers) schedules one incremental sync; the channel's first 'sync' message is acknowledged"
+check "$(hook "$CH_ID" wrong-token exists)/$(hook 00000000-0000-4000-8000-000000000000 "$CH_TOKEN" exists)" "ERROR:  28000/ERROR:  28000" \
+  "a wrong channel token or an unknown channel is refused (28000)"
+q -c "UPDATE crm.calendar_sync SET channel_expires_at = now() + interval '2 hours' WHERE connection_id = '$C_TINA'" >/dev/null
+mark
+q -c "SELECT crm._schedule_calendar_syncs()" -c "SELECT crm.process_integration_tasks()" >/dev/null
+check "$(since | python3 -c "import json,sys; print(' '.join(r['path'].rsplit('/', 2)[-2] + '/' + r['path'].rsplit('/', 1)[-1] for r in json.load(sys.stdin) if 'watch' in r['path'] or 'channels' in r['path']))")/$(q -c "SELECT channel_id <> '$CH_ID' FROM crm.calendar_sync WHERE connection_id = '$C_TINA'")" \
+  "channels/stop events/watch/t" "a channel expiring within a day is renewed by the workers' schedule: the old one stopped, a new one opened"
+mark
+q -c "SELECT crm.disconnect('$C_TINA')" >/dev/null
+check "$(since | python3 -c "import json,sys; print(' '.join(r['path'] for r in json.load(sys.stdin)))")/$(q -c "SELECT count(*) FROM crm.calendar_sync WHERE connection_id = '$C_TINA'")" \
+  "/calendar/v3/channels/stop /revoke/0" "disconnecting the calendar stops its channel (and revokes the grant)"
 exit $failed

@@ -27,6 +27,8 @@ pub static CALENDAR_SEND_UPDATES: GucSetting<Option<CString>> =
 pub static APP_BASE_URL: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 pub static CALENDAR_RATE_LIMIT: GucSetting<f64> = GucSetting::<f64>::new(10.0);
 pub static CALENDAR_SYNC_INTERVAL_SECONDS: GucSetting<i32> = GucSetting::<i32>::new(300);
+pub static CALENDAR_WEBHOOK_URL: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(None);
 
 pub fn register() {
     GucRegistry::define_string_guc(
@@ -58,6 +60,14 @@ pub fn register() {
         c"The CRM app's URL: event descriptions link to <app_base_url>/jobs/<id>.",
         c"",
         &APP_BASE_URL,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_string_guc(
+        c"crm.calendar_webhook_url",
+        c"https URL Google calls on calendar changes: PostgREST's /rest/v1/rpc/google_calendar_webhook.",
+        c"",
+        &CALENDAR_WEBHOOK_URL,
         GucContext::Suset,
         GucFlags::default(),
     );
