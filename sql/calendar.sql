@@ -4,6 +4,9 @@
 -- it is deleted; the Calendar request happens after the commit, never in the user's
 -- transaction.
 
+-- An account's IANA time zone: its jobs' events are written in it (else crm.calendar_time_zone).
+ALTER TABLE crm.accounts ADD COLUMN time_zone text CHECK (time_zone IS NULL OR crm._is_time_zone(time_zone));
+
 -- Which calendar a connection writes jobs to (Google's calendar id; 'primary' is the user's own).
 ALTER TABLE crm.calendar_providers ADD COLUMN calendar_id text NOT NULL DEFAULT 'primary'
     CHECK (length(calendar_id) BETWEEN 1 AND 1024);

@@ -122,7 +122,7 @@ BEGIN
         -- and the whole email queue (written only through crm.enqueue_email/enqueue_batch/
         -- cancel_email, which validate every row, and by the sender).
         GRANT SELECT ON crm.accounts TO authenticated;
-        GRANT UPDATE (name, slug) ON crm.accounts TO authenticated;
+        GRANT UPDATE (name, slug, time_zone) ON crm.accounts TO authenticated;
         GRANT SELECT, INSERT, UPDATE, DELETE ON
             crm.users, crm.contacts, crm.jobs, crm.email_templates
             TO authenticated;

@@ -55,6 +55,6 @@ pgrx::extension_sql_file!(
 pgrx::extension_sql_file!(
     "../sql/calendar.sql",
     name = "calendar",
-    requires = ["connections"]
+    requires = ["connections", integrations::google::calendar::_is_time_zone]
 );
 pgrx::extension_sql_file!("../sql/security.sql", name = "security", finalize);

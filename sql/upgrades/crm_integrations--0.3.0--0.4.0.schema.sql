@@ -220,6 +220,7 @@ SELECT pg_catalog.pg_extension_config_dump('crm.calendar_busy', '');
 
 
 -- @after-functions
+ALTER TABLE crm.accounts ADD COLUMN time_zone text CHECK (time_zone IS NULL OR crm._is_time_zone(time_zone));
 CREATE TRIGGER calendar_sync AFTER INSERT OR UPDATE OR DELETE ON crm.jobs
     FOR EACH ROW EXECUTE FUNCTION crm._job_calendar_sync();
 

@@ -171,6 +171,8 @@ class Handler(BaseHTTPRequestHandler):
             with LOCK:
                 STATE.update(rate=int(body.get("per_second", 0)), recent=[])
             return self.reply(200, {"ok": True})
+        if self.path == "/_emulator/calendar":
+            return self.reply(*google.seed_events(body or {}))
         if self.path == "/_emulator/faults":
             with LOCK:
                 for f in body if isinstance(body, list) else [body]:

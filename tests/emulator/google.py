@@ -6,6 +6,7 @@ import email.policy
 import re
 import secrets
 import time
+from urllib.parse import unquote
 
 from oauth import authorize, bearer_ok, issue_token, owner_of, revoke
 
@@ -131,7 +132,7 @@ def watch(path, body, headers):
         return calendar_error(401, "authError", "Invalid Credentials")
     if not isinstance(body, dict) or body.get("type") != "web_hook" or not str(body.get("address", "")).startswith("https://"):
         return calendar_error(400, "push.webhookUrlNotHttps", "WebHook callback must be HTTPS: " + str((body or {}).get("address")))
-    cal = WATCH_PATH.match(path).group(1)
+    cal = unquote(WATCH_PATH.match(path).group(1))
     resource = "res-" + secrets.token_hex(8)
     expiration = str(int((time.time() + int((body.get("params") or {}).get("ttl", 604800))) * 1000))
     with LOCK:
@@ -140,6 +141,24 @@ def watch(path, body, headers):
     return 200, {"kind": "api#channel", "id": body["id"], "resourceId": resource,
                  "resourceUri": "https://www.googleapis.com/calendar/v3/calendars/%s/events?alt=json" % cal,
                  "token": body.get("token"), "expiration": expiration}
+
+
+def seed_events(body):
+    """POST /_emulator/calendar {"calendar", "count"}: someone else's events, an hour each, for
+    benchmarks of the inbound sync."""
+    from state import LOCK, STATE
+    cal, count = body.get("calendar", "primary"), int(body.get("count", 0))
+    base = int(time.mktime((2027, 1, 1, 8, 0, 0, 0, 0, 0)))
+    with LOCK:
+        events = STATE.setdefault("calendar", {}).setdefault(cal, {})
+        for i in range(count):
+            eid = "seed%06d" % i
+            start = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(base + i * 3600))
+            end = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(base + i * 3600 + 3000))
+            events[eid] = {"id": eid, "kind": "calendar#event", "status": "confirmed", "summary": "Busy",
+                           "etag": '"1"', "updated": "2026-11-01T00:00:00.000Z", "start": {"dateTime": start},
+                           "end": {"dateTime": end}, "_seq": _seq()}
+    return 200, {"seeded": count}
 
 
 def stop_channel(body, headers):
@@ -160,7 +179,7 @@ def calendar(method, path, body, headers, query=None):
     if not bearer_ok(headers, "google"):
         return calendar_error(401, "authError", "Invalid Credentials")
     m = EVENTS_PATH.match(path)
-    cal, event_id = m.group(1), m.group(2)
+    cal, event_id = unquote(m.group(1)), m.group(2) and unquote(m.group(2))
     if method == "GET" and event_id is None:
         return list_events(cal, query or {})
     with LOCK:

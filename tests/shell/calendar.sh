@@ -11,12 +11,12 @@ source tests/lib/tap.bash
 start_emulator "${CRM_EMULATOR_PORT_CALENDAR:-18051}"
 cleanup() {
   for s in google_calendar_base_url calendar_time_zone app_base_url google_calendar_rate_limit google_oauth_base_url \
-           google_client_id google_client_secret; do q -c "ALTER SYSTEM RESET crm.$s" >/dev/null 2>&1; done
+           google_client_id google_client_secret calendar_webhook_url task_lease worker_enabled; do q -c "ALTER SYSTEM RESET crm.$s" >/dev/null 2>&1; done
   q -c "SELECT pg_reload_conf()" >/dev/null 2>&1
   kill $emu_pid 2>/dev/null
 }
 trap cleanup EXIT
-echo "1..33"
+echo "1..35"
 
 ACC=0000000d-0000-0000-0000-0000000ca1e0
 TINA=0000000d-0000-0000-0000-00000000714a
@@ -134,6 +134,14 @@ before=$(q -c "SELECT count(*) FROM crm.integration_tasks WHERE kind = 'calendar
 q -c "INSERT INTO crm.jobs (account_id, title) VALUES ('$ACC', 'Lead without a date')" >/dev/null
 check "$(q -c "SELECT count(*) FROM crm.integration_tasks WHERE kind = 'calendar.sync_job'")" "$before" "an unscheduled job queues nothing"
 
+# An account's own time zone wins over crm.calendar_time_zone; an unknown zone is refused.
+q -c "UPDATE crm.accounts SET time_zone = 'America/Los_Angeles' WHERE id = '$ACC'" >/dev/null
+mark
+q -c "UPDATE crm.jobs SET title = 'Estimate (kitchen)' WHERE id = '$J3'" -c "SELECT crm.process_integration_tasks()" >/dev/null
+check "$(since | python3 -c "import json,sys; r=[r for r in json.load(sys.stdin) if r['path'].startswith('/calendar/')][-1]; print(r['body']['start']['dateTime'], r['body']['start']['timeZone'])")/$(q -c "UPDATE crm.accounts SET time_zone = 'Mars/Olympus' WHERE id = '$ACC'" 2>&1 | grep -o 'violates check constraint')" \
+  "2026-12-04T07:00:00-08:00 America/Los_Angeles/violates check constraint" "the account's time zone is the event's (and must be a real IANA zone)"
+q -c "UPDATE crm.accounts SET time_zone = NULL WHERE id = '$ACC'" >/dev/null
+
 # 8. A token Google no longer takes: refresh, then the request again.
 q -c "UPDATE crm.calendar_providers SET access_token_encrypted = crm.encrypt_token('ya29.stale', 'calendar_providers:$C_TINA:access_token') WHERE id = '$C_TINA'" >/dev/null
 mark
@@ -240,4 +248,19 @@ mark
 q -c "SELECT crm.disconnect('$C_TINA')" >/dev/null
 check "$(since | python3 -c "import json,sys; print(' '.join(r['path'] for r in json.load(sys.stdin)))")/$(q -c "SELECT count(*) FROM crm.calendar_sync WHERE connection_id = '$C_TINA'")" \
   "/calendar/v3/channels/stop /revoke/0" "disconnecting the calendar stops its channel (and revokes the grant)"
+# kill -9 of the worker in the middle of a sync: nothing lost, nothing doubled.
+emu POST /_emulator/calendar '{"calendar": "office@group.calendar.google.com", "count": 300}' >/dev/null
+emu POST /_emulator/faults '[{"path": "/calendar/v3/calendars/office%40group.calendar.google.com/events", "delay_ms": 4000}]' >/dev/null
+q -c "UPDATE crm.integration_tasks SET status = 'cancelled' WHERE status = 'pending'" \
+  -c "ALTER SYSTEM SET crm.task_lease = '5s'" -c "ALTER SYSTEM SET crm.worker_enabled = on" -c "SELECT pg_reload_conf()" >/dev/null
+task=$(q -c "SELECT * FROM crm.sync_calendar('$C_OFFICE')")
+for _ in $(seq 100); do [ "$(q -c "SELECT status FROM crm.integration_tasks WHERE id = '$task'")" = processing ] && break; sleep 0.1; done
+sleep 0.5
+mid=$(q -c "SELECT status FROM crm.integration_tasks WHERE id = '$task'")
+kill -9 "$(q -c "SELECT crm.email_worker_pid()")"
+for _ in $(seq 200); do q -c "SELECT 1" >/dev/null 2>&1 && break; sleep 0.1; done
+for _ in $(seq 300); do [ "$(q -c "SELECT status FROM crm.integration_tasks WHERE id = '$task'" 2>/dev/null)" = done ] && break; sleep 0.1; done
+check "$mid/$(q -c "SELECT status || ' ' || attempts FROM crm.integration_tasks WHERE id = '$task'")/$(q -c "SELECT count(*) FROM crm.calendar_busy WHERE connection_id = '$C_OFFICE' AND event_id LIKE 'seed%'")" \
+  "processing/done 2/300" "a worker killed mid-sync: after recovery the sync runs again, all 300 busy intervals, none twice"
+q -c "ALTER SYSTEM RESET crm.task_lease" -c "ALTER SYSTEM SET crm.worker_enabled = off" -c "SELECT pg_reload_conf()" >/dev/null
 exit $failed

@@ -420,3 +420,9 @@ impl SyncJob {
         }
     }
 }
+
+/// Whether `name` is an IANA time zone (the CHECK on `accounts.time_zone`).
+#[pgrx::pg_extern(immutable, parallel_safe)]
+fn _is_time_zone(name: &str) -> bool {
+    name.len() <= 64 && crm_core::template::dates::parse_timezone(name).is_some()
+}

@@ -34,5 +34,6 @@ SELECT json_build_object(
                                                                'expires_at', extract(epoch FROM p.token_expires_at)) END)
                 FROM crm.calendar_events e LEFT JOIN crm.calendar_providers p ON p.id = e.connection_id
                 WHERE e.job_id = ($2 ->> 'job_id')::uuid AND e.account_id = $1::uuid),
-    'time_zone', coalesce(nullif(current_setting('crm.calendar_time_zone', true), ''), 'UTC'),
+    'time_zone', coalesce((SELECT a.time_zone FROM crm.accounts a WHERE a.id = $1::uuid),
+                          nullif(current_setting('crm.calendar_time_zone', true), ''), 'UTC'),
     'app_base_url', nullif(current_setting('crm.app_base_url', true), ''))
