@@ -92,13 +92,15 @@ REVOKE ALL ON FUNCTION crm.current_key_fingerprint() FROM PUBLIC;
 -- Internal helpers (names starting with '_') are not callable by PUBLIC: they run inside the
 -- SECURITY DEFINER entry points, the worker, or triggers. The exceptions are the bodies of
 -- invoker functions every caller may use (rendering, the template lookup, which row-level
--- security filters) and pure parsing helpers.
+-- security filters), pure parsing helpers, and the time-zone check that a tenant's update of
+-- its account runs (accounts.time_zone's CHECK).
 DO $$
 DECLARE f regprocedure;
 BEGIN
     FOR f IN SELECT p.oid::regprocedure FROM pg_proc p
              WHERE p.pronamespace = 'crm'::regnamespace AND p.proname LIKE '\_%'
-               AND p.proname NOT IN ('_render_email_parts', '_template_named', '_try_uuid', '_try_inet', '_try_timestamptz')
+               AND p.proname NOT IN ('_render_email_parts', '_template_named', '_try_uuid', '_try_inet', '_try_timestamptz',
+                                   '_is_time_zone')
     LOOP
         EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
     END LOOP;

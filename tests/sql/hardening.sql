@@ -2,7 +2,7 @@
 -- SQLSTATE and proof that nothing was written. Crashes, cancels and the worker are in
 -- tests/shell/hardening.sh (they need several sessions).
 BEGIN;
-SELECT plan(43);
+SELECT plan(45);
 
 INSERT INTO crm.accounts (id, name, default_from_email) VALUES
   ('0000000a-0000-0000-0000-0000000000a9', 'Attacker', 'Attacker <office@attacker.example>'),
@@ -95,6 +95,8 @@ SELECT throws_ok($$UPDATE crm.accounts SET verified_senders = '{victim.example}'
 SELECT throws_ok($$UPDATE crm.accounts SET default_from_email = 'ceo@victim.example'$$, '42501', NULL,
                  '... nor change its default sender');
 SELECT lives_ok($$UPDATE crm.accounts SET name = 'Renamed'$$, 'a tenant still renames its account');
+SELECT lives_ok($$UPDATE crm.accounts SET time_zone = 'America/Chicago'$$, '... and sets its time zone (the CHECK runs as the tenant)');
+SELECT throws_ok($$UPDATE crm.accounts SET time_zone = 'Nowhere/Land'$$, '23514', NULL, '... a real IANA zone only');
 -- Senders.
 SELECT throws_ok($$SELECT crm.enqueue_email('{"to": "x@y.example", "subject": "s", "text": "t", "from": "CEO <ceo@victim.example>"}')$$,
                  '22023', 'message.from: CEO <ceo@victim.example> is not a verified sender of this account',
@@ -139,7 +141,8 @@ SELECT throws_ok($$SELECT crm.current_key_fingerprint()$$, '42501', NULL, 'anon 
 SELECT tests.logout();
 SELECT is((SELECT count(*) FROM pg_proc p WHERE p.pronamespace = 'crm'::regnamespace AND p.proname LIKE '\_%'
              AND has_function_privilege('anon', p.oid, 'EXECUTE')
-             AND p.proname NOT IN ('_render_email_parts', '_template_named', '_try_uuid', '_try_inet', '_try_timestamptz')),
+             AND p.proname NOT IN ('_render_email_parts', '_template_named', '_try_uuid', '_try_inet', '_try_timestamptz',
+                                   '_is_time_zone')),
           0::bigint, 'no other internal helper is executable by anon');
 
 SELECT * FROM finish();
