@@ -191,7 +191,7 @@ fn items() -> Vec<Item> {
 fn resend_live(domain: &str) -> (Status, String) {
     let key = guc::text(&resend::settings::RESEND_API_KEY);
     let url = http::url(&guc::text(&resend::settings::RESEND_BASE_URL), "/domains");
-    let answer = http::get_bearer(&url, &key);
+    let answer = http::bearer_interruptible("GET", url, key, None);
     match answer.status {
         Some(200..=299) => {
             let domain = domain.rsplit_once('@').map_or(domain, |(_, d)| d);

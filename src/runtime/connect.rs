@@ -265,8 +265,8 @@ fn _oauth_connect(state_id: pgrx::Uuid, code: &str) -> JsonB {
         &app.client_id,
         &app.client_secret,
     );
-    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let granted = connect::parse_code_answer(&http::post_form(&token_url, &form))
+    let form: Vec<(String, String)> = form.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+    let granted = connect::parse_code_answer(&http::post_form_interruptible(token_url, form))
         .unwrap_or_else(|r| refused(provider, "the authorization code", &r));
 
     // 2. Everything the purpose needs was granted (Google lets users untick scopes).
@@ -290,7 +290,7 @@ fn _oauth_connect(state_id: pgrx::Uuid, code: &str) -> JsonB {
             http::url(&guc::text(&microsoft::MICROSOFT_GRAPH_BASE_URL), "/v1.0/me")
         }
     };
-    let answer = http::get_bearer(&address_url, &granted.access_token);
+    let answer = http::bearer_interruptible("GET", address_url, granted.access_token.clone(), None);
     let email = match answer.status {
         Some(200..=299) => connect::parse_address(provider, &answer.body),
         _ => None,
@@ -422,9 +422,9 @@ fn _oauth_revoke(connection_id: pgrx::Uuid, table_name: &str) -> String {
     else {
         return "the stored token does not decrypt; dropped".into();
     };
-    let answer = http::post_form(
-        &http::url(&guc::text(&google::GOOGLE_OAUTH_BASE_URL), "/revoke"),
-        &[("token", token.as_str())],
+    let answer = http::post_form_interruptible(
+        http::url(&guc::text(&google::GOOGLE_OAUTH_BASE_URL), "/revoke"),
+        vec![("token".into(), token)],
     );
     match answer.status {
         Some(200) => "revoked".into(),

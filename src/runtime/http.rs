@@ -31,6 +31,59 @@ fn agent() -> ureq::Agent {
     })
 }
 
+/// Run a request a caller waits for (the connect flow, config_check's live check, the
+/// revocations of disconnect) on a helper thread while the backend keeps checking for
+/// interrupts, so statement_timeout and pg_cancel_backend end the wait within 50 ms instead of
+/// after crm.http_timeout. The helper thread has every signal blocked (Postgres' handlers stay
+/// on the backend's thread); a cancelled request is left to it, and it ends within
+/// crm.http_timeout. Not for the workers, which check SIGTERM between requests.
+pub fn interruptible<T: Send + 'static>(request: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let started = {
+        let _blocked = crm_core::runtime::signals::SignalsBlocked::new();
+        std::thread::Builder::new()
+            .name("crm-http".into())
+            .spawn(move || {
+                let _ = tx.send(request());
+            })
+    };
+    if let Err(e) = started {
+        pgrx::error!("cannot start the HTTP request's thread: {e}");
+    }
+    loop {
+        match rx.recv_timeout(Duration::from_millis(50)) {
+            Ok(answer) => return answer,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                pgrx::check_for_interrupts!();
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                pgrx::error!("the HTTP request's thread failed")
+            }
+        }
+    }
+}
+
+/// `post_form` on the interruptible path (owned arguments: they go to the request's thread;
+/// the agent is taken here, since settings may only be read on the backend's thread).
+pub fn post_form_interruptible(url: String, form: Vec<(String, String)>) -> Answer {
+    let agent = agent();
+    interruptible(move || {
+        let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        post_form_with(&agent, &url, &form)
+    })
+}
+
+/// `bearer` on the interruptible path.
+pub fn bearer_interruptible(
+    method: &'static str,
+    url: String,
+    token: String,
+    body: Option<Value>,
+) -> Answer {
+    let agent = agent();
+    interruptible(move || bearer_with(&agent, method, &url, &token, body.as_ref()))
+}
+
 /// `base` without a trailing slash, then `path`.
 pub fn url(base: &str, path: &str) -> String {
     format!("{}{path}", base.trim_end_matches('/'))
@@ -48,7 +101,17 @@ pub fn post_json(url: &str, headers: &[(&str, &str)], body: &Value) -> Answer {
 /// Any method with `Authorization: Bearer <token>` and an optional JSON body (the Calendar
 /// API's insert, update, delete).
 pub fn bearer(method: &str, url: &str, token: &str, body: Option<&Value>) -> Answer {
-    let req = agent()
+    bearer_with(&agent(), method, url, token, body)
+}
+
+fn bearer_with(
+    agent: &ureq::Agent,
+    method: &str,
+    url: &str,
+    token: &str,
+    body: Option<&Value>,
+) -> Answer {
+    let req = agent
         .request(method, url)
         .set("User-Agent", USER_AGENT)
         .set("Authorization", &format!("Bearer {token}"));
@@ -58,21 +121,14 @@ pub fn bearer(method: &str, url: &str, token: &str, body: Option<&Value>) -> Ans
     })
 }
 
-/// GET with `Authorization: Bearer <token>` (userinfo, Graph /me).
-pub fn get_bearer(url: &str, token: &str) -> Answer {
-    answer(
-        agent()
-            .get(url)
-            .set("User-Agent", USER_AGENT)
-            .set("Authorization", &format!("Bearer {token}"))
-            .call(),
-    )
-}
-
 /// POST an application/x-www-form-urlencoded body (OAuth token endpoints).
 pub fn post_form(url: &str, form: &[(&str, &str)]) -> Answer {
+    post_form_with(&agent(), url, form)
+}
+
+fn post_form_with(agent: &ureq::Agent, url: &str, form: &[(&str, &str)]) -> Answer {
     answer(
-        agent()
+        agent
             .post(url)
             .set("User-Agent", USER_AGENT)
             .send_form(form),

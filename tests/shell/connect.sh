@@ -21,7 +21,7 @@ cleanup() {
   kill $emu_pid 2>/dev/null
 }
 trap cleanup EXIT
-echo "1..35"
+echo "1..36"
 
 ACC=0000000c-0000-0000-0000-00000000c011
 DANA=0000000c-0000-0000-0000-0000000da1a0
@@ -179,6 +179,18 @@ check "$(as_err $DANA -c "SELECT crm.oauth_complete('$s10', '$c10')" | cut -c1-6
   "an unreachable token endpoint: 08001, nothing retried"
 check "$(connections)" "2" "... and nothing stored (two connections: Dana's mailbox and calendar)"
 q -c "ALTER SYSTEM SET crm.google_oauth_base_url = '$EMU'" -c "SELECT pg_reload_conf()" >/dev/null; sleep 0.2
+
+# A slow provider does not hold the caller past its statement_timeout (the request runs on a
+# helper thread while the backend checks for interrupts).
+emu POST /_emulator/faults '[{"path": "/token", "delay_ms": 6000}]' >/dev/null
+started=$(start $DANA google email); s11=$(echo "$started" | field state); c11=$(browse "$(echo "$started" | field authorization_url)" | field code)
+t0=$(date +%s.%N)
+got=$(PGOPTIONS="-c role=authenticated -c request.jwt.claims={\"sub\":\"$DANA\",\"account_id\":\"$ACC\"} -c statement_timeout=1000" \
+      psql -X -q -At -d "$DB" -c "SELECT crm.oauth_complete('$s11', '$c11')" 2>&1 | grep -o 'canceling statement due to statement timeout')
+secs=$(echo "$(date +%s.%N) - $t0" | bc -l)
+check "$got/$(echo "$secs < 2" | bc -l)/$(connections)" "canceling statement due to statement timeout/1/2" \
+  "a token endpoint answering after 6 s: statement_timeout (1 s) ends the call in $(printf '%.1f' "$secs") s, nothing stored"
+sleep 5   # let the emulator's slow answer go
 
 # 10. Kept alive: a refresh ahead of expiry, by the task queue.
 q -c "UPDATE crm.calendar_providers SET token_expires_at = now() + interval '2 minutes' WHERE id = '$mconn'" >/dev/null

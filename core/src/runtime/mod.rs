@@ -6,3 +6,4 @@ pub mod connect;
 pub mod oauth;
 pub mod outcome;
 pub mod pacing;
+pub mod signals;

@@ -18,6 +18,7 @@
 //! What comes back is at most 64 blocks deep, so rendering it (on the caller's stack, where
 //! interrupts can be checked) recurses a bounded amount.
 
+use crate::runtime::signals::SignalsBlocked;
 use handlebars::template::{Parameter, Subexpression, TemplateElement, TemplateMapping};
 use handlebars::Template;
 
@@ -252,35 +253,6 @@ fn subexpression_body(p: Parameter) -> Option<TemplateElement> {
 
 fn take_element(s: &mut Subexpression) -> TemplateElement {
     std::mem::replace(s.element.as_mut(), TemplateElement::Comment(String::new()))
-}
-
-/// Every signal blocked on this thread while alive, so a thread started meanwhile inherits
-/// the full mask: Postgres' signal handlers must run on the backend's own thread.
-struct SignalsBlocked {
-    old: libc::sigset_t,
-}
-
-impl SignalsBlocked {
-    fn new() -> Self {
-        // SAFETY: sigset_t is plain data; sigfillset/pthread_sigmask only write the sets given.
-        unsafe {
-            let mut all: libc::sigset_t = std::mem::zeroed();
-            let mut old: libc::sigset_t = std::mem::zeroed();
-            libc::sigfillset(&mut all);
-            libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
-            SignalsBlocked { old }
-        }
-    }
-}
-
-impl Drop for SignalsBlocked {
-    fn drop(&mut self) {
-        // SAFETY: restores the mask saved by `new`; signals that arrived meanwhile are
-        // delivered now, to this thread.
-        unsafe {
-            libc::pthread_sigmask(libc::SIG_SETMASK, &self.old, std::ptr::null_mut());
-        }
-    }
 }
 
 #[cfg(test)]

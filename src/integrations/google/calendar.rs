@@ -147,8 +147,9 @@ impl Calendar<'_> {
 }
 
 /// Percent-encoding of a calendar id for a path segment (ids are addresses like
-/// `abc@group.calendar.google.com`, or `primary`).
-fn urlencode(s: &str) -> String {
+/// `abc@group.calendar.google.com`, or `primary`), and of sync and page tokens in a query.
+/// By hand: form_urlencoded would write a space as `+`, which is not a space in a path.
+pub(super) fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {

@@ -34,9 +34,7 @@ struct Context {
     page_token: Option<String>,
 }
 
-fn urlencode(s: &str) -> String {
-    form_urlencoded::byte_serialize(s.as_bytes()).collect()
-}
+use super::calendar::urlencode;
 
 impl TaskKind for SyncConnection {
     fn name(&self) -> &'static str {
@@ -415,7 +413,12 @@ fn _calendar_stop_watch(connection_id: pgrx::Uuid) -> String {
     ) else {
         return "the stored token does not decrypt; channel left to expire".into();
     };
-    let answer = stop_channel(&token, &channel, &resource);
+    let url = http::url(
+        &guc::text(&GOOGLE_CALENDAR_BASE_URL),
+        "/calendar/v3/channels/stop",
+    );
+    let body = json!({"id": channel, "resourceId": resource});
+    let answer = http::bearer_interruptible("POST", url, token, Some(body));
     match answer.status {
         Some(200..=299) => "stopped".into(),
         _ => format!(
