@@ -104,14 +104,14 @@ pub fn close(slot: &mut Slot, now_ns: i64, secs: f64) {
     slot.used_ns = now_ns;
 }
 
-/// Requests per second as an interval in nanoseconds (0: unlimited), 1 % longer than the
-/// rate's own: the provider counts arrivals, and a request that reaches it a few milliseconds
-/// later than the one ten after it (network and scheduling jitter) would otherwise put
-/// `rate + 1` arrivals into one of its seconds. 1 % of a second is 10 ms of jitter tolerated
-/// at any rate.
+/// Requests per second as an interval in nanoseconds (0: unlimited), 5 % longer than the
+/// rate's own: the provider counts arrivals, and a request that reaches it later than the
+/// one `rate` after it (network and scheduling jitter between booking and arrival) would
+/// otherwise put `rate + 1` arrivals into one of its seconds. 5 % of a second is 50 ms of
+/// jitter tolerated at any rate; 1 % (10 ms) was seen exceeded on a loaded 2-core machine.
 pub fn interval_ns(rate: f64) -> i64 {
     if rate.is_finite() && rate > 0.0 {
-        (1.01e9 / rate).ceil() as i64
+        (1.05e9 / rate).ceil() as i64
     } else {
         0
     }
@@ -125,10 +125,10 @@ mod tests {
     fn admits_one_request_per_interval() {
         let mut s = Slot::default();
         let iv = interval_ns(10.0);
-        assert_eq!(iv, 101_000_000);
+        assert_eq!(iv, 105_000_000);
         assert_eq!(admit(&mut s, 0, iv), Ok(()));
-        assert_eq!(admit(&mut s, 50_000_000, iv), Err(51_000_000));
-        assert_eq!(admit(&mut s, 101_000_000, iv), Ok(()));
+        assert_eq!(admit(&mut s, 50_000_000, iv), Err(55_000_000));
+        assert_eq!(admit(&mut s, 105_000_000, iv), Ok(()));
         // idle time earns no burst: after a long pause, still one per interval
         assert_eq!(admit(&mut s, 5_000_000_000, iv), Ok(()));
         assert!(admit(&mut s, 5_000_000_001, iv).is_err());
@@ -151,11 +151,11 @@ mod tests {
         }
         for w in starts.windows(11) {
             assert!(
-                w[10] - w[0] >= 1_010_000_000,
-                "11 starts within 1.01 s: {w:?}"
+                w[10] - w[0] >= 1_050_000_000,
+                "11 starts within 1.05 s: {w:?}"
             );
         }
-        assert!(starts.len() >= 29);
+        assert!(starts.len() >= 26, "{} starts in 3 s", starts.len());
     }
 
     #[test]
