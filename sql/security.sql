@@ -84,6 +84,15 @@ REVOKE ALL ON FUNCTION crm.integration_status(uuid) FROM PUBLIC;
 -- Queueing tasks and purging them: the server side (service_role, the extension's triggers).
 REVOKE ALL ON FUNCTION crm.enqueue_task(text, jsonb, text, timestamptz, uuid) FROM PUBLIC;
 REVOKE ALL ON FUNCTION crm.purge_integration_tasks(interval, integer) FROM PUBLIC;
+-- Maps: paid requests, for signed-in users and the server, not anon.
+REVOKE ALL ON FUNCTION crm.geocode(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION crm.reverse_geocode(double precision, double precision) FROM PUBLIC;
+REVOKE ALL ON FUNCTION crm.travel_times(jsonb, jsonb, timestamptz) FROM PUBLIC;
+REVOKE ALL ON FUNCTION crm.geocode_missing(integer) FROM PUBLIC;
+REVOKE ALL ON FUNCTION crm.report_location(double precision, double precision, real, timestamptz) FROM PUBLIC;
+REVOKE ALL ON FUNCTION crm.job_eta(uuid) FROM PUBLIC;
+REVOKE ALL ON FUNCTION crm.suggest_technicians(uuid, integer) FROM PUBLIC;
+REVOKE ALL ON FUNCTION crm.plan_route(uuid, date) FROM PUBLIC;
 -- Sealing tokens: authenticated and service_role (apply_role_grants), not anon.
 REVOKE ALL ON FUNCTION crm.encrypt_token(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION crm.encrypt_token(text, text) FROM PUBLIC;
@@ -100,7 +109,7 @@ BEGIN
     FOR f IN SELECT p.oid::regprocedure FROM pg_proc p
              WHERE p.pronamespace = 'crm'::regnamespace AND p.proname LIKE '\_%'
                AND p.proname NOT IN ('_render_email_parts', '_template_named', '_try_uuid', '_try_inet', '_try_timestamptz',
-                                   '_is_time_zone')
+                                   '_is_time_zone', '_address_key')
     LOOP
         EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
     END LOOP;
@@ -152,6 +161,13 @@ BEGIN
               UPDATE (invoice_id, amount, currency, status, failure_message)
             ON crm.payments TO authenticated;
         GRANT SELECT ON crm.email_queue, crm.email_analytics, crm.email_delivery_health TO authenticated;
+        -- Maps: coordinates are server-owned columns of jobs and contacts (a trigger keeps them);
+        -- positions are written only through crm.report_location, by the technician.
+        GRANT SELECT ON crm.maps_usage, crm.technician_positions, crm.technician_locations TO authenticated;
+        GRANT EXECUTE ON FUNCTION crm.geocode(text), crm.reverse_geocode(double precision, double precision),
+            crm.travel_times(jsonb, jsonb, timestamptz), crm.geocode_missing(integer),
+            crm.report_location(double precision, double precision, real, timestamptz), crm.job_eta(uuid),
+            crm.suggest_technicians(uuid, integer), crm.plan_route(uuid, date) TO authenticated;
         -- Tasks are queued by the server (service_role, the extension's triggers); a tenant
         -- sees its own, and may retry or cancel them (crm.retry_/cancel_integration_task).
         GRANT SELECT ON crm.integration_tasks TO authenticated;
@@ -171,6 +187,9 @@ BEGIN
         GRANT EXECUTE ON FUNCTION crm.oauth_start(text, text, text, text), crm.oauth_complete(text, text, text, text),
             crm.disconnect(uuid), crm.integration_status(uuid), crm.schedule_token_refreshes(),
             crm.config_check(boolean), crm.sync_calendar(uuid), crm.calendar_watch(uuid) TO service_role;
+        GRANT EXECUTE ON FUNCTION crm.geocode(text), crm.reverse_geocode(double precision, double precision),
+            crm.travel_times(jsonb, jsonb, timestamptz), crm.geocode_missing(integer),
+            crm.job_eta(uuid), crm.suggest_technicians(uuid, integer), crm.plan_route(uuid, date) TO service_role;
         GRANT EXECUTE ON FUNCTION crm.enqueue_task(text, jsonb, text, timestamptz, uuid),
             crm.process_integration_tasks(integer), crm.purge_integration_tasks(interval, integer),
             crm._claim_tasks(integer, double precision), crm._record_task_outcomes(json) TO service_role;

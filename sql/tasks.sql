@@ -230,7 +230,9 @@ $$;
 
 -- Record what the runners did: [{id, outcome: done|retry|failed|release, result, error,
 -- after_seconds}]. Only tasks still 'processing' change. 'release' gives a task back unrun
--- (its runner was stopping, or its turn ended): due at once, the attempt not counted.
+-- (its runner was stopping, or its turn ended): due at once, the attempt not counted; with
+-- after_seconds it is deferred (a daily budget spent: due when the budget renews), its error
+-- saying why.
 -- A task going back to pending while a newer pending task has its dedupe_key is superseded
 -- by it (cancelled): the newer one carries the latest state.
 CREATE FUNCTION crm._record_task_outcomes(outcomes json) RETURNS void
@@ -262,9 +264,12 @@ BEGIN
         attempts = CASE WHEN r.outcome = 'release' THEN greatest(t.attempts - 1, 0) ELSE t.attempts END,
         result = CASE WHEN r.outcome = 'done' THEN r.result ELSE t.result END,
         last_error = CASE WHEN r.outcome IN ('retry', 'failed') THEN left(r.error, 2000)
+                          WHEN r.outcome = 'release' AND r.error IS NOT NULL THEN left(r.error, 2000)
                           WHEN r.outcome = 'done' THEN NULL ELSE t.last_error END,
         next_attempt_at = CASE WHEN r.outcome = 'retry' THEN now() + make_interval(secs => r.after_seconds)
-                               WHEN r.outcome = 'release' THEN now() ELSE t.next_attempt_at END,
+                               WHEN r.outcome = 'release'
+                                   THEN now() + make_interval(secs => coalesce(r.after_seconds, 0))
+                               ELSE t.next_attempt_at END,
         completed_at = CASE WHEN r.outcome IN ('done', 'failed') THEN now() END,
         locked_until = NULL
     FROM json_to_recordset($1) AS r(id uuid, outcome text, result jsonb, error text, after_seconds double precision)

@@ -21,6 +21,7 @@ const SECRETS: &[&str] = &[
     "crm.google_client_secret",
     "crm.microsoft_client_secret",
     "crm.smtp_password",
+    "crm.google_maps_api_key",
 ];
 
 static mut PREVIOUS_HOOK: pg_sys::emit_log_hook_type = None;

@@ -57,4 +57,15 @@ pgrx::extension_sql_file!(
     name = "calendar",
     requires = ["connections", integrations::google::calendar::_is_time_zone]
 );
+pgrx::extension_sql_file!(
+    "../sql/maps.sql",
+    name = "maps",
+    requires = [
+        "calendar",
+        integrations::google::maps::geocode::_address_key,
+        integrations::google::maps::geocode::_geocode_request,
+        integrations::google::maps::routes::_travel_times,
+        integrations::google::maps::plan::_plan_order
+    ]
+);
 pgrx::extension_sql_file!("../sql/security.sql", name = "security", finalize);

@@ -29,12 +29,14 @@ pub static TASK_KINDS: &[&dyn TaskKind] = &[
     &google::calendar::SyncJob,
     &google::calendar_sync::SyncConnection,
     &google::calendar_sync::Watch,
+    &google::maps::geocode::Geocode,
 ];
 
 /// Register every integration's settings (`_PG_init`).
 pub fn register_settings() {
     resend::settings::register();
     google::settings::register();
+    google::maps::settings::register();
     microsoft::settings::register();
     smtp::settings::register();
 }

@@ -84,6 +84,37 @@ pub fn bearer_interruptible(
     interruptible(move || bearer_with(&agent, method, &url, &token, body.as_ref()))
 }
 
+/// GET with a query string (the Geocoding API), on the interruptible path.
+pub fn get_query_interruptible(url: String, query: Vec<(&'static str, String)>) -> Answer {
+    let agent = agent();
+    interruptible(move || get_query_with(&agent, &url, &query))
+}
+
+/// GET with a query string, in the worker.
+pub fn get_query(url: &str, query: &[(&'static str, String)]) -> Answer {
+    get_query_with(&agent(), url, query)
+}
+
+fn get_query_with(agent: &ureq::Agent, url: &str, query: &[(&'static str, String)]) -> Answer {
+    let mut req = agent.get(url).set("User-Agent", USER_AGENT);
+    for (k, v) in query {
+        req = req.query(k, v);
+    }
+    answer(req.call())
+}
+
+/// `post_json` on the interruptible path (the Routes API's matrix for a caller waiting).
+pub fn post_json_interruptible(url: String, headers: Vec<(&'static str, String)>, body: Value) -> Answer {
+    let agent = agent();
+    interruptible(move || {
+        let mut req = agent.post(&url).set("User-Agent", USER_AGENT);
+        for (k, v) in &headers {
+            req = req.set(k, v);
+        }
+        answer(req.send_json(&body))
+    })
+}
+
 /// `base` without a trailing slash, then `path`.
 pub fn url(base: &str, path: &str) -> String {
     format!("{}{path}", base.trim_end_matches('/'))

@@ -40,6 +40,9 @@ pub enum Step {
     Answered(Answer, &'static str),
     /// Cannot succeed (the payload names a row that is gone): failed at once.
     Failed(String),
+    /// Not run now, and not an attempt: due again in `secs` (a daily budget is spent until
+    /// it renews), `why` shown as its last_error meanwhile.
+    Deferred { secs: f64, why: String },
 }
 
 /// What a run did: its step, and what to apply to the kind's rows when it is recorded (the
@@ -151,6 +154,11 @@ impl TaskQueue {
                 ..Verdict::new(&task.id, "done", None).into()
             },
             Step::Failed(error) => Verdict::failed(&task.id, error).into(),
+            Step::Deferred { secs, why } => Verdict {
+                after_seconds: Some(secs.max(0.0)),
+                ..Verdict::new(&task.id, "release", Some(why))
+            }
+            .into(),
             Step::Answered(answer, what) => {
                 let judged = outcome::classify(
                     &answer,

@@ -330,8 +330,9 @@ thread_local! {
     static REFRESHES_SCHEDULED_AT: Cell<Option<Instant>> = const { Cell::new(None) };
 }
 
-/// Upkeep every 30 s: keep connections alive (`crm.schedule_token_refreshes()`) and read
-/// calendars that are due (`crm._schedule_calendar_syncs()`); both coalesce per connection,
+/// Upkeep every 30 s: keep connections alive (`crm.schedule_token_refreshes()`), read
+/// calendars that are due (`crm._schedule_calendar_syncs()`), and drop expired Maps cache
+/// entries and old location history (`crm._maps_upkeep()`); the first two coalesce per connection,
 /// so several workers doing it is harmless. In a subtransaction: an error here
 /// (an older schema without the function) must not stop the queues.
 fn schedule_token_refreshes() {
@@ -343,12 +344,17 @@ fn schedule_token_refreshes() {
     }
     REFRESHES_SCHEDULED_AT.with(|c| c.set(Some(Instant::now())));
     BackgroundWorker::transaction(|| {
-        if let Err(e) = super::subxact::catch(|| {
-            Spi::run("SELECT crm.schedule_token_refreshes(), crm._schedule_calendar_syncs()")
-        })
-        .and_then(|r| r.map_err(|e| e.to_string()))
-        {
-            log!("{WORKER_NAME}: upkeep (token refreshes, calendar syncs) failed: {e}");
+        // each on its own: a database whose schema predates one of them still gets the others
+        for step in [
+            "SELECT crm.schedule_token_refreshes()",
+            "SELECT crm._schedule_calendar_syncs()",
+            "SELECT crm._maps_upkeep()",
+        ] {
+            if let Err(e) = super::subxact::catch(|| Spi::run(step))
+                .and_then(|r| r.map_err(|e| e.to_string()))
+            {
+                log!("{WORKER_NAME}: upkeep ({step}) failed: {e}");
+            }
         }
     });
 }

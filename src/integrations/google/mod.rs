@@ -4,4 +4,5 @@
 pub mod calendar;
 pub mod calendar_sync;
 pub mod gmail;
+pub mod maps;
 pub mod settings;

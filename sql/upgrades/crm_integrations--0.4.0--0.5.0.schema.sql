@@ -1,0 +1,144 @@
+-- crm_integrations 0.4.0 -> 0.5.0: Google Maps (issue 13). The reviewed schema changes; every
+-- function (new and changed: crm._record_task_outcomes' deferral) and the privileges are
+-- appended by scripts/gen_update.py from the install script. Copies of sql/maps.sql's tables:
+-- a change to one is made in both (tests/shell/upgrade.sh's fingerprint checks it).
+
+ALTER TABLE crm.jobs
+    ADD COLUMN latitude double precision CHECK (latitude BETWEEN -90 AND 90),
+    ADD COLUMN longitude double precision CHECK (longitude BETWEEN -180 AND 180),
+    ADD COLUMN geocoded_at timestamptz,
+    ADD COLUMN geocode_status text CHECK (geocode_status IN ('pending', 'ok', 'not_found', 'failed'));
+
+ALTER TABLE crm.contacts
+    ADD COLUMN latitude double precision CHECK (latitude BETWEEN -90 AND 90),
+    ADD COLUMN longitude double precision CHECK (longitude BETWEEN -180 AND 180),
+    ADD COLUMN geocoded_at timestamptz,
+    ADD COLUMN geocode_status text CHECK (geocode_status IN ('pending', 'ok', 'not_found', 'failed'));
+
+CREATE TABLE crm.geocode_cache (
+    key               text PRIMARY KEY,     -- crm._address_key(address), or '@lat,lng' for reverse
+    query             text NOT NULL,
+    status            text NOT NULL CHECK (status IN ('ok', 'not_found')),
+    latitude          double precision,
+    longitude         double precision,
+    formatted_address text,
+    place_id          text,
+    location_type     text,
+    partial_match     boolean NOT NULL DEFAULT false,
+    fetched_at        timestamptz NOT NULL DEFAULT now(),
+    expires_at        timestamptz NOT NULL
+);
+
+CREATE INDEX geocode_cache_expires_idx ON crm.geocode_cache (expires_at);
+
+CREATE TABLE crm.travel_time_cache (
+    origin_lat      double precision NOT NULL,
+    origin_lng      double precision NOT NULL,
+    destination_lat double precision NOT NULL,
+    destination_lng double precision NOT NULL,
+    bucket          smallint NOT NULL CHECK (bucket BETWEEN 0 AND 47),
+    distance_m      double precision,
+    duration_s      double precision,
+    condition       text NOT NULL,
+    fetched_at      timestamptz NOT NULL DEFAULT now(),
+    expires_at      timestamptz NOT NULL,
+    PRIMARY KEY (origin_lat, origin_lng, destination_lat, destination_lng, bucket)
+);
+
+CREATE INDEX travel_time_cache_expires_idx ON crm.travel_time_cache (expires_at);
+
+CREATE TABLE crm.maps_usage (
+    account_id uuid REFERENCES crm.accounts (id) ON DELETE CASCADE,
+    day        date NOT NULL,
+    api        text NOT NULL CHECK (api IN ('geocode', 'reverse_geocode', 'route_matrix')),
+    requests   bigint NOT NULL DEFAULT 0,
+    elements   bigint NOT NULL DEFAULT 0,
+    cost_usd   numeric(14, 4) NOT NULL DEFAULT 0,
+    CONSTRAINT maps_usage_key UNIQUE NULLS NOT DISTINCT (account_id, day, api)
+);
+
+ALTER TABLE crm.maps_usage ENABLE ROW LEVEL SECURITY;
+
+CREATE POLICY tenant_isolation ON crm.maps_usage FOR ALL
+    USING (account_id = (SELECT crm.current_account_id()))
+    WITH CHECK (account_id = (SELECT crm.current_account_id()));
+
+CREATE POLICY service_role_all ON crm.maps_usage FOR ALL
+    USING ((SELECT crm.is_service_role()))
+    WITH CHECK ((SELECT crm.is_service_role()));
+
+SELECT pg_catalog.pg_extension_config_dump('crm.maps_usage', '');
+
+CREATE TABLE crm.technician_positions (
+    user_id     uuid PRIMARY KEY,
+    account_id  uuid NOT NULL,
+    latitude    double precision NOT NULL CHECK (latitude BETWEEN -90 AND 90),
+    longitude   double precision NOT NULL CHECK (longitude BETWEEN -180 AND 180),
+    accuracy_m  real,
+    recorded_at timestamptz NOT NULL,
+    received_at timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT technician_positions_user_fk FOREIGN KEY (account_id, user_id)
+        REFERENCES crm.users (account_id, id) ON DELETE CASCADE
+);
+
+CREATE INDEX technician_positions_account_idx ON crm.technician_positions (account_id);
+
+CREATE TABLE crm.technician_locations (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    user_id     uuid NOT NULL,
+    account_id  uuid NOT NULL,
+    latitude    double precision NOT NULL CHECK (latitude BETWEEN -90 AND 90),
+    longitude   double precision NOT NULL CHECK (longitude BETWEEN -180 AND 180),
+    accuracy_m  real,
+    recorded_at timestamptz NOT NULL,
+    received_at timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT technician_locations_user_fk FOREIGN KEY (account_id, user_id)
+        REFERENCES crm.users (account_id, id) ON DELETE CASCADE
+);
+
+CREATE INDEX technician_locations_user_idx ON crm.technician_locations (user_id, recorded_at DESC);
+
+CREATE INDEX technician_locations_recorded_idx ON crm.technician_locations (recorded_at);
+
+ALTER TABLE crm.technician_positions ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE crm.technician_locations ENABLE ROW LEVEL SECURITY;
+
+CREATE POLICY tenant_isolation ON crm.technician_positions FOR ALL
+    USING (account_id = (SELECT crm.current_account_id()))
+    WITH CHECK (account_id = (SELECT crm.current_account_id()));
+
+CREATE POLICY service_role_all ON crm.technician_positions FOR ALL
+    USING ((SELECT crm.is_service_role()))
+    WITH CHECK ((SELECT crm.is_service_role()));
+
+CREATE POLICY tenant_isolation ON crm.technician_locations FOR ALL
+    USING (account_id = (SELECT crm.current_account_id()))
+    WITH CHECK (account_id = (SELECT crm.current_account_id()));
+
+CREATE POLICY service_role_all ON crm.technician_locations FOR ALL
+    USING ((SELECT crm.is_service_role()))
+    WITH CHECK ((SELECT crm.is_service_role()));
+
+SELECT pg_catalog.pg_extension_config_dump('crm.technician_positions', '');
+
+SELECT pg_catalog.pg_extension_config_dump('crm.technician_locations', '');
+
+-- @after-functions
+CREATE INDEX jobs_geocode_pending_idx ON crm.jobs (account_id, crm._address_key(address))
+    WHERE geocode_status = 'pending';
+
+CREATE INDEX contacts_geocode_pending_idx ON crm.contacts (account_id, crm._address_key(address))
+    WHERE geocode_status = 'pending';
+
+CREATE TRIGGER geocode_1_guard BEFORE INSERT OR UPDATE ON crm.jobs
+    FOR EACH ROW EXECUTE FUNCTION crm._geocode_guard();
+
+CREATE TRIGGER geocode_2_lookup BEFORE INSERT OR UPDATE ON crm.jobs
+    FOR EACH ROW WHEN (NEW.geocode_status = 'pending') EXECUTE FUNCTION crm._geocode_lookup();
+
+CREATE TRIGGER geocode_1_guard BEFORE INSERT OR UPDATE ON crm.contacts
+    FOR EACH ROW EXECUTE FUNCTION crm._geocode_guard();
+
+CREATE TRIGGER geocode_2_lookup BEFORE INSERT OR UPDATE ON crm.contacts
+    FOR EACH ROW WHEN (NEW.geocode_status = 'pending') EXECUTE FUNCTION crm._geocode_lookup();
