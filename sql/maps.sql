@@ -202,16 +202,18 @@ $$;
 -- Triggers: an address written queues its geocoding (or takes the cached answer at once).
 ------------------------------------------------------------------------------------------------
 
--- 1. The coordinates are the server's: on a tenant's insert, or when the address changes,
--- they are cleared and the row is pending; any other update keeps them as they were. The
--- server's own writes (crm._apply_geocode) set crm.applying_geocode and pass. Invoker, so
--- that crm._caller_is_privileged() sees the writer.
+-- 1. The coordinates are the server's: on an insert, or when the address changes, they are
+-- cleared and the row is pending; any other update keeps them as they were. The server's own
+-- writes (crm._apply_geocode, crm.geocode_missing) set crm.applying_geocode and run as a
+-- superuser or BYPASSRLS role (the definer, or the worker): only those pass. Invoker, so
+-- that current_user is the writer (a tenant can set the setting, not become that role).
 CREATE FUNCTION crm._geocode_guard() RETURNS trigger
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    IF current_setting('crm.applying_geocode', true) = 'on' AND crm._caller_is_privileged() THEN
+    IF current_setting('crm.applying_geocode', true) = 'on'
+       AND EXISTS (SELECT 1 FROM pg_roles r WHERE r.rolname = current_user AND (r.rolsuper OR r.rolbypassrls)) THEN
         RETURN NEW;
     END IF;
     IF TG_OP = 'INSERT' OR crm._address_key(NEW.address) IS DISTINCT FROM crm._address_key(OLD.address) THEN
@@ -609,7 +611,7 @@ $$;
 -- (source 'straight_line'). 55000 when the job has no coordinates yet, no technician, or the
 -- technician has reported no position.
 CREATE FUNCTION crm.job_eta(job_id uuid)
-RETURNS TABLE (job_id uuid, technician_id uuid, distance_m double precision, duration_s double precision,
+RETURNS TABLE (technician_id uuid, distance_m double precision, duration_s double precision,
                eta timestamptz, source text, position_recorded_at timestamptz)
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -634,7 +636,7 @@ BEGIN
     END IF;
     SELECT * INTO t FROM crm.travel_times(jsonb_build_array(jsonb_build_array(p.latitude, p.longitude)),
                                           jsonb_build_array(jsonb_build_array(j.latitude, j.longitude)), now());
-    RETURN QUERY SELECT j.id, j.assigned_to, t.distance_m, t.duration_s,
+    RETURN QUERY SELECT j.assigned_to, t.distance_m, t.duration_s,
                         now() + make_interval(secs => t.duration_s), t.source, p.recorded_at;
 END
 $$;

@@ -12,7 +12,7 @@
        at most 625 elements (400 INVALID_ARGUMENT), departureTime in the past refused (400).
        Answers a JSON array of elements holding only the masked fields, proto3 style (a field
        at its default, such as originIndex 0, is left out). Distance = great circle x 1.3;
-       duration at 40 km/h (x1.25 departing 07-09 or 16-18 UTC); ROUTE_NOT_FOUND below
+       duration at 40 km/h (x1.25 departing 07-09 or 16-18 UTC: departureTime, else now); ROUTE_NOT_FOUND below
        latitude -60 (no roads to Antarctica).
 """
 import hashlib
@@ -28,6 +28,7 @@ GAZETTEER = {
     "500 e cesar chavez st austin tx": (30.2610, -97.7380, "500 E Cesar Chavez St, Austin, TX 78701, USA", "ROOFTOP"),
     "2100 barton springs rd austin tx": (30.2638, -97.7697, "2100 Barton Springs Rd, Austin, TX 78746, USA", "ROOFTOP"),
     "11200 domain dr austin tx": (30.4021, -97.7253, "11200 Domain Dr, Austin, TX 78758, USA", "ROOFTOP"),
+    "10000 research blvd austin tx": (30.3900, -97.7470, "10000 Research Blvd, Austin, TX 78759, USA", "ROOFTOP"),
     "3000 s lamar blvd austin tx": (30.2450, -97.7803, "3000 S Lamar Blvd, Austin, TX 78704, USA", "ROOFTOP"),
 }
 
@@ -127,13 +128,13 @@ def route_matrix(body, headers, record):
     if len(origins) * len(destinations) > 625:
         return google_error(400, "INVALID_ARGUMENT",
                             "Number of elements in the request (%d) exceeds the limit of 625." % (len(origins) * len(destinations)))
-    factor = 1.0
+    # traffic at the departure time, or now without one (as Google does)
+    t = datetime.now(timezone.utc)
     if body.get("departureTime"):
         t = datetime.fromisoformat(body["departureTime"].replace("Z", "+00:00"))
         if t < datetime.now(timezone.utc):
             return google_error(400, "INVALID_ARGUMENT", "Timestamp must be set to a future time.")
-        if t.hour in (7, 8, 16, 17):
-            factor = 1.25
+    factor = 1.25 if t.hour in (7, 8, 16, 17) else 1.0
     fields = set(f.strip() for f in mask.split(","))
     out = []
     for i, o in enumerate(origins):
