@@ -2,7 +2,7 @@
 -- SQLSTATE and proof that nothing was written. Crashes, cancels and the worker are in
 -- tests/shell/hardening.sh (they need several sessions).
 BEGIN;
-SELECT plan(45);
+SELECT plan(48);
 
 INSERT INTO crm.accounts (id, name, default_from_email) VALUES
   ('0000000a-0000-0000-0000-0000000000a9', 'Attacker', 'Attacker <office@attacker.example>'),
@@ -138,11 +138,14 @@ SELECT is((SELECT status FROM crm.invoices WHERE id = 'e000000a-0000-0000-0000-0
 SELECT tests.login('anon', NULL);
 SELECT throws_ok($$SELECT crm.encrypt_token('x')$$, '42501', NULL, 'anon cannot call encrypt_token');
 SELECT throws_ok($$SELECT crm.current_key_fingerprint()$$, '42501', NULL, 'anon cannot call current_key_fingerprint');
+SELECT throws_ok($$SELECT * FROM crm.geocode('1 Main St')$$, '42501', NULL, 'anon cannot spend Maps requests (geocode)');
+SELECT throws_ok($$SELECT * FROM crm.travel_times('[[0,0]]', '[[0,1]]')$$, '42501', NULL, 'anon cannot call travel_times');
+SELECT throws_ok($$SELECT crm.report_location(0, 0)$$, '42501', NULL, 'anon cannot report a location');
 SELECT tests.logout();
 SELECT is((SELECT count(*) FROM pg_proc p WHERE p.pronamespace = 'crm'::regnamespace AND p.proname LIKE '\_%'
              AND has_function_privilege('anon', p.oid, 'EXECUTE')
              AND p.proname NOT IN ('_render_email_parts', '_template_named', '_try_uuid', '_try_inet', '_try_timestamptz',
-                                   '_is_time_zone')),
+                                   '_is_time_zone', '_address_key')),
           0::bigint, 'no other internal helper is executable by anon');
 
 SELECT * FROM finish();

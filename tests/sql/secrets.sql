@@ -30,11 +30,13 @@ SELECT throws_ok($$SELECT crm.rotate_encryption_key()$$, '42501', NULL, 'authent
 SELECT ok(length(crm.encrypt_token('mine')) > 0, 'authenticated may encrypt (it never sees the key)');
 -- The providers' secrets are settings of the same kind.
 SELECT is((SELECT count(*) FROM unnest(ARRAY['crm.resend_api_key', 'crm.stripe_webhook_secret', 'crm.resend_webhook_secret',
-              'crm.google_client_secret', 'crm.microsoft_client_secret', 'crm.smtp_password']) s
+              'crm.google_client_secret', 'crm.microsoft_client_secret', 'crm.smtp_password',
+              'crm.google_maps_api_key']) s
            WHERE tests.error_text('SHOW ' || s) IS NULL), 0::bigint,
           'authenticated: SHOW refused for every provider secret');
 SELECT is((SELECT count(*) FROM pg_settings WHERE name IN ('crm.resend_api_key', 'crm.stripe_webhook_secret', 'crm.resend_webhook_secret',
-              'crm.google_client_secret', 'crm.microsoft_client_secret', 'crm.smtp_password')), 0::bigint,
+              'crm.google_client_secret', 'crm.microsoft_client_secret', 'crm.smtp_password',
+              'crm.google_maps_api_key')), 0::bigint,
           'authenticated: pg_settings hides every provider secret');
 SELECT ok(position((SELECT key FROM k) IN
             (SELECT string_agg(x, ' ') FROM (SELECT tests.error_text(q) AS x FROM unnest(ARRAY[
