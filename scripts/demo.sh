@@ -31,7 +31,8 @@ bash scripts/cluster.sh start $NAME "$PORT" \
   "crm.google_accounts_base_url = '$EMU'" "crm.google_userinfo_base_url = '$EMU'" \
   "crm.google_client_secret = 'demo-google-secret'" "crm.microsoft_graph_base_url = '$EMU'" "crm.microsoft_login_base_url = '$EMU'" \
   "crm.microsoft_client_id = 'demo-ms-client'" "crm.microsoft_client_secret = 'demo-ms-secret'" \
-  "crm.gmail_rate_limit = 0" "crm.microsoft_rate_limit = 0"
+  "crm.gmail_rate_limit = 0" "crm.microsoft_rate_limit = 0" \
+  "crm.google_maps_base_url = '$EMU'" "crm.google_routes_base_url = '$EMU'" "crm.google_maps_api_key = 'AIzaDemoKey'"
 eval "$(bash scripts/cluster.sh env $NAME "$PORT")"
 export PGDATABASE=$DB
 DATA=${CRM_CLUSTER_BASE:-/tmp/crm_integrations}/$NAME/data
@@ -377,6 +378,44 @@ as_api authenticated '{"sub":"a1000000-0000-0000-0000-000000000001"}' \
   -c "SELECT template_name, sent, delivery_rate, open_rate, click_rate FROM crm.get_template_performance(now() - interval '1 day', now() + interval '1 day')" \
   -c "SELECT sent_7d, delivered_7d, delivery_rate_7d, below_target FROM crm.email_delivery_health" \
   -c "SELECT email, reason FROM crm.email_suppressions"
+
+say "Google Maps: jobs geocoded in the background, technicians' positions, a dispatch suggestion, a planned day"
+sql -q <<'SQL'
+INSERT INTO crm.users (id, account_id, email, full_name, role) VALUES
+  ('a1000000-0000-0000-0000-0000000000c1', 'a0000000-0000-0000-0000-000000000001', 'marco@317plumber.com', 'Marco Tech', 'tech'),
+  ('a1000000-0000-0000-0000-0000000000c2', 'a0000000-0000-0000-0000-000000000001', 'priya@317plumber.com', 'Priya Tech', 'tech');
+INSERT INTO crm.jobs (account_id, title, status, scheduled_start, scheduled_end, address, assigned_to) VALUES
+  ('a0000000-0000-0000-0000-000000000001', 'Leak under sink', 'scheduled', now() + interval '2 hours', now() + interval '3 hours',
+   '200 W Washington St, Indianapolis', NULL),
+  ('a0000000-0000-0000-0000-000000000001', 'Drain cleaning', 'scheduled', (current_date + 1) + time '13:00', (current_date + 1) + time '17:00',
+   '8702 Keystone Crossing, Indianapolis', 'a1000000-0000-0000-0000-0000000000c1'),
+  ('a0000000-0000-0000-0000-000000000001', 'Sump pump install', 'scheduled', (current_date + 1) + time '13:00', (current_date + 1) + time '17:00',
+   '1 Lucas Oil Stadium Dr, Indianapolis', 'a1000000-0000-0000-0000-0000000000c1'),
+  ('a0000000-0000-0000-0000-000000000001', 'Faucet repair', 'scheduled', (current_date + 1) + time '13:30', (current_date + 1) + time '17:00',
+   '6101 N Keystone Ave, Indianapolis', 'a1000000-0000-0000-0000-0000000000c1'),
+  ('a0000000-0000-0000-0000-000000000001', 'Toilet replacement', 'scheduled', (current_date + 1) + time '14:00', (current_date + 1) + time '17:30',
+   '200 w. Washington St., Indianapolis', 'a1000000-0000-0000-0000-0000000000c1');
+SQL
+sql -q -c "SELECT pg_sleep(1)" >/dev/null
+echo "Inserting jobs queued one maps.geocode task per distinct address (\"200 w. Washington St.\" shares one); the workers geocoded them:"
+sql -c "SELECT title, address, round(latitude::numeric, 4) AS lat, round(longitude::numeric, 4) AS lng, geocode_status FROM crm.jobs
+        WHERE account_id = 'a0000000-0000-0000-0000-000000000001' ORDER BY scheduled_start"
+echo "Geocoding requests the emulator received: $(curl -s "$EMU/_emulator/requests" | python3 -c "import json,sys; print(sum(1 for r in json.load(sys.stdin) if r['path'] == '/maps/api/geocode/json'))")"
+echo "Marco and Priya's phones report where they are (crm.report_location, as themselves):"
+as_api authenticated '{"sub":"a1000000-0000-0000-0000-0000000000c1"}' -q -XAt -c "SELECT crm.report_location(39.8119, -86.1567, 12)" >/dev/null
+as_api authenticated '{"sub":"a1000000-0000-0000-0000-0000000000c2"}' -q -XAt -c "SELECT crm.report_location(39.7690, -86.1580, 8)" >/dev/null
+sql -c "SELECT u.full_name, round(p.latitude::numeric, 4) AS lat, round(p.longitude::numeric, 4) AS lng, p.accuracy_m FROM crm.technician_positions p JOIN crm.users u ON u.id = p.user_id ORDER BY 1"
+echo "Dana asks who should take \"Leak under sink\" (crm.suggest_technicians: free first, then by driving time via the Routes API):"
+LEAK=$(sql -XAt -c "SELECT id FROM crm.jobs WHERE title = 'Leak under sink'")
+as_api authenticated '{"sub":"a1000000-0000-0000-0000-000000000001"}' \
+  -c "SELECT rank, full_name, available, round(duration_s / 60) AS minutes, source, reason FROM crm.suggest_technicians('$LEAK')"
+echo "Marco's day tomorrow, ordered for the least driving within each job's arrival window (crm.plan_route):"
+as_api authenticated '{"sub":"a1000000-0000-0000-0000-000000000001"}' \
+  -c "SELECT stop, title, to_char(arrive_at AT TIME ZONE 'UTC', 'HH24:MI') AS arrive, round(travel_seconds / 60) AS drive_min,
+             to_char(window_start AT TIME ZONE 'UTC', 'HH24:MI') || '-' || to_char(window_end AT TIME ZONE 'UTC', 'HH24:MI') AS window_utc, late, exact
+      FROM crm.plan_route('a1000000-0000-0000-0000-0000000000c1', current_date + 1)"
+echo "What it cost (crm.maps_usage, at list price):"
+sql -c "SELECT a.name AS account, u.api, u.requests, u.elements, u.cost_usd FROM crm.maps_usage u LEFT JOIN crm.accounts a ON a.id = u.account_id ORDER BY 1, 2"
 
 say "Done. The demo cluster and the emulator are still running for you to explore:"
 echo "  $(bash scripts/cluster.sh env $NAME "$PORT"); psql $DB"

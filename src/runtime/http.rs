@@ -104,7 +104,11 @@ fn get_query_with(agent: &ureq::Agent, url: &str, query: &[(&'static str, String
 }
 
 /// `post_json` on the interruptible path (the Routes API's matrix for a caller waiting).
-pub fn post_json_interruptible(url: String, headers: Vec<(&'static str, String)>, body: Value) -> Answer {
+pub fn post_json_interruptible(
+    url: String,
+    headers: Vec<(&'static str, String)>,
+    body: Value,
+) -> Answer {
     let agent = agent();
     interruptible(move || {
         let mut req = agent.post(&url).set("User-Agent", USER_AGENT);

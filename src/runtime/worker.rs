@@ -350,8 +350,8 @@ fn schedule_token_refreshes() {
             "SELECT crm._schedule_calendar_syncs()",
             "SELECT crm._maps_upkeep()",
         ] {
-            if let Err(e) = super::subxact::catch(|| Spi::run(step))
-                .and_then(|r| r.map_err(|e| e.to_string()))
+            if let Err(e) =
+                super::subxact::catch(|| Spi::run(step)).and_then(|r| r.map_err(|e| e.to_string()))
             {
                 log!("{WORKER_NAME}: upkeep ({step}) failed: {e}");
             }

@@ -29,6 +29,15 @@ GAZETTEER = {
     "2100 barton springs rd austin tx": (30.2638, -97.7697, "2100 Barton Springs Rd, Austin, TX 78746, USA", "ROOFTOP"),
     "11200 domain dr austin tx": (30.4021, -97.7253, "11200 Domain Dr, Austin, TX 78758, USA", "ROOFTOP"),
     "10000 research blvd austin tx": (30.3900, -97.7470, "10000 Research Blvd, Austin, TX 78759, USA", "ROOFTOP"),
+    # the demo's (Indianapolis)
+    "12 elm st indianapolis": (39.7817, -86.1470, "12 Elm St, Indianapolis, IN 46204, USA", "ROOFTOP"),
+    "9 oak ave carmel": (39.9784, -86.1180, "9 Oak Ave, Carmel, IN 46032, USA", "ROOFTOP"),
+    "88 oak ave carmel": (39.9790, -86.1175, "88 Oak Ave, Carmel, IN 46032, USA", "ROOFTOP"),
+    "200 w washington st indianapolis": (39.7671, -86.1608, "200 W Washington St, Indianapolis, IN 46204, USA", "ROOFTOP"),
+    "3000 n meridian st indianapolis": (39.8119, -86.1567, "3000 N Meridian St, Indianapolis, IN 46208, USA", "ROOFTOP"),
+    "1 lucas oil stadium dr indianapolis": (39.7601, -86.1639, "1 Lucas Oil Stadium Dr, Indianapolis, IN 46225, USA", "ROOFTOP"),
+    "8702 keystone crossing indianapolis": (39.9126, -86.1091, "8702 Keystone Crossing, Indianapolis, IN 46240, USA", "ROOFTOP"),
+    "6101 n keystone ave indianapolis": (39.8656, -86.1217, "6101 N Keystone Ave, Indianapolis, IN 46220, USA", "ROOFTOP"),
     "3000 s lamar blvd austin tx": (30.2450, -97.7803, "3000 S Lamar Blvd, Austin, TX 78704, USA", "ROOFTOP"),
 }
 

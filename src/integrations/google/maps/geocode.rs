@@ -49,7 +49,8 @@ pub fn scrub(text: &str, key: &str) -> String {
             }
         })
         .collect();
-    text.replace(key, "[api key]").replace(&encoded, "[api key]")
+    text.replace(key, "[api key]")
+        .replace(&encoded, "[api key]")
 }
 
 fn answer_for(query: &[(&'static str, String)], key: &str, interactive: bool) -> Answer {
@@ -86,11 +87,7 @@ fn place_json(p: &Place) -> Value {
 /// `{"status": "ok", latitude, …}` or `{"status": "not_found"}`; Google's errors raise
 /// (53400 retry later, 55000 key or billing, 22023 the query).
 #[pg_extern(volatile, parallel_unsafe)]
-fn _geocode_request(
-    address: Option<&str>,
-    latitude: Option<f64>,
-    longitude: Option<f64>,
-) -> JsonB {
+fn _geocode_request(address: Option<&str>, latitude: Option<f64>, longitude: Option<f64>) -> JsonB {
     let Some(key) = api_key() else {
         raise(
             PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
@@ -191,7 +188,9 @@ impl TaskKind for Geocode {
     fn run(&self, task: &Task, checkpoint: Checkpoint) -> Ran {
         let ctx: Context = match serde_json::from_value(task.context.clone()) {
             Ok(c) => c,
-            Err(e) => return Step::Failed(format!("the geocode context cannot be read: {e}")).into(),
+            Err(e) => {
+                return Step::Failed(format!("the geocode context cannot be read: {e}")).into()
+            }
         };
         if let Some(cached) = ctx.cached {
             return Ran {

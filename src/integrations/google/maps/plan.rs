@@ -26,7 +26,11 @@ fn read(text: &str) -> Result<Input, String> {
     if input.travel.len() != n + 1 || input.travel.iter().any(|r| r.len() != n + 1) {
         return Err(format!("travel must be {} x {}", n + 1, n + 1));
     }
-    let finite = input.travel.iter().flatten().all(|t| t.is_finite() && *t >= 0.0)
+    let finite = input
+        .travel
+        .iter()
+        .flatten()
+        .all(|t| t.is_finite() && *t >= 0.0)
         && input
             .windows
             .iter()
@@ -69,6 +73,8 @@ fn _plan_order(problem: crate::json_arg::JsonbArg) -> JsonB {
         pg_sys::check_for_interrupts!();
         false
     });
-    JsonB(json!({"order": out.order, "arrivals": out.arrivals, "legs": out.legs,
-                 "total_travel": out.total_travel, "feasible": out.feasible, "exact": out.exact}))
+    JsonB(
+        json!({"order": out.order, "arrivals": out.arrivals, "legs": out.legs,
+                 "total_travel": out.total_travel, "feasible": out.feasible, "exact": out.exact}),
+    )
 }

@@ -106,11 +106,21 @@ fn cached(pairs: &[Key], bucket: i32) -> HashMap<Key, (Leg, String)> {
     )
     .unwrap_or_else(|e| pgrx::error!("travel-time cache: {e}"));
     let mut out = HashMap::new();
-    for row in found.map(|j| j.0).and_then(|v| v.as_array().cloned()).unwrap_or_default() {
+    for row in found
+        .map(|j| j.0)
+        .and_then(|v| v.as_array().cloned())
+        .unwrap_or_default()
+    {
         let f = |i: usize| row[i].as_f64().unwrap_or(f64::NAN);
         let k = key(
-            LatLng { latitude: f(0), longitude: f(1) },
-            LatLng { latitude: f(2), longitude: f(3) },
+            LatLng {
+                latitude: f(0),
+                longitude: f(1),
+            },
+            LatLng {
+                latitude: f(2),
+                longitude: f(3),
+            },
         );
         out.insert(
             k,
@@ -132,7 +142,11 @@ fn matrix_request(
     destinations: &[LatLng],
     departure: Option<DateTime<Utc>>,
 ) -> Vec<wire::Element> {
-    if !limiter::pace(&lane(), MAPS_RATE_LIMIT.get(), crate::templates::check_interrupts) {
+    if !limiter::pace(
+        &lane(),
+        MAPS_RATE_LIMIT.get(),
+        crate::templates::check_interrupts,
+    ) {
         raise(
             PgSqlErrorCode::ERRCODE_QUERY_CANCELED,
             "canceled while waiting for the Maps rate limit",
@@ -274,8 +288,10 @@ fn _travel_times(
         latitude: unkey(p.0),
         longitude: unkey(p.1),
     };
-    let (ro_pts, rd_pts): (Vec<LatLng>, Vec<LatLng>) =
-        (ro.iter().map(as_point).collect(), rd.iter().map(as_point).collect());
+    let (ro_pts, rd_pts): (Vec<LatLng>, Vec<LatLng>) = (
+        ro.iter().map(as_point).collect(),
+        rd.iter().map(as_point).collect(),
+    );
     let mut fresh: HashMap<Key, (Leg, String)> = HashMap::new();
     let mut requests = 0i64;
     let mut requested_elements = 0i64;
@@ -285,7 +301,10 @@ fn _travel_times(
         requests += 1;
         requested_elements += (os.len() * ds.len()) as i64;
         for e in answer {
-            let (o, d) = (ro[o_range.start + e.origin], rd[d_range.start + e.destination]);
+            let (o, d) = (
+                ro[o_range.start + e.origin],
+                rd[d_range.start + e.destination],
+            );
             fresh.insert(
                 (o.0, o.1, d.0, d.1),
                 (
@@ -303,7 +322,15 @@ fn _travel_times(
             .iter()
             .filter(|(_, (_, c))| c == "ROUTE_EXISTS" || c == "ROUTE_NOT_FOUND")
             .map(|(k, (leg, c))| {
-                json!([unkey(k.0), unkey(k.1), unkey(k.2), unkey(k.3), leg.distance_m, leg.duration_s, c])
+                json!([
+                    unkey(k.0),
+                    unkey(k.1),
+                    unkey(k.2),
+                    unkey(k.3),
+                    leg.distance_m,
+                    leg.duration_s,
+                    c
+                ])
             })
             .collect();
         Spi::run_with_args(
@@ -342,8 +369,12 @@ mod tests {
     #[test]
     fn buckets_split_weekends() {
         use chrono::TimeZone;
-        let wed = chrono::Utc.with_ymd_and_hms(2026, 11, 25, 8, 30, 0).unwrap();
-        let sat = chrono::Utc.with_ymd_and_hms(2026, 11, 28, 8, 30, 0).unwrap();
+        let wed = chrono::Utc
+            .with_ymd_and_hms(2026, 11, 25, 8, 30, 0)
+            .unwrap();
+        let sat = chrono::Utc
+            .with_ymd_and_hms(2026, 11, 28, 8, 30, 0)
+            .unwrap();
         assert_eq!(super::bucket(wed), 8);
         assert_eq!(super::bucket(sat), 32);
     }

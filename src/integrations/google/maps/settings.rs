@@ -23,11 +23,23 @@ pub static MAPS_MAX_ELEMENTS: GucSetting<i32> = GucSetting::<i32>::new(2500);
 pub static ROUTE_SERVICE_MINUTES: GucSetting<i32> = GucSetting::<i32>::new(60);
 pub static ROUTE_MAX_JOBS: GucSetting<i32> = GucSetting::<i32>::new(40);
 
-fn string(name: &'static std::ffi::CStr, desc: &'static std::ffi::CStr, s: &'static GucSetting<Option<CString>>, flags: GucFlags) {
+fn string(
+    name: &'static std::ffi::CStr,
+    desc: &'static std::ffi::CStr,
+    s: &'static GucSetting<Option<CString>>,
+    flags: GucFlags,
+) {
     GucRegistry::define_string_guc(name, desc, c"", s, GucContext::Suset, flags);
 }
 
-fn int(name: &'static std::ffi::CStr, desc: &'static std::ffi::CStr, s: &'static GucSetting<i32>, min: i32, max: i32, flags: GucFlags) {
+fn int(
+    name: &'static std::ffi::CStr,
+    desc: &'static std::ffi::CStr,
+    s: &'static GucSetting<i32>,
+    min: i32,
+    max: i32,
+    flags: GucFlags,
+) {
     GucRegistry::define_int_guc(name, desc, c"", s, min, max, GucContext::Suset, flags);
 }
 

@@ -14,7 +14,9 @@ impl LatLng {
     /// A point, if both coordinates are finite and in range.
     pub fn new(latitude: f64, longitude: f64) -> Result<LatLng, String> {
         if !latitude.is_finite() || !(-90.0..=90.0).contains(&latitude) {
-            return Err(format!("latitude must be between -90 and 90, not {latitude}"));
+            return Err(format!(
+                "latitude must be between -90 and 90, not {latitude}"
+            ));
         }
         if !longitude.is_finite() || !(-180.0..=180.0).contains(&longitude) {
             return Err(format!(

@@ -198,16 +198,30 @@ mod tests {
             )
         };
         assert_eq!(s("ZERO_RESULTS"), Geocoded::NotFound);
-        assert_eq!(s("OVER_QUERY_LIMIT"), Geocoded::Retry("OVER_QUERY_LIMIT: why".into()));
+        assert_eq!(
+            s("OVER_QUERY_LIMIT"),
+            Geocoded::Retry("OVER_QUERY_LIMIT: why".into())
+        );
         assert!(matches!(s("UNKNOWN_ERROR"), Geocoded::Retry(_)));
-        assert_eq!(s("REQUEST_DENIED"), Geocoded::Denied("REQUEST_DENIED: why".into()));
+        assert_eq!(
+            s("REQUEST_DENIED"),
+            Geocoded::Denied("REQUEST_DENIED: why".into())
+        );
         assert!(matches!(s("OVER_DAILY_LIMIT"), Geocoded::Denied(_)));
-        assert_eq!(s("INVALID_REQUEST"), Geocoded::Invalid("INVALID_REQUEST: why".into()));
+        assert_eq!(
+            s("INVALID_REQUEST"),
+            Geocoded::Invalid("INVALID_REQUEST: why".into())
+        );
         assert_eq!(s("OK"), Geocoded::NotFound); // OK with no result
-        assert!(matches!(classify(None, "", Some("refused")), Geocoded::Retry(m) if m.contains("refused")));
+        assert!(
+            matches!(classify(None, "", Some("refused")), Geocoded::Retry(m) if m.contains("refused"))
+        );
         assert!(matches!(classify(Some(503), "", None), Geocoded::Retry(_)));
         assert!(matches!(classify(Some(403), "", None), Geocoded::Denied(_)));
-        assert!(matches!(classify(Some(200), "<html>", None), Geocoded::Retry(_)));
+        assert!(matches!(
+            classify(Some(200), "<html>", None),
+            Geocoded::Retry(_)
+        ));
         // coordinates out of range are not believed
         let bad = r#"{"status":"OK","results":[{"geometry":{"location":{"lat":91,"lng":0}}}]}"#;
         assert!(matches!(classify(Some(200), bad, None), Geocoded::Retry(_)));

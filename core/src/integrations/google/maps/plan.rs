@@ -355,10 +355,22 @@ mod tests {
             vec![1200.0, 600.0, 0.0],
         ];
         let windows = vec![
-            Window { earliest: 3600.0, latest: 7200.0, service: 600.0 },
-            Window { earliest: 0.0, latest: 1500.0, service: 600.0 },
+            Window {
+                earliest: 3600.0,
+                latest: 7200.0,
+                service: 600.0,
+            },
+            Window {
+                earliest: 0.0,
+                latest: 1500.0,
+                service: 600.0,
+            },
         ];
-        let p = Problem { travel: &travel, windows: &windows, start_time: 0.0 };
+        let p = Problem {
+            travel: &travel,
+            windows: &windows,
+            start_time: 0.0,
+        };
         let got = plan(&p, &mut || false);
         assert_eq!(got.order, vec![1, 0]);
         assert_eq!(got.arrivals, vec![1200.0, 3600.0]);
@@ -368,12 +380,28 @@ mod tests {
 
     #[test]
     fn infeasible_days_go_by_deadline_and_say_so() {
-        let travel = vec![vec![0.0, 5000.0, 5000.0], vec![5000.0, 0.0, 5000.0], vec![5000.0, 5000.0, 0.0]];
-        let windows = vec![
-            Window { earliest: 0.0, latest: 100.0, service: 0.0 },
-            Window { earliest: 0.0, latest: 50.0, service: 0.0 },
+        let travel = vec![
+            vec![0.0, 5000.0, 5000.0],
+            vec![5000.0, 0.0, 5000.0],
+            vec![5000.0, 5000.0, 0.0],
         ];
-        let p = Problem { travel: &travel, windows: &windows, start_time: 0.0 };
+        let windows = vec![
+            Window {
+                earliest: 0.0,
+                latest: 100.0,
+                service: 0.0,
+            },
+            Window {
+                earliest: 0.0,
+                latest: 50.0,
+                service: 0.0,
+            },
+        ];
+        let p = Problem {
+            travel: &travel,
+            windows: &windows,
+            start_time: 0.0,
+        };
         let got = plan(&p, &mut || false);
         assert!(!got.feasible && !got.exact);
         assert_eq!(got.order, vec![1, 0]);
@@ -382,7 +410,11 @@ mod tests {
     #[test]
     fn large_days_use_the_heuristic_and_stay_feasible() {
         let (travel, windows) = fixture(7, 20, false);
-        let p = Problem { travel: &travel, windows: &windows, start_time: 0.0 };
+        let p = Problem {
+            travel: &travel,
+            windows: &windows,
+            start_time: 0.0,
+        };
         let got = plan(&p, &mut || false);
         assert_eq!(got.order.len(), 20);
         assert!(got.feasible && !got.exact);
@@ -399,12 +431,28 @@ mod tests {
 
     #[test]
     fn no_start_position_begins_at_the_first_job() {
-        let travel = vec![vec![0.0, 0.0, 0.0], vec![0.0, 0.0, 900.0], vec![0.0, 900.0, 0.0]];
-        let windows = vec![
-            Window { earliest: 1000.0, latest: 5000.0, service: 100.0 },
-            Window { earliest: 0.0, latest: 5000.0, service: 100.0 },
+        let travel = vec![
+            vec![0.0, 0.0, 0.0],
+            vec![0.0, 0.0, 900.0],
+            vec![0.0, 900.0, 0.0],
         ];
-        let p = Problem { travel: &travel, windows: &windows, start_time: f64::NEG_INFINITY };
+        let windows = vec![
+            Window {
+                earliest: 1000.0,
+                latest: 5000.0,
+                service: 100.0,
+            },
+            Window {
+                earliest: 0.0,
+                latest: 5000.0,
+                service: 100.0,
+            },
+        ];
+        let p = Problem {
+            travel: &travel,
+            windows: &windows,
+            start_time: f64::NEG_INFINITY,
+        };
         let got = plan(&p, &mut || false);
         assert_eq!(got.total_travel, 900.0);
         assert_eq!(got.order, vec![1, 0]);

@@ -14,7 +14,8 @@ pub const MAX_ELEMENTS: usize = 625;
 
 /// What we ask for (`X-Goog-FieldMask`); status and condition so that a missing route is
 /// told apart from a zero-length one.
-pub const FIELD_MASK: &str = "originIndex,destinationIndex,status,condition,distanceMeters,duration";
+pub const FIELD_MASK: &str =
+    "originIndex,destinationIndex,status,condition,distanceMeters,duration";
 
 /// The request body. `departure` only when it is in the future (Google refuses a past
 /// departure time; without one it uses now).
@@ -24,9 +25,7 @@ pub fn matrix_body(
     departure: Option<DateTime<Utc>>,
     now: DateTime<Utc>,
 ) -> Value {
-    let waypoint = |p: &LatLng| {
-        json!({"waypoint": {"location": {"latLng": {"latitude": p.latitude, "longitude": p.longitude}}}})
-    };
+    let waypoint = |p: &LatLng| json!({"waypoint": {"location": {"latLng": {"latitude": p.latitude, "longitude": p.longitude}}}});
     let mut body = json!({
         "origins": origins.iter().map(waypoint).collect::<Vec<_>>(),
         "destinations": destinations.iter().map(waypoint).collect::<Vec<_>>(),
@@ -134,7 +133,10 @@ pub fn parse_matrix(
             Some(s) => format!(
                 "ERROR {}{}",
                 s.code,
-                s.message.as_deref().map(|m| format!(": {m}")).unwrap_or_default()
+                s.message
+                    .as_deref()
+                    .map(|m| format!(": {m}"))
+                    .unwrap_or_default()
             ),
             None => w.condition.unwrap_or_else(|| "ROUTE_EXISTS".into()),
         };
@@ -146,7 +148,12 @@ pub fn parse_matrix(
             // proto3 leaves out 0: a route that exists with no distance is 0 m
             distance_m: exists.then(|| w.distance_meters.unwrap_or(0.0)),
             duration_s: if exists {
-                Some(w.duration.as_deref().and_then(parse_duration).unwrap_or(0.0))
+                Some(
+                    w.duration
+                        .as_deref()
+                        .and_then(parse_duration)
+                        .unwrap_or(0.0),
+                )
             } else {
                 None
             },
@@ -178,8 +185,14 @@ mod tests {
     fn body_has_waypoints_and_future_departure_only() {
         let now = Utc::now();
         let b = matrix_body(&[p(1.0, 2.0)], &[p(3.0, 4.0)], Some(now), now);
-        assert_eq!(b["origins"][0]["waypoint"]["location"]["latLng"]["latitude"], 1.0);
-        assert_eq!(b["destinations"][0]["waypoint"]["location"]["latLng"]["longitude"], 4.0);
+        assert_eq!(
+            b["origins"][0]["waypoint"]["location"]["latLng"]["latitude"],
+            1.0
+        );
+        assert_eq!(
+            b["destinations"][0]["waypoint"]["location"]["latLng"]["longitude"],
+            4.0
+        );
         assert!(b.get("departureTime").is_none());
         let later = now + chrono::Duration::hours(2);
         let b = matrix_body(&[p(1.0, 2.0)], &[p(3.0, 4.0)], Some(later), now);
@@ -189,11 +202,23 @@ mod tests {
 
     #[test]
     fn splits_keep_every_pair_once_within_the_limit() {
-        for (o, d) in [(1, 1), (25, 25), (26, 25), (50, 50), (1, 700), (700, 1), (3, 400), (0, 5)] {
+        for (o, d) in [
+            (1, 1),
+            (25, 25),
+            (26, 25),
+            (50, 50),
+            (1, 700),
+            (700, 1),
+            (3, 400),
+            (0, 5),
+        ] {
             let parts = split(o, d);
             let mut seen = vec![vec![0u8; d]; o];
             for (ro, rd) in &parts {
-                assert!(ro.len() * rd.len() <= MAX_ELEMENTS, "{o}x{d}: {ro:?} {rd:?}");
+                assert!(
+                    ro.len() * rd.len() <= MAX_ELEMENTS,
+                    "{o}x{d}: {ro:?} {rd:?}"
+                );
                 for i in ro.clone() {
                     for j in rd.clone() {
                         seen[i][j] += 1;
@@ -231,7 +256,9 @@ mod tests {
     #[test]
     fn error_bodies_read_as_one_line() {
         assert_eq!(
-            error_message(r#"{"error":{"code":403,"message":"API key not valid.","status":"PERMISSION_DENIED"}}"#),
+            error_message(
+                r#"{"error":{"code":403,"message":"API key not valid.","status":"PERMISSION_DENIED"}}"#
+            ),
             "PERMISSION_DENIED: API key not valid."
         );
         assert_eq!(error_message("oops"), "oops");
