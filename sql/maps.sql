@@ -60,6 +60,17 @@ CREATE TABLE crm.travel_time_cache (
 );
 CREATE INDEX travel_time_cache_expires_idx ON crm.travel_time_cache (expires_at);
 
+-- Not tenant data: no tenant policy (and no grant); service_role sees them, the definer
+-- functions and the workers use them.
+ALTER TABLE crm.geocode_cache ENABLE ROW LEVEL SECURITY;
+ALTER TABLE crm.travel_time_cache ENABLE ROW LEVEL SECURITY;
+CREATE POLICY service_role_all ON crm.geocode_cache FOR ALL
+    USING ((SELECT crm.is_service_role()))
+    WITH CHECK ((SELECT crm.is_service_role()));
+CREATE POLICY service_role_all ON crm.travel_time_cache FOR ALL
+    USING ((SELECT crm.is_service_role()))
+    WITH CHECK ((SELECT crm.is_service_role()));
+
 -- Every paid request, per account, API and UTC day, at list price (USD). account_id NULL:
 -- a server-side call made without an account.
 CREATE TABLE crm.maps_usage (
