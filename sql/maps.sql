@@ -262,7 +262,9 @@ BEGIN
     IF hit IS NOT NULL THEN
         NEW.latitude := (hit ->> 'latitude')::float8;
         NEW.longitude := (hit ->> 'longitude')::float8;
-        NEW.geocoded_at := (hit ->> 'fetched_at')::timestamptz;
+        -- now, not the cache entry's time: that would tell this tenant when another account
+        -- looked the address up
+        NEW.geocoded_at := now();
         NEW.geocode_status := hit ->> 'status';
     ELSE
         PERFORM crm.enqueue_task('maps.geocode', jsonb_build_object('address', NEW.address),
@@ -767,7 +769,7 @@ BEGIN
 END
 $$;
 
--- A technician's jobs on `day` (in the account's time zone) in the order that drives the
+-- A technician's open jobs (not completed, paid or cancelled) on `day` (in the account's time zone) in the order that drives the
 -- least while arriving inside each job's window — [scheduled_start, scheduled_end] is the
 -- arrival window, crm.route_service_minutes is spent at each job — with arrival times. Today,
 -- the day starts from the technician's latest position (if reported today); otherwise at the
@@ -806,7 +808,7 @@ BEGIN
                  greatest(coalesce(o.scheduled_end, o.scheduled_start), o.scheduled_start) AS scheduled_end
           FROM crm.jobs o
           WHERE o.account_id = tech.account_id AND o.assigned_to = tech.id
-            AND o.status NOT IN ('cancelled')
+            AND o.status NOT IN ('cancelled', 'completed', 'paid')
             AND o.scheduled_start >= ($2::timestamp AT TIME ZONE tz)
             AND o.scheduled_start < (($2 + 1)::timestamp AT TIME ZONE tz)
           LIMIT 1000) x;
@@ -816,7 +818,7 @@ BEGIN
     SELECT jsonb_agg(e ORDER BY i) INTO pts
     FROM jsonb_array_elements(jobs) WITH ORDINALITY AS a(e, i) WHERE e ->> 'latitude' IS NOT NULL;
     n := coalesce(jsonb_array_length(pts), 0);
-    IF n > coalesce(nullif(current_setting('crm.route_max_jobs', true), '')::int, 40) THEN
+    IF n > coalesce(nullif(current_setting('crm.route_max_jobs', true), '')::int, 30) THEN
         RAISE EXCEPTION '% jobs on % for one technician, more than crm.route_max_jobs', n, $2
             USING ERRCODE = 'program_limit_exceeded';
     END IF;

@@ -236,9 +236,14 @@ fn _travel_times(
             DOMAIN,
         );
     }
-    let departure = departure_time
-        .and_then(|t| DateTime::<Utc>::from_timestamp_micros(t.into_inner() + 946_684_800_000_000));
-    let b = bucket(departure.unwrap_or_else(Utc::now));
+    let departure = departure_time.and_then(|t| {
+        DateTime::<Utc>::from_timestamp_micros(t.into_inner().saturating_add(946_684_800_000_000))
+    });
+    // The bucket of the traffic Google will use: a past (or no) departure is sent without a
+    // time, and Google answers for now, so it is cached under now's bucket — never under the
+    // past time's (that would store this hour's traffic as another hour's).
+    let now = Utc::now();
+    let b = bucket(departure.filter(|t| *t > now).unwrap_or(now));
     let out_of = |legs: &dyn Fn(usize, usize) -> (Leg, String, &'static str)| {
         let mut out = Vec::with_capacity(elements);
         for (i, _) in origins.iter().enumerate() {
@@ -318,8 +323,12 @@ fn _travel_times(
         }
     }
     if requests > 0 {
-        let rows: Vec<Value> = fresh
-            .iter()
+        // in key order: two calls upserting overlapping pairs take the rows' locks in the
+        // same order, so they cannot deadlock
+        let mut legs: Vec<(&Key, &(Leg, String))> = fresh.iter().collect();
+        legs.sort_unstable_by_key(|(k, _)| **k);
+        let rows: Vec<Value> = legs
+            .into_iter()
             .filter(|(_, (_, c))| c == "ROUTE_EXISTS" || c == "ROUTE_NOT_FOUND")
             .map(|(k, (leg, c))| {
                 json!([

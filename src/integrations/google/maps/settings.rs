@@ -19,9 +19,9 @@ pub static TRAVEL_TIME_CACHE_TTL: GucSetting<i32> = GucSetting::<i32>::new(7 * 8
 pub static LOCATION_RETENTION: GucSetting<i32> = GucSetting::<i32>::new(7 * 86400);
 pub static LOCATION_HISTORY_INTERVAL: GucSetting<i32> = GucSetting::<i32>::new(30);
 pub static MAPS_FALLBACK_SPEED_KMH: GucSetting<f64> = GucSetting::<f64>::new(40.0);
-pub static MAPS_MAX_ELEMENTS: GucSetting<i32> = GucSetting::<i32>::new(2500);
+pub static MAPS_MAX_ELEMENTS: GucSetting<i32> = GucSetting::<i32>::new(1000);
 pub static ROUTE_SERVICE_MINUTES: GucSetting<i32> = GucSetting::<i32>::new(60);
-pub static ROUTE_MAX_JOBS: GucSetting<i32> = GucSetting::<i32>::new(40);
+pub static ROUTE_MAX_JOBS: GucSetting<i32> = GucSetting::<i32>::new(30);
 
 fn string(
     name: &'static std::ffi::CStr,
@@ -132,7 +132,7 @@ pub fn register() {
     );
     int(
         c"crm.maps_max_elements",
-        c"Most origins x destinations one crm.travel_times call may ask for (54000 beyond).",
+        c"Most origins x destinations one crm.travel_times call may ask for (54000 beyond): at most $10 of traffic-aware elements per call at list price.",
         &MAPS_MAX_ELEMENTS,
         1,
         100000,

@@ -13,8 +13,13 @@
 //! thread pool (not something to start inside a Postgres backend) and is built for fleets, not
 //! one route of a dozen stops, where the exact program is faster than its start-up.
 
-/// Exact up to this many jobs (2^12 × 12 states: well under a millisecond).
+/// Exact up to this many jobs (2^12 × 12 states).
 pub const EXACT_MAX_JOBS: usize = 12;
+
+/// Most labels kept per state: bounds the program's memory (2^12 × 12 × 32 labels × 24 bytes
+/// = 38 MB at worst) whatever the windows. A state that would need more drops the extra ones
+/// and the plan is no longer called exact.
+pub const MAX_LABELS_PER_STATE: usize = 32;
 
 #[derive(Debug, Clone, Copy, PartialEq, serde::Deserialize)]
 pub struct Window {
@@ -104,8 +109,8 @@ pub fn plan(p: &Problem, checkpoint: &mut dyn FnMut() -> bool) -> Plan {
         return plan_of(p, Vec::new(), true);
     }
     if n <= EXACT_MAX_JOBS {
-        if let Some(order) = exact(p, checkpoint) {
-            return plan_of(p, order, true);
+        if let Some((order, complete)) = exact(p, checkpoint) {
+            return plan_of(p, order, complete);
         }
         return plan_of(p, by_deadline(p), false);
     }
@@ -120,8 +125,11 @@ struct Label {
     prev: (usize, usize),
 }
 
-/// The dynamic program: None when no order keeps every window (or when stopped).
-fn exact(p: &Problem, checkpoint: &mut dyn FnMut() -> bool) -> Option<Vec<usize>> {
+/// The dynamic program: None when no order keeps every window (or when stopped); the flag
+/// is false when a state hit `MAX_LABELS_PER_STATE` (the order is then the best found, not
+/// proven optimal).
+fn exact(p: &Problem, checkpoint: &mut dyn FnMut() -> bool) -> Option<(Vec<usize>, bool)> {
+    let mut complete = true;
     let n = p.windows.len();
     let full = (1usize << n) - 1;
     // labels[mask * n + last]
@@ -172,6 +180,10 @@ fn exact(p: &Problem, checkpoint: &mut dyn FnMut() -> bool) -> Option<Vec<usize>
                     }
                     // Dominated labels are not removed (indexes are kept for the way back);
                     // they only cost a little extra work.
+                    if here.len() >= MAX_LABELS_PER_STATE {
+                        complete = false;
+                        continue;
+                    }
                     here.push(cand);
                 }
             }
@@ -198,7 +210,7 @@ fn exact(p: &Problem, checkpoint: &mut dyn FnMut() -> bool) -> Option<Vec<usize>
         (last, li) = (pl, pi);
     }
     order.reverse();
-    Some(order)
+    Some((order, complete))
 }
 
 /// Relocation and 2-opt moves from `order` while they shorten the drive and keep every window
