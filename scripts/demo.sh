@@ -32,7 +32,8 @@ bash scripts/cluster.sh start $NAME "$PORT" \
   "crm.google_client_secret = 'demo-google-secret'" "crm.microsoft_graph_base_url = '$EMU'" "crm.microsoft_login_base_url = '$EMU'" \
   "crm.microsoft_client_id = 'demo-ms-client'" "crm.microsoft_client_secret = 'demo-ms-secret'" \
   "crm.gmail_rate_limit = 0" "crm.microsoft_rate_limit = 0" \
-  "crm.google_maps_base_url = '$EMU'" "crm.google_routes_base_url = '$EMU'" "crm.google_maps_api_key = 'AIzaDemoKey'"
+  "crm.google_maps_base_url = '$EMU'" "crm.google_routes_base_url = '$EMU'" "crm.google_maps_api_key = 'AIzaDemoKey'" \
+  "crm.stripe_base_url = '$EMU'" "crm.stripe_secret_key = 'sk_test_demo'" "crm.app_base_url = 'https://app.317plumber.com'"
 eval "$(bash scripts/cluster.sh env $NAME "$PORT")"
 export PGDATABASE=$DB
 DATA=${CRM_CLUSTER_BASE:-/tmp/crm_integrations}/$NAME/data
@@ -328,11 +329,29 @@ SELECT 'a3000000-0000-0000-0000-000000000001', account_id, id, contact_id, 'INV-
 FROM crm.jobs WHERE title = 'Water heater replacement';
 UPDATE crm.jobs SET status = 'completed' WHERE title = 'Water heater replacement';
 SQL
+sql -q <<'SQL'
+INSERT INTO crm.invoice_items (account_id, invoice_id, position, description, quantity, unit_amount) VALUES
+  ('a0000000-0000-0000-0000-000000000001', 'a3000000-0000-0000-0000-000000000001', 1, 'Water heater, 50 gal, gas', 1, 89900),
+  ('a0000000-0000-0000-0000-000000000001', 'a3000000-0000-0000-0000-000000000001', 2, 'Labour (hours)', 3.5, 9500),
+  ('a0000000-0000-0000-0000-000000000001', 'a3000000-0000-0000-0000-000000000001', 3, 'Expansion tank', 1, 6500),
+  ('a0000000-0000-0000-0000-000000000001', 'a3000000-0000-0000-0000-000000000001', 4, 'Disposal of the old heater', 1, 2806);
+SQL
 sql -c "SELECT i.invoice_number, i.status AS invoice, j.status AS job FROM crm.invoices i JOIN crm.jobs j ON j.id = i.job_id"
-STRIPE_BODY='{"id":"evt_demo_1","object":"event","type":"payment_intent.succeeded","created":1764000000,"data":{"object":{"id":"pi_demo_1","object":"payment_intent","amount":123456,"amount_received":123456,"currency":"usd","metadata":{"invoice_id":"a3000000-0000-0000-0000-000000000001"}}}}'
+echo "Dana asks for a pay link (crm.create_invoice_checkout, as herself): a Stripe Checkout Session, idempotent per invoice and amount:"
+as_api authenticated '{"sub":"a1000000-0000-0000-0000-000000000001"}' -c "SELECT crm.create_invoice_checkout('a3000000-0000-0000-0000-000000000001') AS checkout"
+echo "Clicking again returns the same session (no second request): $(as_api authenticated '{"sub":"a1000000-0000-0000-0000-000000000001"}' -XAt -c "SELECT crm.create_invoice_checkout('a3000000-0000-0000-0000-000000000001') ->> 'session_id'")"
+echo "The invoice PDF (crm.invoice_pdf), saved as $OUT/INV-1042.pdf:"
+sql -XAt -c "SELECT encode(crm.invoice_pdf('a3000000-0000-0000-0000-000000000001'), 'base64')" | base64 -d > "$OUT/INV-1042.pdf"
+if command -v pdftotext >/dev/null; then
+  pdfinfo "$OUT/INV-1042.pdf" | grep -E '^(Pages|Page size)'; echo "  $(stat -c %s "$OUT/INV-1042.pdf") bytes; its text:"
+  pdftotext -layout "$OUT/INV-1042.pdf" - | sed '/^\s*$/d; s/^/    /' | head -30
+  pdftoppm -png -r 60 -singlefile "$OUT/INV-1042.pdf" "$OUT/INV-1042" && echo "  (as a picture: $OUT/INV-1042.png)"
+fi
+SESSION=$(sql -XAt -c "SELECT stripe_checkout_session_id FROM crm.invoices WHERE invoice_number = 'INV-1042'")
+STRIPE_BODY='{"id":"evt_demo_1","object":"event","type":"checkout.session.completed","created":1764000000,"data":{"object":{"id":"'$SESSION'","object":"checkout.session","payment_status":"paid","payment_intent":"pi_demo_1","amount_total":123456,"currency":"usd","metadata":{"invoice_id":"a3000000-0000-0000-0000-000000000001"}}}}'
 TS=$(date +%s)
 SIG=$(printf '%s' "$TS.$STRIPE_BODY" | openssl dgst -sha256 -hmac "$STRIPE_SECRET" -r | cut -d' ' -f1)
-echo "Stripe POSTs payment_intent.succeeded to /rest/v1/rpc/stripe_webhook (Stripe-Signature: t=$TS,v1=${SIG:0:16}…)."
+echo "John pays on the Checkout page; Stripe POSTs checkout.session.completed to /rest/v1/rpc/stripe_webhook (Stripe-Signature: t=$TS,v1=${SIG:0:16}…)."
 echo "PostgREST, as anon, calls crm.stripe_webhook(raw body) with the headers in request.headers:"
 cat > "$OUT/stripe.sql" <<SQL
 SET ROLE anon;
@@ -342,6 +361,16 @@ SQL
 sql -f "$OUT/stripe.sql"
 echo "Stripe retries (the same event): nothing happens twice."
 sql -f "$OUT/stripe.sql"
+STRIPE_BODY='{"id":"evt_demo_2","object":"event","type":"payment_intent.succeeded","created":1764000001,"data":{"object":{"id":"pi_demo_1","object":"payment_intent","amount":123456,"amount_received":123456,"currency":"usd","metadata":{"invoice_id":"a3000000-0000-0000-0000-000000000001"}}}}'
+TS=$(date +%s)
+SIG=$(printf '%s' "$TS.$STRIPE_BODY" | openssl dgst -sha256 -hmac "$STRIPE_SECRET" -r | cut -d' ' -f1)
+echo "Stripe also sends payment_intent.succeeded for the same payment: applied to the same payment row, not counted twice."
+cat > "$OUT/stripe2.sql" <<SQL
+SET ROLE anon;
+SELECT set_config('request.headers', json_build_object('stripe-signature', 't=$TS,v1=$SIG')::text, false) IS NOT NULL AS headers_set \\gset
+SELECT crm.stripe_webhook(\$body\$$STRIPE_BODY\$body\$) AS response;
+SQL
+sql -f "$OUT/stripe2.sql"
 sql -c "SELECT i.invoice_number, i.status AS invoice, i.paid_at IS NOT NULL AS paid_at_set, j.status AS job, p.amount, p.currency, p.status AS payment
         FROM crm.invoices i JOIN crm.jobs j ON j.id = i.job_id JOIN crm.payments p ON p.invoice_id = i.id"
 echo "A forged request (signed with another secret) is refused, and nothing is written:"

@@ -93,6 +93,11 @@ REVOKE ALL ON FUNCTION crm.report_location(double precision, double precision, r
 REVOKE ALL ON FUNCTION crm.job_eta(uuid) FROM PUBLIC;
 REVOKE ALL ON FUNCTION crm.suggest_technicians(uuid, integer) FROM PUBLIC;
 REVOKE ALL ON FUNCTION crm.plan_route(uuid, date) FROM PUBLIC;
+-- Stripe: payment links for signed-in users and the server, not anon.
+REVOKE ALL ON FUNCTION crm.create_invoice_checkout(uuid) FROM PUBLIC;
+REVOKE ALL ON FUNCTION crm.create_payment_intent(uuid) FROM PUBLIC;
+REVOKE ALL ON FUNCTION crm.invoice_pdf(uuid) FROM PUBLIC;
+REVOKE ALL ON FUNCTION crm.send_invoice_email(uuid, text, boolean) FROM PUBLIC;
 -- Sealing tokens: authenticated and service_role (apply_role_grants), not anon.
 REVOKE ALL ON FUNCTION crm.encrypt_token(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION crm.encrypt_token(text, text) FROM PUBLIC;
@@ -164,6 +169,11 @@ BEGIN
         -- Maps: coordinates are server-owned columns of jobs and contacts (a trigger keeps them);
         -- positions are written only through crm.report_location, by the technician.
         GRANT SELECT ON crm.maps_usage, crm.technician_positions, crm.technician_locations TO authenticated;
+        -- Stripe: the checkout columns of invoices are the server's (not in the grant above);
+        -- line items are the tenant's.
+        GRANT SELECT, INSERT, UPDATE, DELETE ON crm.invoice_items TO authenticated;
+        GRANT EXECUTE ON FUNCTION crm.create_invoice_checkout(uuid), crm.create_payment_intent(uuid),
+            crm.invoice_pdf(uuid), crm.send_invoice_email(uuid, text, boolean) TO authenticated;
         GRANT EXECUTE ON FUNCTION crm.geocode(text), crm.reverse_geocode(double precision, double precision),
             crm.travel_times(jsonb, jsonb, timestamptz), crm.geocode_missing(integer),
             crm.report_location(double precision, double precision, real, timestamptz), crm.job_eta(uuid),
@@ -190,6 +200,8 @@ BEGIN
         GRANT EXECUTE ON FUNCTION crm.geocode(text), crm.reverse_geocode(double precision, double precision),
             crm.travel_times(jsonb, jsonb, timestamptz), crm.geocode_missing(integer),
             crm.job_eta(uuid), crm.suggest_technicians(uuid, integer), crm.plan_route(uuid, date) TO service_role;
+        GRANT EXECUTE ON FUNCTION crm.create_invoice_checkout(uuid), crm.create_payment_intent(uuid),
+            crm.invoice_pdf(uuid), crm.send_invoice_email(uuid, text, boolean) TO service_role;
         GRANT EXECUTE ON FUNCTION crm.enqueue_task(text, jsonb, text, timestamptz, uuid),
             crm.process_integration_tasks(integer), crm.purge_integration_tasks(interval, integer),
             crm._claim_tasks(integer, double precision), crm._record_task_outcomes(json) TO service_role;

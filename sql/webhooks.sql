@@ -94,6 +94,26 @@ DECLARE
     amount  bigint;
     currency text;
 BEGIN
+    -- Checkout (crm.create_invoice_checkout): an expired session is forgotten (the next call
+    -- makes a new one); a paid one is its payment intent's success — the same payments row as
+    -- the payment_intent.succeeded event Stripe also sends, so the invoice is paid once.
+    IF event ->> 'type' = 'checkout.session.expired' THEN
+        UPDATE crm.invoices i
+        SET stripe_checkout_session_id = NULL, stripe_checkout_url = NULL, stripe_checkout_expires_at = NULL,
+            stripe_checkout_amount = NULL, stripe_checkout_currency = NULL
+        WHERE i.stripe_checkout_session_id = intent;
+        RETURN CASE WHEN FOUND THEN 'processed' ELSE 'ignored' END;
+    END IF;
+    IF event ->> 'type' = 'checkout.session.completed' THEN
+        IF obj ->> 'payment_status' IS DISTINCT FROM 'paid' OR jsonb_typeof(obj -> 'payment_intent') IS DISTINCT FROM 'string' THEN
+            RETURN 'ignored';
+        END IF;
+        RETURN crm._apply_stripe_event(jsonb_build_object(
+            'type', 'payment_intent.succeeded', 'created', event -> 'created',
+            'data', jsonb_build_object('object', jsonb_build_object(
+                'id', obj -> 'payment_intent', 'amount_received', obj -> 'amount_total', 'currency', obj -> 'currency',
+                'metadata', obj -> 'metadata'))));
+    END IF;
     IF event ->> 'type' NOT IN ('payment_intent.succeeded', 'payment_intent.payment_failed') OR intent IS NULL THEN
         RETURN 'ignored';
     END IF;

@@ -22,6 +22,7 @@ const SECRETS: &[&str] = &[
     "crm.microsoft_client_secret",
     "crm.smtp_password",
     "crm.google_maps_api_key",
+    "crm.stripe_secret_key",
 ];
 
 static mut PREVIOUS_HOOK: pg_sys::emit_log_hook_type = None;

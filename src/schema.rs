@@ -68,4 +68,15 @@ pgrx::extension_sql_file!(
         integrations::google::maps::plan::_plan_order
     ]
 );
+pgrx::extension_sql_file!(
+    "../sql/payments.sql",
+    name = "payments",
+    requires = [
+        "maps",
+        integrations::stripe::_stripe_post,
+        integrations::stripe::_stripe_idempotency_key,
+        integrations::stripe::invoice_pdf::_invoice_pdf,
+        runtime::connect::_setting_is_set
+    ]
+);
 pgrx::extension_sql_file!("../sql/security.sql", name = "security", finalize);

@@ -1,4 +1,4 @@
--- crm_integrations 0.4.0 -> 0.5.0: Google Maps (issue 13). The reviewed schema changes; every
+-- crm_integrations 0.4.0 -> 0.5.0: Google Maps (issue 13) and Stripe outbound (issue 15). The reviewed schema changes; every
 -- function (new and changed: crm._record_task_outcomes' deferral) and the privileges are
 -- appended by scripts/gen_update.py from the install script. Copies of sql/maps.sql's tables:
 -- a change to one is made in both (tests/shell/upgrade.sh's fingerprint checks it).
@@ -134,6 +134,38 @@ CREATE POLICY service_role_all ON crm.technician_locations FOR ALL
 SELECT pg_catalog.pg_extension_config_dump('crm.technician_positions', '');
 
 SELECT pg_catalog.pg_extension_config_dump('crm.technician_locations', '');
+
+-- Stripe outbound (issue 15): copies of sql/payments.sql's schema.
+ALTER TABLE crm.invoices
+    ADD COLUMN stripe_checkout_session_id text,
+    ADD COLUMN stripe_checkout_url text,
+    ADD COLUMN stripe_checkout_expires_at timestamptz,
+    ADD COLUMN stripe_checkout_amount bigint,
+    ADD COLUMN stripe_checkout_currency text;
+CREATE UNIQUE INDEX invoices_checkout_session_idx ON crm.invoices (stripe_checkout_session_id)
+    WHERE stripe_checkout_session_id IS NOT NULL;
+
+CREATE TABLE crm.invoice_items (
+    id          uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    account_id  uuid NOT NULL REFERENCES crm.accounts (id) ON DELETE CASCADE,
+    invoice_id  uuid NOT NULL,
+    position    integer NOT NULL DEFAULT 0,
+    description text NOT NULL CHECK (length(description) BETWEEN 1 AND 500),
+    quantity    numeric(12, 3) NOT NULL DEFAULT 1 CHECK (quantity > 0 AND quantity < 1000000),
+    unit_amount bigint NOT NULL CHECK (unit_amount >= 0 AND unit_amount < 100000000000),  -- cents
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT invoice_items_invoice_fk FOREIGN KEY (account_id, invoice_id)
+        REFERENCES crm.invoices (account_id, id) ON DELETE CASCADE
+);
+CREATE INDEX invoice_items_invoice_idx ON crm.invoice_items (invoice_id, position);
+ALTER TABLE crm.invoice_items ENABLE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON crm.invoice_items FOR ALL
+    USING (account_id = (SELECT crm.current_account_id()))
+    WITH CHECK (account_id = (SELECT crm.current_account_id()));
+CREATE POLICY service_role_all ON crm.invoice_items FOR ALL
+    USING ((SELECT crm.is_service_role()))
+    WITH CHECK ((SELECT crm.is_service_role()));
+SELECT pg_catalog.pg_extension_config_dump('crm.invoice_items', '');
 
 -- @after-functions
 CREATE INDEX jobs_geocode_pending_idx ON crm.jobs (account_id, crm._address_key(address))

@@ -10,6 +10,7 @@ pub mod microsoft;
 pub mod noop;
 pub mod resend;
 pub mod smtp;
+pub mod stripe;
 
 use crate::email::provider::Provider;
 use crate::runtime::tasks::TaskKind;
@@ -39,4 +40,5 @@ pub fn register_settings() {
     google::maps::settings::register();
     microsoft::settings::register();
     smtp::settings::register();
+    stripe::settings::register();
 }

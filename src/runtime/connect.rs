@@ -444,6 +444,10 @@ fn _setting_is_set(name: &str) -> bool {
         "crm.resend_webhook_secret" => &guc::RESEND_WEBHOOK_SECRET,
         "crm.google_client_secret" => &google::GOOGLE_CLIENT_SECRET,
         "crm.microsoft_client_secret" => &microsoft::MICROSOFT_CLIENT_SECRET,
+        "crm.stripe_secret_key" => &crate::integrations::stripe::settings::STRIPE_SECRET_KEY,
+        "crm.google_maps_api_key" => {
+            &crate::integrations::google::maps::settings::GOOGLE_MAPS_API_KEY
+        }
         _ => invalid("not a secret setting this function knows"),
     };
     !guc::raw(setting).iter().all(u8::is_ascii_whitespace)

@@ -73,6 +73,23 @@ pub fn post_form_interruptible(url: String, form: Vec<(String, String)>) -> Answ
     })
 }
 
+/// A form POST with headers (Stripe: Authorization, Idempotency-Key), interruptible.
+pub fn post_form_headers_interruptible(
+    url: String,
+    headers: Vec<(&'static str, String)>,
+    form: Vec<(String, String)>,
+) -> Answer {
+    let agent = agent();
+    interruptible(move || {
+        let mut req = agent.post(&url).set("User-Agent", USER_AGENT);
+        for (k, v) in &headers {
+            req = req.set(k, v);
+        }
+        let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        answer(req.send_form(&form))
+    })
+}
+
 /// `bearer` on the interruptible path.
 pub fn bearer_interruptible(
     method: &'static str,

@@ -16,6 +16,7 @@ receives, and injects faults on command. Binds to 127.0.0.1 only.
            GET /v1/userinfo
   Microsoft GET /{tenant}/oauth2/v2.0/authorize, POST /{tenant}/oauth2/v2.0/token (code with PKCE,
            refresh: rotates the refresh token, as Microsoft does), Graph GET /v1.0/me
+  Stripe   POST /v1/checkout/sessions, POST /v1/payment_intents (stripe_api.py)
   Maps     GET /maps/api/geocode/json, POST /distanceMatrix/v2:computeRouteMatrix (maps.py)
   Resend   GET /domains
   The token endpoints answer 400 {"error": "invalid_grant", ...} to an unknown or revoked
@@ -31,6 +32,7 @@ Control endpoints (not part of any provider's API):
        the connection closes unanswered: a lost 200)
   POST /_emulator/rate_limit          {"per_second": 50}: answer 429 (Retry-After: 1), as Resend
                                       does, to requests beyond that rate (sliding 1 s window); 0 = off
+  POST /_emulator/stripe              {"errors": [{"status", "type", "code", "param", "message"}]}: answered first
   POST /_emulator/maps                {"statuses": ["OVER_QUERY_LIMIT", ...]}: Geocoding answers these first
   POST /_emulator/oauth               {"app": {"users": {"google": ADDRESS, "microsoft": ADDRESS},
                                        "consent": "deny", "drop_scopes": [...], "redirect_uris": [...],
@@ -60,9 +62,10 @@ import google
 import maps
 import microsoft
 import resend
+import stripe_api
 from state import LOCK, STATE, reset
 
-ROUTES = resend.ROUTES + google.ROUTES + microsoft.ROUTES + maps.ROUTES
+ROUTES = resend.ROUTES + google.ROUTES + microsoft.ROUTES + maps.ROUTES + stripe_api.ROUTES
 GET_ROUTES = resend.GET_ROUTES + google.GET_ROUTES + microsoft.GET_ROUTES + maps.GET_ROUTES
 METHOD_ROUTES = google.METHOD_ROUTES
 
@@ -174,6 +177,8 @@ class Handler(BaseHTTPRequestHandler):
             with LOCK:
                 STATE.update(rate=int(body.get("per_second", 0)), recent=[])
             return self.reply(200, {"ok": True})
+        if self.path == "/_emulator/stripe":
+            return self.reply(*stripe_api.configure(body or {}))
         if self.path == "/_emulator/maps":
             return self.reply(*maps.configure(body or {}))
         if self.path == "/_emulator/calendar":

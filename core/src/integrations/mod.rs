@@ -3,3 +3,4 @@
 pub mod google;
 pub mod microsoft;
 pub mod resend;
+pub mod stripe;

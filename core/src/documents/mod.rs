@@ -1,0 +1,3 @@
+//! Documents we render for customers: the invoice PDF.
+
+pub mod invoice_pdf;

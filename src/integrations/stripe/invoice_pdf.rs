@@ -1,0 +1,27 @@
+//! `crm._invoice_pdf`: the invoice document (`crm._invoice_document`, sql/payments.sql) as PDF
+//! bytes, rendered by `crm_core::documents::invoice_pdf`.
+
+use crate::errors::raise;
+use crate::json_arg::{parse_json_as, JsonbArg};
+use crm_core::documents::invoice_pdf::{self, Invoice};
+use pgrx::prelude::*;
+
+#[pg_extern(immutable, parallel_safe, strict)]
+fn _invoice_pdf(document: JsonbArg) -> Vec<u8> {
+    let invoice: Invoice = parse_json_as(&document.0).unwrap_or_else(|e| {
+        raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("invoice document: {e}"),
+            None,
+            "crm_integrations.invoice_pdf",
+        )
+    });
+    invoice_pdf::render(&invoice).unwrap_or_else(|e| {
+        raise(
+            PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+            e,
+            None,
+            "crm_integrations.invoice_pdf",
+        )
+    })
+}
