@@ -101,6 +101,17 @@ BEGIN
             USING ERRCODE = 'object_not_in_prerequisite_state';
     END IF;
     SELECT c.email INTO email FROM crm.contacts c WHERE c.id = inv.contact_id AND c.account_id = inv.account_id;
+    -- The session being replaced (another amount, or about to expire) is expired at Stripe
+    -- first, so an old link cannot be paid after the new one. "Not open" (it expired, or was
+    -- just paid: the webhook records that) does not stop the new one.
+    IF inv.stripe_checkout_session_id IS NOT NULL AND inv.stripe_checkout_expires_at > now() THEN
+        BEGIN
+            PERFORM crm._stripe_post('/v1/checkout/sessions/' || inv.stripe_checkout_session_id || '/expire', '{}',
+                                     crm._stripe_idempotency_key('expire', ARRAY[inv.stripe_checkout_session_id]));
+        EXCEPTION WHEN invalid_parameter_value THEN
+            NULL;
+        END;
+    END IF;
     s := crm._stripe_post('/v1/checkout/sessions', jsonb_build_object(
             'mode', 'payment',
             'line_items', jsonb_build_array(jsonb_build_object(
@@ -167,15 +178,16 @@ CREATE FUNCTION crm._invoice_document(inv crm.invoices) RETURNS jsonb
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
+    -- every text cut to what a page can show: the renderer never holds a tenant's 100 MB field
     SELECT jsonb_build_object(
-        'company', a.name,
-        'number', coalesce(inv.invoice_number, left(inv.id::text, 8)),
+        'company', left(a.name, 200),
+        'number', left(coalesce(inv.invoice_number, left(inv.id::text, 8)), 100),
         'issued', to_char(inv.created_at AT TIME ZONE tz.zone, 'Mon FMDD, YYYY'),
         'due', to_char(inv.due_date, 'Mon FMDD, YYYY'),
         'status', inv.status, 'currency', inv.currency, 'amount', inv.amount,
-        'customer_name', nullif(btrim(concat_ws(' ', c.first_name, c.last_name)), ''),
-        'customer_email', c.email, 'customer_address', c.address,
-        'job_title', j.title,
+        'customer_name', nullif(btrim(concat_ws(' ', left(c.first_name, 200), left(c.last_name, 200))), ''),
+        'customer_email', c.email, 'customer_address', left(c.address, 500),
+        'job_title', left(j.title, 300),
         'pay_url', CASE WHEN inv.stripe_checkout_expires_at > now() THEN inv.stripe_checkout_url END,
         'lines', coalesce((SELECT jsonb_agg(jsonb_build_object('description', it.description, 'quantity', it.quantity,
                                                                'unit_amount', it.unit_amount) ORDER BY it.position, it.created_at, it.id)
@@ -210,8 +222,8 @@ $$;
 -- Email an invoice: the "Invoice Notification" template with the invoice's variables and its
 -- pay link (a Checkout Session, made or reused, when Stripe is configured and the invoice is
 -- payable), the PDF attached. To `recipient_email`, else the invoice's contact. One email per
--- invoice, amount, recipient and day (the queue's idempotency key): a second click the same
--- day returns the first email's id. Returns the email_queue id.
+-- invoice, amount, currency, recipient and day (the queue's idempotency key): a second click
+-- the same day returns the first email's id. Returns the email_queue id.
 CREATE FUNCTION crm.send_invoice_email(invoice_id uuid, recipient_email text DEFAULT NULL, attach_pdf boolean DEFAULT true)
 RETURNS uuid
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
@@ -246,7 +258,8 @@ BEGIN
             'jobTitle', doc ->> 'job_title',
             'payUrl', coalesce(pay_url, doc ->> 'pay_url',
                                nullif(rtrim(coalesce(current_setting('crm.app_base_url', true), ''), '/'), '') || '/invoices/' || inv.id)),
-        'idempotency_key', 'invoice-email:' || inv.id || ':' || inv.amount || ':' || lower(recipient) || ':' || current_date);
+        'idempotency_key', 'invoice-email:' || inv.id || ':' || inv.amount || inv.currency || ':' || md5(lower(recipient))
+                           || ':' || current_date);
     IF attach_pdf THEN
         message := message || jsonb_build_object('attachments', jsonb_build_array(jsonb_build_object(
             'filename', 'Invoice-' || regexp_replace(doc ->> 'number', '[^A-Za-z0-9._-]', '_', 'g') || '.pdf',

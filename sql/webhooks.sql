@@ -97,10 +97,11 @@ BEGIN
     -- Checkout (crm.create_invoice_checkout): an expired session is forgotten (the next call
     -- makes a new one); a paid one is its payment intent's success — the same payments row as
     -- the payment_intent.succeeded event Stripe also sends, so the invoice is paid once.
+    -- The session's id stays stored (it is part of the next session's idempotency key, so a
+    -- new session is never Stripe's replay of the ended one); its expiry is set to now, so the
+    -- link is neither reused nor printed.
     IF event ->> 'type' = 'checkout.session.expired' THEN
-        UPDATE crm.invoices i
-        SET stripe_checkout_session_id = NULL, stripe_checkout_url = NULL, stripe_checkout_expires_at = NULL,
-            stripe_checkout_amount = NULL, stripe_checkout_currency = NULL
+        UPDATE crm.invoices i SET stripe_checkout_expires_at = least(i.stripe_checkout_expires_at, now())
         WHERE i.stripe_checkout_session_id = intent;
         RETURN CASE WHEN FOUND THEN 'processed' ELSE 'ignored' END;
     END IF;
@@ -108,6 +109,8 @@ BEGIN
         IF obj ->> 'payment_status' IS DISTINCT FROM 'paid' OR jsonb_typeof(obj -> 'payment_intent') IS DISTINCT FROM 'string' THEN
             RETURN 'ignored';
         END IF;
+        UPDATE crm.invoices i SET stripe_checkout_expires_at = least(i.stripe_checkout_expires_at, now())
+        WHERE i.stripe_checkout_session_id = intent;
         RETURN crm._apply_stripe_event(jsonb_build_object(
             'type', 'payment_intent.succeeded', 'created', event -> 'created',
             'data', jsonb_build_object('object', jsonb_build_object(
@@ -122,6 +125,11 @@ BEGIN
         SELECT * INTO inv FROM crm.invoices WHERE stripe_payment_intent_id = intent FOR UPDATE;
     END IF;
     IF NOT FOUND THEN
+        RETURN 'ignored';
+    END IF;
+    -- Our own requests name the account too: a payment for an invoice id now in another
+    -- account (deleted and re-created there) does not land on it.
+    IF obj -> 'metadata' ->> 'account_id' IS NOT NULL AND obj -> 'metadata' ->> 'account_id' IS DISTINCT FROM inv.account_id::text THEN
         RETURN 'ignored';
     END IF;
     amount := coalesce(nullif(obj ->> 'amount_received', '0')::bigint, (obj ->> 'amount')::bigint);
@@ -143,6 +151,20 @@ BEGIN
         RETURN 'processed';
     END IF;
 
+    -- A second payment for an invoice already paid by another intent (an old link paid after a
+    -- new one, or a void invoice's link): recorded and flagged for a refund, never silent.
+    IF event ->> 'type' = 'payment_intent.succeeded' AND inv.status IN ('paid', 'void')
+       AND inv.stripe_payment_intent_id IS DISTINCT FROM intent THEN
+        INSERT INTO crm.payments (account_id, invoice_id, amount, currency, status, stripe_payment_intent_id, mismatch)
+        VALUES (inv.account_id, inv.id, amount, currency, 'succeeded', intent,
+                format('the invoice was already %s when this payment arrived: refund it', inv.status))
+        ON CONFLICT (stripe_payment_intent_id) WHERE stripe_payment_intent_id IS NOT NULL
+        DO UPDATE SET status = 'succeeded', amount = EXCLUDED.amount, currency = EXCLUDED.currency,
+                      failure_message = NULL, mismatch = EXCLUDED.mismatch
+           WHERE payments.status <> 'succeeded';
+        RETURN 'processed';
+    END IF;
+
     IF event ->> 'type' = 'payment_intent.succeeded' THEN
         INSERT INTO crm.payments (account_id, invoice_id, amount, currency, status, stripe_payment_intent_id)
         VALUES (inv.account_id, inv.id, amount, currency, 'succeeded', intent)
@@ -151,7 +173,8 @@ BEGIN
            WHERE payments.status <> 'succeeded';
         UPDATE crm.invoices
            SET status = 'paid', paid_at = coalesce(paid_at, at, now()),
-               stripe_payment_intent_id = coalesce(stripe_payment_intent_id, intent)
+               -- the intent that paid (not an unpaid one created earlier): the one to refund
+               stripe_payment_intent_id = intent
          WHERE id = inv.id AND status IN ('draft', 'sent');
         UPDATE crm.jobs SET status = 'paid'
          WHERE id = inv.job_id AND account_id = inv.account_id AND status NOT IN ('paid', 'cancelled');

@@ -1,4 +1,5 @@
-"""Stripe: POST /v1/checkout/sessions and POST /v1/payment_intents, as Stripe answers them.
+"""Stripe: POST /v1/checkout/sessions (and /{id}/expire) and POST /v1/payment_intents, as
+Stripe answers them.
 
   Form-encoded bodies in bracket notation (line_items[0][price_data][unit_amount]=…);
   Authorization: Bearer sk_test_… (else 401 authentication_error); Idempotency-Key replay (the
@@ -10,6 +11,7 @@
   are answered first (429 with Retry-After for rate_limit_error).
 """
 import json
+import re
 import secrets
 import time
 
@@ -86,7 +88,7 @@ def idempotent(kind, headers, form, make):
     if key and 200 <= result[0] < 300:
         with LOCK:
             STATE.setdefault("stripe_idempotency", {})[key] = (payload, result)
-            STATE.setdefault("stripe_objects", {})[result[1]["id"]] = result[1]
+            STATE.setdefault("stripe_objects", {}).setdefault(result[1]["id"], result[1])
     return result
 
 
@@ -146,7 +148,28 @@ def payment_intent(body, headers, record):
     return idempotent("payment_intent", headers, form, make)
 
 
+EXPIRE_PATH = re.compile(r"^/v1/checkout/sessions/([A-Za-z0-9_]+)/expire$")
+
+
+def expire_session(body, headers, record):
+    """POST /v1/checkout/sessions/{id}/expire: an open session expires; any other is refused."""
+    sid = EXPIRE_PATH.match(record["path"]).group(1)
+
+    def make():
+        with LOCK:
+            session = STATE.setdefault("stripe_objects", {}).get(sid)
+            if session is None:
+                return error(404, "invalid_request_error", "No such checkout.session: '%s'" % sid, "resource_missing", "session")
+            if session["status"] != "open":
+                return error(400, "invalid_request_error",
+                             'Only Checkout Sessions with a status in ["open"] can be expired.')
+            session.update(status="expired", url=None)
+            return 200, dict(session)
+    return idempotent("expire", headers, flat(body), make)
+
+
 ROUTES = [
+    (lambda path: bool(EXPIRE_PATH.match(path)), expire_session),
     (lambda path: path == "/v1/checkout/sessions", checkout_session),
     (lambda path: path == "/v1/payment_intents", payment_intent),
 ]

@@ -13,7 +13,7 @@ cleanup() { kill $emu_pid 2>/dev/null; rm -rf "$TMP"; }
 trap cleanup EXIT
 TMP=$(mktemp -d)
 chmod 755 "$TMP"
-echo "1..30"
+echo "1..32"
 RUN=$(date +%s%N)  # webhook event ids are unique per run (crm.webhook_events outlives the accounts)
 
 ACC=0000000f-0000-0000-0000-00000000b0b1
@@ -79,12 +79,14 @@ rolled=$(q -c "BEGIN" -c "SELECT crm.create_invoice_checkout('$INV') ->> 'sessio
 again=$(q -c "SELECT crm.create_invoice_checkout('$INV') ->> 'session_id'")
 check "$([ "$rolled" = "$again" ] && [ "$again" != "$SID" ] && echo same)/$(requests | jq_ "[r['replayed'] or r['response'].get('id') == '$again' for r in d if r['path'] == '/v1/checkout/sessions']")" \
   "same/[True, True]" "a changed amount makes a new session; a retry after a rollback gets the same one back (the key is replayed)"
-check "$(q -c "SELECT stripe_checkout_amount FROM crm.invoices WHERE id = '$INV'")" "130000" "... stored with its amount"
+check "$(q -c "SELECT stripe_checkout_amount FROM crm.invoices WHERE id = '$INV'")/$(requests | jq_ "sorted(set(r['path'] for r in d if r['path'].endswith('/expire')))")" \
+  "130000/['/v1/checkout/sessions/$SID/expire']" "... stored with its amount; the replaced session was expired at Stripe first (its link cannot be paid)"
 
 # --- errors: each class, nothing stored, nothing sent for what cannot be paid ------------------
 emu POST /_emulator/reset >/dev/null
+# (the stored session has expired: no expire request comes before each creation)
+q -c "UPDATE crm.invoices SET amount = 140000, stripe_checkout_expires_at = now() - interval '1 minute' WHERE id = '$INV'" >/dev/null
 before=$(q -c "SELECT stripe_checkout_session_id FROM crm.invoices WHERE id = '$INV'")
-q -c "UPDATE crm.invoices SET amount = 140000 WHERE id = '$INV'" >/dev/null
 emu POST /_emulator/stripe '{"errors": [{"status": 402, "type": "card_error", "code": "card_declined", "message": "Your card was declined."},
   {"status": 400, "type": "invalid_request_error", "code": "parameter_invalid", "param": "customer_email", "message": "Invalid email address: x"},
   {"status": 401, "type": "authentication_error", "message": "Invalid API Key provided: sk_test_****"},
@@ -93,8 +95,8 @@ emu POST /_emulator/stripe '{"errors": [{"status": 402, "type": "card_error", "c
 check "$(code -c "SELECT crm.create_invoice_checkout('$INV')")/$(psql -X -q -At -d "$DB" -c "SELECT crm.create_invoice_checkout('$INV')" 2>&1 | grep -o 'param customer_email')/$(psql -X -q -At -d "$DB" -c "SELECT crm.create_invoice_checkout('$INV')" 2>&1 | grep -o 'check crm.stripe_secret_key')/$(code -c "SELECT crm.create_invoice_checkout('$INV')")/$(code -c "SELECT crm.create_invoice_checkout('$INV')")" \
   "22023/param customer_email/check crm.stripe_secret_key/53400/08000" "card_error 22023; invalid_request_error names its param; authentication_error says check crm.stripe_secret_key; rate limit 53400; api_error 08000"
 check "$(q -c "SELECT stripe_checkout_session_id FROM crm.invoices WHERE id = '$INV'")" "$before" "... and after each failure the invoice is as it was"
-check "$(PGOPTIONS="$PGOPTIONS -c crm.stripe_secret_key=sk_live_wrong" psql -X -q -At -d "$DB" -c "SELECT crm.create_invoice_checkout('$INV')" 2>&1 | grep -o 'authentication_error: Invalid API Key provided')/$(PGOPTIONS="$PGOPTIONS -c crm.stripe_secret_key=" code -c "SELECT crm.create_invoice_checkout('$INV')")" \
-  "authentication_error: Invalid API Key provided/55000" "a key Stripe refuses: its message; no key at all: 55000 before any request"
+check "$(PGOPTIONS="$PGOPTIONS -c crm.stripe_secret_key=sk_live_wrong" psql -X -q -At -d "$DB" -c "SELECT crm.create_invoice_checkout('$INV')" 2>&1 | grep -o 'authentication_error: the API key was refused')/$(PGOPTIONS="$PGOPTIONS -c crm.stripe_secret_key=" code -c "SELECT crm.create_invoice_checkout('$INV')")" \
+  "authentication_error: the API key was refused/55000" "a key Stripe refuses: said without Stripe's text (it quotes the key's last digits); no key at all: 55000 before any request"
 q -c "UPDATE crm.invoices SET amount = 30 WHERE id = '$INV2'" >/dev/null
 check "$(psql -X -q -At -d "$DB" -c "SELECT crm.create_invoice_checkout('$INV2')" 2>&1 | grep -o 'Amount must be at least.*(amount_too_small, param line_items\[0\]\[price_data\]\[unit_amount\])')" \
   "Amount must be at least \$0.50 usd (amount_too_small, param line_items[0][price_data][unit_amount])" "Stripe's own validation comes back with its code and param"
@@ -124,9 +126,16 @@ intent_event=$(q -c "SELECT tests.stripe_event('evt_pi_1_$RUN', 'payment_intent.
 webhook "$intent_event" >/dev/null
 check "$(q -c "SELECT count(*) || ' ' || sum(amount) FROM crm.payments WHERE invoice_id = '$INV'")/$(q -c "SELECT status FROM crm.jobs WHERE id = '0000000f-0000-0000-0000-00000000e001'")" \
   "1 $AMOUNT/paid" "... and the payment_intent.succeeded Stripe sends too: still one payment (not counted twice); the job is paid"
+second=$(q -c "SELECT tests.stripe_event('evt_pi_2_$RUN', 'payment_intent.succeeded', 'pi_old_link', '$INV', $AMOUNT)")
+webhook "$second" >/dev/null
+check "$(q -c "SELECT count(*) || ' ' || (max(mismatch) LIKE 'the invoice was already paid when this payment arrived: refund it') FROM crm.payments WHERE invoice_id = '$INV' AND stripe_payment_intent_id = 'pi_old_link'")/$(q -c "SELECT stripe_payment_intent_id FROM crm.invoices WHERE id = '$INV'")" \
+  "1 true/pi_from_checkout" "a second payment for the paid invoice (an old link) is recorded and flagged for a refund; the invoice keeps the intent that paid it"
+foreign="{\"id\":\"evt_pi_3_$RUN\",\"object\":\"event\",\"type\":\"payment_intent.succeeded\",\"created\":1764000000,\"data\":{\"object\":{\"id\":\"pi_foreign\",\"object\":\"payment_intent\",\"amount\":5000,\"amount_received\":5000,\"currency\":\"eur\",\"metadata\":{\"invoice_id\":\"$INV2\",\"account_id\":\"$OTHER\"}}}}"
+check "$(webhook "$foreign")/$(q -c "SELECT status FROM crm.invoices WHERE id = '$INV2'")" "ignored/sent" "a payment whose metadata names another account does not land on the invoice"
 expired="{\"id\":\"evt_cs_2_$RUN\",\"object\":\"event\",\"type\":\"checkout.session.expired\",\"created\":1764000001,\"data\":{\"object\":{\"id\":\"$(q -c "SELECT stripe_checkout_session_id FROM crm.invoices WHERE id = '$INV2'")\",\"object\":\"checkout.session\",\"payment_status\":\"unpaid\",\"status\":\"expired\"}}}"
-check "$(webhook "$expired")/$(q -c "SELECT coalesce(stripe_checkout_session_id, 'cleared') FROM crm.invoices WHERE id = '$INV2'")" "processed/cleared" \
-  "checkout.session.expired clears the stored session (the next call makes a new one)"
+S2=$(q -c "SELECT stripe_checkout_session_id FROM crm.invoices WHERE id = '$INV2'")
+check "$(webhook "$expired")/$(q -c "SELECT stripe_checkout_expires_at <= now() FROM crm.invoices WHERE id = '$INV2'")/$(as "$DANA" "SELECT crm.create_invoice_checkout('$INV2') ->> 'session_id' <> '$S2'")" "processed/t/t" \
+  "checkout.session.expired ends the stored session: the next call makes a new one (not Stripe's replay of the expired one)"
 unpaid="{\"id\":\"evt_cs_3_$RUN\",\"object\":\"event\",\"type\":\"checkout.session.completed\",\"created\":1764000002,\"data\":{\"object\":{\"id\":\"cs_x\",\"object\":\"checkout.session\",\"payment_status\":\"unpaid\",\"payment_intent\":null,\"metadata\":{\"invoice_id\":\"$INV2\"}}}}"
 check "$(webhook "$unpaid")/$(q -c "SELECT status FROM crm.invoices WHERE id = '$INV2'")" "ignored/sent" "a completed session not yet paid (delayed methods) marks nothing"
 

@@ -8,8 +8,10 @@
 //! (not CJK: those glyphs come out as boxes).
 
 use crate::template::money::format_money;
+use krilla::action::LinkAction;
+use krilla::annotation::{LinkAnnotation, Target};
 use krilla::color::rgb;
-use krilla::geom::{PathBuilder, Point};
+use krilla::geom::{PathBuilder, Point, Rect};
 use krilla::num::NormalizedF32;
 use krilla::page::PageSettings;
 use krilla::paint::Fill;
@@ -107,6 +109,28 @@ fn fit(text: &str, size: f32, bold: bool, width: f32) -> String {
     out
 }
 
+/// `text` broken into at most `max_lines` lines of `width` points (anywhere: a URL has no
+/// spaces to break at); the last line ends in an ellipsis if it does not all fit.
+fn wrap(text: &str, size: f32, width: f32, max_lines: usize) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    let mut current = String::new();
+    for c in text.chars().filter(|c| !c.is_control()).take(2000) {
+        current.push(c);
+        if text_width(&current, size, false) > width {
+            current.pop();
+            if lines.len() + 1 == max_lines {
+                current.pop();
+                current.push('…');
+                lines.push(current);
+                return lines;
+            }
+            lines.push(std::mem::replace(&mut current, c.to_string()));
+        }
+    }
+    lines.push(current);
+    lines
+}
+
 fn money(amount: i64, currency: &str) -> String {
     format_money(amount, currency).unwrap_or_else(|| format!("{amount} {currency}"))
 }
@@ -188,6 +212,7 @@ pub fn render(inv: &Invoice) -> Result<Vec<u8>, String> {
     let settings = PageSettings::from_wh(WIDTH, HEIGHT).ok_or("bad page size")?;
     let mut page = document.start_page_with(settings);
     let mut surface = page.surface();
+    let mut link: Option<(Rect, String)> = None;
     {
         let mut p = Page {
             surface: &mut surface,
@@ -300,7 +325,7 @@ pub fn render(inv: &Invoice) -> Result<Vec<u8>, String> {
             let rest: i64 = inv.lines[shown..]
                 .iter()
                 .map(|l| (l.quantity * l.unit_amount as f64).round() as i64)
-                .sum();
+                .fold(0i64, i64::saturating_add);
             p.text(
                 MARGIN + 6.0,
                 y,
@@ -391,19 +416,19 @@ pub fn render(inv: &Invoice) -> Result<Vec<u8>, String> {
         } else if inv.status == "void" {
             p.right(c_amount - 6.0, y + 30.0, 22.0, true, (235, 87, 87), "VOID");
         }
-        // the pay link
+        // the pay link: the whole URL (Checkout's run to a few hundred characters), wrapped,
+        // and the box a link annotation to it
         if let (Some(url), "draft" | "sent") = (&inv.pay_url, inv.status.as_str()) {
-            let y = HEIGHT - 150.0;
-            p.rect(MARGIN, y - 18.0, text_w, 46.0, (244, 245, 247));
-            p.text(MARGIN + 12.0, y, 10.0, true, DARK, "Pay online");
-            p.text(
-                MARGIN + 12.0,
-                y + 16.0,
-                9.0,
-                false,
-                (47, 128, 237),
-                &fit(url, 9.0, false, text_w - 24.0),
-            );
+            let lines = wrap(url, 8.0, text_w - 24.0, 5);
+            let top = HEIGHT - 170.0;
+            let height = 30.0 + 11.0 * lines.len() as f32;
+            p.rect(MARGIN, top, text_w, height, (244, 245, 247));
+            p.text(MARGIN + 12.0, top + 18.0, 10.0, true, DARK, "Pay online");
+            for (i, line) in lines.iter().enumerate() {
+                let y = top + 32.0 + 11.0 * i as f32;
+                p.text(MARGIN + 12.0, y, 8.0, false, (47, 128, 237), line);
+            }
+            link = Rect::from_xywh(MARGIN, top, text_w, height).map(|r| (r, url.clone()));
         }
         p.text(
             MARGIN,
@@ -420,6 +445,12 @@ pub fn render(inv: &Invoice) -> Result<Vec<u8>, String> {
         );
     }
     surface.finish();
+    if let Some((rect, url)) =
+        link.filter(|(_, u)| u.starts_with("https://") || u.starts_with("http://"))
+    {
+        let target = Target::Action(LinkAction::new(url).into());
+        page.add_annotation(LinkAnnotation::new(rect, target).into());
+    }
     page.finish();
     document
         .finish()
@@ -472,6 +503,21 @@ mod tests {
         let long = "x".repeat(500);
         let cut = fit(&long, 10.0, false, 100.0);
         assert!(cut.ends_with('…') && text_width(&cut, 10.0, false) <= 100.5);
+        let url = format!(
+            "https://checkout.stripe.com/c/pay/cs_test_{}#fidkdWxOYHwnPyd1blpxYHZxWjA0",
+            "a1".repeat(120)
+        );
+        let lines = wrap(&url, 8.0, 480.0, 5);
+        assert!(lines.len() > 1 && lines.len() <= 5);
+        assert_eq!(
+            lines.concat(),
+            url,
+            "a URL that fits in five lines is there whole"
+        );
+        assert!(wrap(&"x".repeat(2000), 8.0, 100.0, 3)
+            .last()
+            .unwrap()
+            .ends_with('…'));
         assert_eq!(quantity(2.0), "2");
         assert_eq!(quantity(1.5), "1.5");
     }

@@ -112,9 +112,11 @@ pub fn refusal(status: Option<u16>, body: &str, error: Option<&str>) -> Refusal 
         (_, "idempotency_error") => {
             Refusal::Idempotency(format!("Stripe idempotency_error: {detail}"))
         }
+        // Not Stripe's message: it quotes the key's prefix and last four characters, and the
+        // caller may be a tenant.
         (401, _) | (403, _) | (_, "authentication_error") | (_, "permission_error") => {
             Refusal::Key(format!(
-                "Stripe {}: {detail}",
+                "Stripe {}: the API key was refused",
                 if e.kind.is_empty() {
                     "authentication_error"
                 } else {
@@ -194,10 +196,14 @@ mod tests {
         assert!(
             matches!(refusal(Some(402), &body("card_error"), None), Refusal::Invalid(m) if m.contains("card_error"))
         );
-        assert!(matches!(
-            refusal(Some(401), &body("authentication_error"), None),
-            Refusal::Key(_)
-        ));
+        assert_eq!(
+            refusal(
+                Some(401),
+                r#"{"error":{"type":"authentication_error","message":"Invalid API Key provided: sk_live_****1234"}}"#,
+                None
+            ),
+            Refusal::Key("Stripe authentication_error: the API key was refused".into())
+        );
         assert!(matches!(refusal(Some(403), "", None), Refusal::Key(_)));
         assert!(matches!(
             refusal(Some(400), &body("idempotency_error"), None),

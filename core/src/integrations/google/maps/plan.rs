@@ -178,8 +178,10 @@ fn exact(p: &Problem, checkpoint: &mut dyn FnMut() -> bool) -> Option<(Vec<usize
                     {
                         continue;
                     }
-                    // Dominated labels are not removed (indexes are kept for the way back);
-                    // they only cost a little extra work.
+                    // Labels the new one beats go: no later state points at this one's
+                    // labels yet (states are extended in order of growing sets), so the
+                    // indexes kept for the way back stay valid.
+                    here.retain(|o| !(cand.travel <= o.travel && cand.free_at <= o.free_at));
                     if here.len() >= MAX_LABELS_PER_STATE {
                         complete = false;
                         continue;
@@ -418,6 +420,21 @@ mod tests {
         let got = plan(&p, &mut || false);
         assert!(!got.feasible && !got.exact);
         assert_eq!(got.order, vec![1, 0]);
+    }
+
+    #[test]
+    fn a_twelve_job_day_with_wide_windows_stays_exact() {
+        // wide windows keep many labels alive: with dominated ones pruned, the cap is not hit
+        for seed in 0..5 {
+            let (travel, windows) = fixture(seed, EXACT_MAX_JOBS, false);
+            let p = Problem {
+                travel: &travel,
+                windows: &windows,
+                start_time: 0.0,
+            };
+            let got = plan(&p, &mut || false);
+            assert!(got.feasible && got.exact, "seed {seed}");
+        }
     }
 
     #[test]
