@@ -241,7 +241,14 @@ BEGIN
             USING ERRCODE = 'object_not_in_prerequisite_state';
     END IF;
     IF inv.status IN ('draft', 'sent') AND inv.amount > 0 AND crm._setting_is_set('crm.stripe_secret_key') THEN
-        pay_url := crm.create_invoice_checkout(inv.id) ->> 'url';
+        -- Stripe down or refusing is no reason not to send the invoice: it goes with the app's
+        -- invoice page as its link, and a WARNING says why
+        BEGIN
+            pay_url := crm.create_invoice_checkout(inv.id) ->> 'url';
+        EXCEPTION WHEN connection_exception OR configuration_limit_exceeded OR invalid_parameter_value
+                       OR object_not_in_prerequisite_state THEN
+            RAISE WARNING 'invoice % goes without a Checkout link: %', coalesce(inv.invoice_number, inv.id::text), SQLERRM;
+        END;
         SELECT * INTO inv FROM crm.invoices i WHERE i.id = inv.id;
     END IF;
     doc := crm._invoice_document(inv);

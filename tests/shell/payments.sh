@@ -13,7 +13,7 @@ cleanup() { kill $emu_pid 2>/dev/null; rm -rf "$TMP"; }
 trap cleanup EXIT
 TMP=$(mktemp -d)
 chmod 755 "$TMP"
-echo "1..32"
+echo "1..33"
 RUN=$(date +%s%N)  # webhook event ids are unique per run (crm.webhook_events outlives the accounts)
 
 ACC=0000000f-0000-0000-0000-00000000b0b1
@@ -173,6 +173,10 @@ check "$(cat "$TMP/mail.txt")" "['zoe@example.com'] Invoice INV-2001: \$1,400.00
   "... delivered through Resend: to the contact, the Invoice Notification subject, a pay link to a new Checkout Session, the PDF attached"
 check "$(pdftotext "$TMP/att.pdf" - 2>/dev/null | grep -c -e 'INV-2001' -e 'Pay online')/$(cmp -s <(pdftotext "$TMP/att.pdf" - 2>/dev/null) <(q -c "SELECT encode(crm.invoice_pdf('$INV'), 'base64')" | base64 -d | pdftotext - - 2>/dev/null) && echo same)" \
   "2/same" "... the attachment is the invoice's PDF (same text as crm.invoice_pdf), with the pay link on it"
+emu POST /_emulator/stripe '{"errors": [{"status": 500, "type": "api_error", "message": "Stripe is down."}]}' >/dev/null
+q -c "UPDATE crm.invoices SET stripe_checkout_expires_at = now() WHERE id = '$INV2'" >/dev/null
+check "$(psql -X -q -At -d "$DB" -c "SELECT crm.send_invoice_email('$INV2', 'ops@example.com') IS NOT NULL" 2>&1 | tr '\n' ' ')" \
+  "WARNING:  invoice INV-2002 goes without a Checkout link: Stripe api_error: Stripe is down.; try again later t " "Stripe down: the invoice email is still queued (with the app's invoice page as its link), a WARNING says why"
 check "$(code -c "SELECT crm.send_invoice_email('$VOID')")/$(q -c "UPDATE crm.contacts SET email = NULL WHERE id = '0000000f-0000-0000-0000-00000000d001'" -c "SELECT 1" >/dev/null; code -c "SELECT crm.send_invoice_email('$INV2', NULL, false)")" \
   "55000/22023" "a void invoice: 55000; no recipient at all: 22023"
 check "$(q -c "SELECT 1")" "1" "the server is still up"
