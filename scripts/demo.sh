@@ -332,9 +332,9 @@ SQL
 sql -q <<'SQL'
 INSERT INTO crm.invoice_items (account_id, invoice_id, position, description, quantity, unit_amount) VALUES
   ('a0000000-0000-0000-0000-000000000001', 'a3000000-0000-0000-0000-000000000001', 1, 'Water heater, 50 gal, gas', 1, 89900),
-  ('a0000000-0000-0000-0000-000000000001', 'a3000000-0000-0000-0000-000000000001', 2, 'Labour (hours)', 3.5, 9500),
+  ('a0000000-0000-0000-0000-000000000001', 'a3000000-0000-0000-0000-000000000001', 2, 'Labour (hours)', 2.5, 9500),
   ('a0000000-0000-0000-0000-000000000001', 'a3000000-0000-0000-0000-000000000001', 3, 'Expansion tank', 1, 6500),
-  ('a0000000-0000-0000-0000-000000000001', 'a3000000-0000-0000-0000-000000000001', 4, 'Disposal of the old heater', 1, 2806);
+  ('a0000000-0000-0000-0000-000000000001', 'a3000000-0000-0000-0000-000000000001', 4, 'Disposal of the old heater', 1, 3306);
 SQL
 sql -c "SELECT i.invoice_number, i.status AS invoice, j.status AS job FROM crm.invoices i JOIN crm.jobs j ON j.id = i.job_id"
 echo "Dana asks for a pay link (crm.create_invoice_checkout, as herself): a Stripe Checkout Session, idempotent per invoice and amount:"
