@@ -98,6 +98,10 @@ REVOKE ALL ON FUNCTION crm.create_invoice_checkout(uuid) FROM PUBLIC;
 REVOKE ALL ON FUNCTION crm.create_payment_intent(uuid) FROM PUBLIC;
 REVOKE ALL ON FUNCTION crm.invoice_pdf(uuid) FROM PUBLIC;
 REVOKE ALL ON FUNCTION crm.send_invoice_email(uuid, text, boolean) FROM PUBLIC;
+-- Contacts: duplicates and merges for signed-in users and the server.
+REVOKE ALL ON FUNCTION crm.find_duplicate_contacts(uuid) FROM PUBLIC;
+REVOKE ALL ON FUNCTION crm.merge_contacts(uuid, uuid) FROM PUBLIC;
+REVOKE ALL ON FUNCTION crm.unmerge_contacts(uuid) FROM PUBLIC;
 -- Sealing tokens: authenticated and service_role (apply_role_grants), not anon.
 REVOKE ALL ON FUNCTION crm.encrypt_token(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION crm.encrypt_token(text, text) FROM PUBLIC;
@@ -172,6 +176,10 @@ BEGIN
         -- Stripe: the checkout columns of invoices are the server's (not in the grant above);
         -- line items are the tenant's.
         GRANT SELECT, INSERT, UPDATE, DELETE ON crm.invoice_items TO authenticated;
+        -- Contacts: sources are written by the sync, merges by crm.merge_contacts.
+        GRANT SELECT ON crm.contact_sources, crm.contact_merges TO authenticated;
+        GRANT EXECUTE ON FUNCTION crm.find_duplicate_contacts(uuid), crm.merge_contacts(uuid, uuid),
+            crm.unmerge_contacts(uuid) TO authenticated;
         GRANT EXECUTE ON FUNCTION crm.create_invoice_checkout(uuid), crm.create_payment_intent(uuid),
             crm.invoice_pdf(uuid), crm.send_invoice_email(uuid, text, boolean) TO authenticated;
         GRANT EXECUTE ON FUNCTION crm.geocode(text), crm.reverse_geocode(double precision, double precision),
@@ -202,6 +210,8 @@ BEGIN
             crm.job_eta(uuid), crm.suggest_technicians(uuid, integer), crm.plan_route(uuid, date) TO service_role;
         GRANT EXECUTE ON FUNCTION crm.create_invoice_checkout(uuid), crm.create_payment_intent(uuid),
             crm.invoice_pdf(uuid), crm.send_invoice_email(uuid, text, boolean) TO service_role;
+        GRANT EXECUTE ON FUNCTION crm.find_duplicate_contacts(uuid), crm.merge_contacts(uuid, uuid),
+            crm.unmerge_contacts(uuid) TO service_role;
         GRANT EXECUTE ON FUNCTION crm.enqueue_task(text, jsonb, text, timestamptz, uuid),
             crm.process_integration_tasks(integer), crm.purge_integration_tasks(interval, integer),
             crm._claim_tasks(integer, double precision), crm._record_task_outcomes(json) TO service_role;

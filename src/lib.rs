@@ -7,6 +7,7 @@
 
 use pgrx::prelude::*;
 
+mod contacts;
 mod email;
 mod errors;
 mod guc;
@@ -28,6 +29,7 @@ pub extern "C-unwind" fn _PG_init() {
     runtime::settings::register();
     email::settings::register();
     integrations::register_settings();
+    contacts::register();
     // SAFETY: a plain read of a flag Postgres sets while it loads shared_preload_libraries.
     if unsafe { pg_sys::process_shared_preload_libraries_in_progress } {
         log_redact::install();

@@ -79,4 +79,14 @@ pgrx::extension_sql_file!(
         runtime::connect::_setting_is_set
     ]
 );
+pgrx::extension_sql_file!(
+    "../sql/contacts.sql",
+    name = "contacts",
+    requires = [
+        "payments",
+        contacts::_email_key,
+        contacts::_phone_key,
+        contacts::_name_similarity
+    ]
+);
 pgrx::extension_sql_file!("../sql/security.sql", name = "security", finalize);

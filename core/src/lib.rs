@@ -7,6 +7,7 @@
 //! - `integrations/<provider>`: each provider's wire formats.
 //! - `template`, `vault`, `webhooks`: templates, the token vault, webhook signatures.
 
+pub mod contacts;
 pub mod documents;
 pub mod email;
 pub mod integrations;

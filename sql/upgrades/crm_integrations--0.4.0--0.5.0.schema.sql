@@ -1,4 +1,4 @@
--- crm_integrations 0.4.0 -> 0.5.0: Google Maps (issue 13) and Stripe outbound (issue 15). The reviewed schema changes; every
+-- crm_integrations 0.4.0 -> 0.5.0: Google Maps (issue 13), Stripe outbound (issue 15), contact merge (issue 14, first part). The reviewed schema changes; every
 -- function (new and changed: crm._record_task_outcomes' deferral) and the privileges are
 -- appended by scripts/gen_update.py from the install script. Copies of sql/maps.sql's tables:
 -- a change to one is made in both (tests/shell/upgrade.sh's fingerprint checks it).
@@ -166,6 +166,57 @@ CREATE POLICY service_role_all ON crm.invoice_items FOR ALL
     USING ((SELECT crm.is_service_role()))
     WITH CHECK ((SELECT crm.is_service_role()));
 SELECT pg_catalog.pg_extension_config_dump('crm.invoice_items', '');
+
+-- Contacts (issue 14, first part): copies of sql/contacts.sql's schema.
+CREATE TABLE crm.contact_sources (
+    id            uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    account_id    uuid NOT NULL REFERENCES crm.accounts (id) ON DELETE CASCADE,
+    contact_id    uuid NOT NULL,
+    connection_id uuid NOT NULL REFERENCES crm.contact_providers (id) ON DELETE CASCADE,
+    provider      text NOT NULL CHECK (provider IN ('google', 'microsoft')),
+    external_id   text NOT NULL CHECK (length(external_id) BETWEEN 1 AND 1024),
+    etag          text,
+    last_seen_at  timestamptz NOT NULL DEFAULT now(),
+    created_at    timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT contact_sources_external_key UNIQUE (connection_id, external_id),
+    CONSTRAINT contact_sources_contact_fk FOREIGN KEY (account_id, contact_id)
+        REFERENCES crm.contacts (account_id, id) ON DELETE CASCADE
+);
+CREATE INDEX contact_sources_contact_idx ON crm.contact_sources (contact_id);
+ALTER TABLE crm.contact_sources ENABLE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON crm.contact_sources FOR ALL
+    USING (account_id = (SELECT crm.current_account_id()))
+    WITH CHECK (account_id = (SELECT crm.current_account_id()));
+CREATE POLICY service_role_all ON crm.contact_sources FOR ALL
+    USING ((SELECT crm.is_service_role()))
+    WITH CHECK ((SELECT crm.is_service_role()));
+SELECT pg_catalog.pg_extension_config_dump('crm.contact_sources', '');
+
+CREATE TABLE crm.contact_merges (
+    id                uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    account_id        uuid NOT NULL REFERENCES crm.accounts (id) ON DELETE CASCADE,
+    kept_contact_id   uuid NOT NULL,
+    merged_contact_id uuid NOT NULL,
+    kept_before       jsonb NOT NULL,
+    kept_after        jsonb NOT NULL,
+    merged_row        jsonb NOT NULL,
+    filled            jsonb NOT NULL DEFAULT '{}',
+    conflicts         jsonb NOT NULL DEFAULT '{}',
+    moved             jsonb NOT NULL DEFAULT '{}',
+    merged_by         text,
+    merged_at         timestamptz NOT NULL DEFAULT now(),
+    unmerged_by       text,
+    unmerged_at       timestamptz
+);
+CREATE INDEX contact_merges_account_idx ON crm.contact_merges (account_id, merged_at);
+ALTER TABLE crm.contact_merges ENABLE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON crm.contact_merges FOR ALL
+    USING (account_id = (SELECT crm.current_account_id()))
+    WITH CHECK (account_id = (SELECT crm.current_account_id()));
+CREATE POLICY service_role_all ON crm.contact_merges FOR ALL
+    USING ((SELECT crm.is_service_role()))
+    WITH CHECK ((SELECT crm.is_service_role()));
+SELECT pg_catalog.pg_extension_config_dump('crm.contact_merges', '');
 
 -- @after-functions
 CREATE INDEX jobs_geocode_pending_idx ON crm.jobs (account_id, crm._address_key(address))
