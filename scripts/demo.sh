@@ -446,6 +446,29 @@ as_api authenticated '{"sub":"a1000000-0000-0000-0000-000000000001"}' \
 echo "What it cost (crm.maps_usage, at list price):"
 sql -c "SELECT a.name AS account, u.api, u.requests, u.elements, u.cost_usd FROM crm.maps_usage u LEFT JOIN crm.accounts a ON a.id = u.account_id ORDER BY 1, 2"
 
+say "Contacts: a duplicate found, merged, and the merge undone exactly"
+sql -q <<'SQL'
+INSERT INTO crm.contacts (id, account_id, first_name, last_name, email, phone) VALUES
+  ('a2000000-0000-0000-0000-0000000000d1', 'a0000000-0000-0000-0000-000000000001', 'Johnny', NULL, 'John.Smith+home@example.com', '(317) 232-4567'),
+  ('a2000000-0000-0000-0000-0000000000d2', 'a0000000-0000-0000-0000-000000000001', 'J.', 'Smith', 'johnsmith@gmail.com', '+1 317.232.4567');
+UPDATE crm.contacts SET phone = '317-232-4567' WHERE id = 'a2000000-0000-0000-0000-000000000001';
+INSERT INTO crm.jobs (account_id, contact_id, title, status) VALUES
+  ('a0000000-0000-0000-0000-000000000001', 'a2000000-0000-0000-0000-0000000000d2', 'Garbage disposal', 'lead');
+SQL
+echo "Dana asks for duplicates (crm.find_duplicate_contacts): the same phone written three ways is one E.164 number:"
+as_api authenticated '{"sub":"a1000000-0000-0000-0000-000000000001"}' \
+  -c "SELECT c1.first_name || ' ' || coalesce(c1.last_name, '') AS contact, c2.first_name || ' ' || coalesce(c2.last_name, '') AS duplicate, d.reason, d.auto
+      FROM crm.find_duplicate_contacts() d JOIN crm.contacts c1 ON c1.id = d.contact_id JOIN crm.contacts c2 ON c2.id = d.duplicate_id"
+MERGE_ID=$(as_api authenticated '{"sub":"a1000000-0000-0000-0000-000000000001"}' -XAt -c "SELECT crm.merge_contacts('a2000000-0000-0000-0000-000000000001', 'a2000000-0000-0000-0000-0000000000d2')")
+echo "She merges \"J. Smith\" into John Smith (crm.merge_contacts): his job moves over, the differing email and name are kept aside (the phone is the same number):"
+sql -c "SELECT first_name, last_name, email, phone FROM crm.contacts WHERE id = 'a2000000-0000-0000-0000-000000000001'" \
+    -c "SELECT title, contact_id = 'a2000000-0000-0000-0000-000000000001' AS on_john FROM crm.jobs WHERE title = 'Garbage disposal'" \
+    -c "SELECT filled, conflicts, moved FROM crm.contact_merges WHERE id = '$MERGE_ID'"
+as_api authenticated '{"sub":"a1000000-0000-0000-0000-000000000001"}' -q -XAt -c "SELECT crm.unmerge_contacts('$MERGE_ID')" >/dev/null
+echo "Then thinks better of it (crm.unmerge_contacts): both contacts and the job are back as they were:"
+sql -c "SELECT first_name, last_name, email, phone FROM crm.contacts WHERE id IN ('a2000000-0000-0000-0000-000000000001', 'a2000000-0000-0000-0000-0000000000d2') ORDER BY id" \
+    -c "SELECT title, contact_id = 'a2000000-0000-0000-0000-0000000000d2' AS on_j_smith FROM crm.jobs WHERE title = 'Garbage disposal'"
+
 say "Done. The demo cluster and the emulator are still running for you to explore:"
 echo "  $(bash scripts/cluster.sh env $NAME "$PORT"); psql $DB"
 echo "  curl $EMU/_emulator/requests"

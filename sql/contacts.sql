@@ -75,7 +75,7 @@ AS $$ SELECT coalesce(crm._jwt_sub(), CASE WHEN current_setting('role') = 'none'
 -- (crm.default_phone_region for numbers without a country code), or a similar name
 -- (Jaro-Winkler >= 0.9) at the same normalised address. `auto` is true when email or phone
 -- matched: what the sync merges by itself; a name match is only ever a suggestion.
--- At most 1,000 pairs, strongest first.
+-- At most 1,000 pairs, strongest first; keys shared by more than 20 contacts are ignored.
 CREATE FUNCTION crm.find_duplicate_contacts(account_id uuid DEFAULT crm.current_account_id())
 RETURNS TABLE (contact_id uuid, duplicate_id uuid, reason text, score double precision, auto boolean)
 LANGUAGE plpgsql STABLE SECURITY DEFINER
@@ -90,11 +90,20 @@ BEGIN
             USING ERRCODE = 'insufficient_privilege';
     END IF;
     RETURN QUERY
-    WITH keyed AS (
-        SELECT c.id, crm._email_key(c.email) AS ek, crm._phone_key(c.phone, region) AS pk,
-               nullif(crm._address_key(c.address), '') AS ak,
-               nullif(btrim(concat_ws(' ', c.first_name, c.last_name)), '') AS name
+    -- A key shared by more than 20 contacts (an office switchboard, info@, one building) says
+    -- nothing about who is whom, and would make pairs by the hundred thousand: such keys are
+    -- left out.
+    WITH raw AS (
+        SELECT c.id, crm._email_key(left(c.email, 320)) AS ek, crm._phone_key(left(c.phone, 64), region) AS pk,
+               nullif(crm._address_key(left(c.address, 500)), '') AS ak,
+               nullif(btrim(concat_ws(' ', left(c.first_name, 100), left(c.last_name, 100))), '') AS name
         FROM crm.contacts c WHERE c.account_id = $1
+    ), keyed AS (
+        SELECT r.id, r.name,
+               CASE WHEN count(*) OVER (PARTITION BY r.ek) <= 20 THEN r.ek END AS ek,
+               CASE WHEN count(*) OVER (PARTITION BY r.pk) <= 20 THEN r.pk END AS pk,
+               CASE WHEN count(*) OVER (PARTITION BY r.ak) <= 20 THEN r.ak END AS ak
+        FROM raw r
     ), pairs AS (
         SELECT a.id AS x, b.id AS y, 'same email' AS why, 1.0::float8 AS s, true AS auto
         FROM keyed a JOIN keyed b ON a.ek = b.ek AND a.id < b.id
@@ -132,12 +141,15 @@ DECLARE
     conflicts jsonb := '{}';
     moved jsonb;
     merge_id uuid;
+    region text := coalesce(nullif(current_setting('crm.default_phone_region', true), ''), 'US');
 BEGIN
     IF keep IS NULL OR merge IS NULL OR keep = merge THEN
         RAISE EXCEPTION 'merge_contacts needs two different contacts' USING ERRCODE = 'invalid_parameter_value';
     END IF;
     -- both locked, in id order (two opposite merges cannot deadlock)
-    PERFORM 1 FROM crm.contacts c WHERE c.id IN (keep, merge) ORDER BY c.id FOR UPDATE;
+    PERFORM 1 FROM crm.contacts c
+    WHERE c.id IN (keep, merge) AND (c.account_id = crm.current_account_id() OR crm._caller_is_privileged())
+    ORDER BY c.id FOR UPDATE;
     SELECT * INTO k FROM crm.contacts c WHERE c.id = keep AND (c.account_id = crm.current_account_id() OR crm._caller_is_privileged());
     SELECT * INTO m FROM crm.contacts c WHERE c.id = merge AND (c.account_id = crm.current_account_id() OR crm._caller_is_privileged());
     IF k.id IS NULL OR m.id IS NULL THEN
@@ -151,7 +163,12 @@ BEGIN
     FOREACH f IN ARRAY crm._contact_merge_fields() LOOP
         IF coalesce(btrim(kj ->> f), '') = '' AND coalesce(btrim(mj ->> f), '') <> '' THEN
             filled := filled || jsonb_build_object(f, mj -> f);
-        ELSIF coalesce(btrim(mj ->> f), '') <> '' AND (kj ->> f) IS DISTINCT FROM (mj ->> f) THEN
+        ELSIF coalesce(btrim(mj ->> f), '') <> '' AND (kj ->> f) IS DISTINCT FROM (mj ->> f)
+              -- the same number or address written differently is not a conflict
+              AND NOT (f = 'phone' AND crm._phone_key(kj ->> f, region) IS NOT DISTINCT FROM crm._phone_key(mj ->> f, region)
+                       AND crm._phone_key(kj ->> f, region) IS NOT NULL)
+              AND NOT (f = 'email' AND crm._email_key(kj ->> f) IS NOT DISTINCT FROM crm._email_key(mj ->> f)
+                       AND crm._email_key(kj ->> f) IS NOT NULL) THEN
             conflicts := conflicts || jsonb_build_object(f, jsonb_build_array(kj -> f, mj -> f));
         END IF;
     END LOOP;
@@ -183,8 +200,8 @@ $$;
 
 -- Undo a merge exactly: the merged contact comes back as it was (same id, every column), the
 -- kept one returns to its state before the merge, and every reference the merge moved goes
--- back. Refused (55000) when the kept contact changed after the merge (undoing would lose
--- that change) or the merge was already undone.
+-- back. Refused (55000) when one of the kept contact's merged fields changed after the merge
+-- (undoing would lose that change) or the merge was already undone.
 CREATE FUNCTION crm.unmerge_contacts(merge_id uuid) RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -202,8 +219,12 @@ BEGIN
     IF r.unmerged_at IS NOT NULL THEN
         RAISE EXCEPTION 'contact merge % was already undone', $1 USING ERRCODE = 'object_not_in_prerequisite_state';
     END IF;
+    -- Changed since the merge means one of the merged fields (or the account): coordinates and
+    -- updated_at written by background geocoding do not count (the restore puts them back too)
     SELECT to_jsonb(c) INTO now_kept FROM crm.contacts c WHERE c.id = r.kept_contact_id FOR UPDATE;
-    IF now_kept IS DISTINCT FROM r.kept_after THEN
+    IF now_kept IS NULL OR EXISTS (
+        SELECT 1 FROM unnest(crm._contact_merge_fields() || 'account_id'::text) f
+        WHERE now_kept -> f IS DISTINCT FROM r.kept_after -> f) THEN
         RAISE EXCEPTION 'contact % changed (or was deleted) after the merge: undoing it would lose that', r.kept_contact_id
             USING ERRCODE = 'object_not_in_prerequisite_state';
     END IF;
