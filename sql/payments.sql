@@ -142,7 +142,8 @@ $$;
 
 -- A PaymentIntent for Stripe Elements: {client_secret, payment_intent_id}. The same
 -- idempotency as checkout (invoice, amount, currency): asking again within Stripe's 24 hours
--- returns the same intent. Its id is stored as the invoice's stripe_payment_intent_id.
+-- returns the same intent; the intent it replaces (another amount) is cancelled. Its id is
+-- stored as the invoice's stripe_payment_intent_id.
 CREATE FUNCTION crm.create_payment_intent(invoice_id uuid) RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -163,6 +164,18 @@ BEGIN
           crm._stripe_idempotency_key('payment_intent', ARRAY[inv.id::text, inv.amount::text, inv.currency]));
     IF pi ->> 'id' IS NULL OR pi ->> 'client_secret' IS NULL THEN
         RAISE EXCEPTION 'Stripe answered a PaymentIntent without id or client_secret' USING ERRCODE = 'connection_exception';
+    END IF;
+    -- The intent this one replaces (made for another amount or currency) is cancelled, so it
+    -- cannot be paid after it; one Stripe will not cancel (being paid, or paid: the webhook
+    -- records that) is left to the webhook.
+    IF inv.stripe_payment_intent_id IS NOT NULL AND inv.stripe_payment_intent_id <> pi ->> 'id' THEN
+        BEGIN
+            PERFORM crm._stripe_post('/v1/payment_intents/' || inv.stripe_payment_intent_id || '/cancel',
+                                     '{"cancellation_reason": "abandoned"}',
+                                     crm._stripe_idempotency_key('cancel', ARRAY[inv.stripe_payment_intent_id]));
+        EXCEPTION WHEN invalid_parameter_value THEN
+            NULL;
+        END;
     END IF;
     UPDATE crm.invoices i SET stripe_payment_intent_id = pi ->> 'id' WHERE i.id = inv.id;
     RETURN jsonb_build_object('client_secret', pi ->> 'client_secret', 'payment_intent_id', pi ->> 'id');

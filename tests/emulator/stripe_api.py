@@ -1,5 +1,5 @@
-"""Stripe: POST /v1/checkout/sessions (and /{id}/expire) and POST /v1/payment_intents, as
-Stripe answers them.
+"""Stripe: POST /v1/checkout/sessions (and /{id}/expire) and POST /v1/payment_intents (and
+/{id}/cancel), as Stripe answers them.
 
   Form-encoded bodies in bracket notation (line_items[0][price_data][unit_amount]=…);
   Authorization: Bearer sk_test_… (else 401 authentication_error); Idempotency-Key replay (the
@@ -168,8 +168,30 @@ def expire_session(body, headers, record):
     return idempotent("expire", headers, flat(body), make)
 
 
+CANCEL_PATH = re.compile(r"^/v1/payment_intents/([A-Za-z0-9_]+)/cancel$")
+
+
+def cancel_intent(body, headers, record):
+    """POST /v1/payment_intents/{id}/cancel: an unpaid intent is canceled; a paid one refused."""
+    pid = CANCEL_PATH.match(record["path"]).group(1)
+
+    def make():
+        with LOCK:
+            intent = STATE.setdefault("stripe_objects", {}).get(pid)
+            if intent is None:
+                return error(404, "invalid_request_error", "No such payment_intent: '%s'" % pid, "resource_missing", "intent")
+            if intent["status"] in ("succeeded", "canceled", "processing"):
+                return error(400, "invalid_request_error",
+                             "You cannot cancel this PaymentIntent because it has a status of %s." % intent["status"],
+                             "payment_intent_unexpected_state")
+            intent.update(status="canceled", cancellation_reason=flat(body).get("cancellation_reason"))
+            return 200, dict(intent)
+    return idempotent("cancel", headers, flat(body), make)
+
+
 ROUTES = [
     (lambda path: bool(EXPIRE_PATH.match(path)), expire_session),
+    (lambda path: bool(CANCEL_PATH.match(path)), cancel_intent),
     (lambda path: path == "/v1/checkout/sessions", checkout_session),
     (lambda path: path == "/v1/payment_intents", payment_intent),
 ]

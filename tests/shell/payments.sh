@@ -13,7 +13,7 @@ cleanup() { kill $emu_pid 2>/dev/null; rm -rf "$TMP"; }
 trap cleanup EXIT
 TMP=$(mktemp -d)
 chmod 755 "$TMP"
-echo "1..33"
+echo "1..34"
 RUN=$(date +%s%N)  # webhook event ids are unique per run (crm.webhook_events outlives the accounts)
 
 ACC=0000000f-0000-0000-0000-00000000b0b1
@@ -115,6 +115,11 @@ check "$(echo "$pi" | jq_ "d['client_secret'].startswith(d['payment_intent_id'] 
   "create_payment_intent: {client_secret, payment_intent_id}, the id stored on the invoice"
 check "$(as "$DANA" "SELECT crm.create_payment_intent('$INV2') ->> 'payment_intent_id'")/$(requests | jq_ "[(r['body']['amount'], r['body']['currency'], r['body']['metadata[invoice_id]'], r['body']['automatic_payment_methods[enabled]'], r['replayed'] or 'idempotent-replayed' in str(r['response'])) for r in d if r['path'] == '/v1/payment_intents'][0][:4]")" \
   "$PI/(['5000'], ['eur'], ['$INV2'], ['true'])" "asked again: the same intent (Idempotency-Key replayed by Stripe); amount, currency, metadata on the wire"
+q -c "UPDATE crm.invoices SET amount = 6000 WHERE id = '$INV2'" >/dev/null
+PI2=$(as "$DANA" "SELECT crm.create_payment_intent('$INV2') ->> 'payment_intent_id'")
+check "$([ "$PI2" != "$PI" ] && echo new)/$(requests | jq_ "[r['path'] for r in d if r['path'].endswith('/cancel')]")/$(q -c "SELECT stripe_payment_intent_id FROM crm.invoices WHERE id = '$INV2'")" \
+  "new/['/v1/payment_intents/$PI/cancel']/$PI2" "a changed amount: a new intent, and the one it replaces is cancelled at Stripe"
+q -c "UPDATE crm.invoices SET amount = 5000 WHERE id = '$INV2'" >/dev/null
 
 # --- the webhooks: paid once -----------------------------------------------------------------
 SID=$(q -c "SELECT stripe_checkout_session_id FROM crm.invoices WHERE id = '$INV'")
