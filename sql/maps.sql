@@ -222,17 +222,27 @@ CREATE FUNCTION crm._geocode_guard() RETURNS trigger
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    key text;
 BEGIN
     IF current_setting('crm.applying_geocode', true) = 'on'
        AND EXISTS (SELECT 1 FROM pg_roles r WHERE r.rolname = current_user AND (r.rolsuper OR r.rolbypassrls)) THEN
         RETURN NEW;
     END IF;
-    IF TG_OP = 'INSERT' OR crm._address_key(NEW.address) IS DISTINCT FROM crm._address_key(OLD.address) THEN
+    -- an update that leaves the address as it was costs no key at all
+    IF TG_OP = 'UPDATE' AND NEW.address IS NOT DISTINCT FROM OLD.address THEN
+        NEW.latitude := OLD.latitude;
+        NEW.longitude := OLD.longitude;
+        NEW.geocoded_at := OLD.geocoded_at;
+        NEW.geocode_status := OLD.geocode_status;
+        RETURN NEW;
+    END IF;
+    key := crm._address_key(NEW.address);
+    IF TG_OP = 'INSERT' OR key IS DISTINCT FROM crm._address_key(OLD.address) THEN
         NEW.latitude := NULL;
         NEW.longitude := NULL;
         NEW.geocoded_at := NULL;
-        NEW.geocode_status := CASE WHEN coalesce(crm._address_key(NEW.address), '') <> ''
-                                        AND length(NEW.address) <= 500 THEN 'pending' END;
+        NEW.geocode_status := CASE WHEN coalesce(key, '') <> '' AND length(NEW.address) <= 500 THEN 'pending' END;
     ELSE
         NEW.latitude := OLD.latitude;
         NEW.longitude := OLD.longitude;
