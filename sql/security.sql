@@ -102,6 +102,9 @@ REVOKE ALL ON FUNCTION crm.send_invoice_email(uuid, text, boolean) FROM PUBLIC;
 REVOKE ALL ON FUNCTION crm.find_duplicate_contacts(uuid) FROM PUBLIC;
 REVOKE ALL ON FUNCTION crm.merge_contacts(uuid, uuid) FROM PUBLIC;
 REVOKE ALL ON FUNCTION crm.unmerge_contacts(uuid) FROM PUBLIC;
+REVOKE ALL ON FUNCTION crm.sync_contacts(uuid) FROM PUBLIC;
+-- Drafts in a connected mailbox: signed-in users and the server.
+REVOKE ALL ON FUNCTION crm.create_draft(jsonb) FROM PUBLIC;
 -- Sealing tokens: authenticated and service_role (apply_role_grants), not anon.
 REVOKE ALL ON FUNCTION crm.encrypt_token(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION crm.encrypt_token(text, text) FROM PUBLIC;
@@ -110,20 +113,24 @@ REVOKE ALL ON FUNCTION crm.current_key_fingerprint() FROM PUBLIC;
 -- Internal helpers (names starting with '_') are not callable by PUBLIC: they run inside the
 -- SECURITY DEFINER entry points, the worker, or triggers. The exceptions are the bodies of
 -- invoker functions every caller may use (rendering, the template lookup, which row-level
--- security filters), pure parsing helpers, and the time-zone check that a tenant's update of
--- its account runs (accounts.time_zone's CHECK).
+-- security filters), pure parsing helpers, the time-zone check that a tenant's update of
+-- its account runs (accounts.time_zone's CHECK), and the email key of contacts' matching
+-- index (a tenant's contact write computes it).
 DO $$
 DECLARE f regprocedure;
 BEGIN
     FOR f IN SELECT p.oid::regprocedure FROM pg_proc p
              WHERE p.pronamespace = 'crm'::regnamespace AND p.proname LIKE '\_%'
                AND p.proname NOT IN ('_render_email_parts', '_template_named', '_try_uuid', '_try_inet', '_try_timestamptz',
-                                   '_is_time_zone', '_address_key')
+                                   '_is_time_zone', '_address_key', '_email_key')
     LOOP
         EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
     END LOOP;
 END
 $$;
+
+-- (0.5.0 revoked it; an updated database gets it back like a fresh one has it)
+GRANT EXECUTE ON FUNCTION crm._email_key(text) TO PUBLIC;
 
 -- Grant Supabase's API roles what they need, for those that exist. Runs at CREATE EXTENSION;
 -- on a plain Postgres where the roles are created later, a superuser calls it again.
@@ -177,9 +184,11 @@ BEGIN
         -- line items are the tenant's.
         GRANT SELECT, INSERT, UPDATE, DELETE ON crm.invoice_items TO authenticated;
         -- Contacts: sources are written by the sync, merges by crm.merge_contacts.
-        GRANT SELECT ON crm.contact_sources, crm.contact_merges TO authenticated;
+        GRANT SELECT ON crm.contact_sources, crm.contact_merges, crm.contact_sync TO authenticated;
         GRANT EXECUTE ON FUNCTION crm.find_duplicate_contacts(uuid), crm.merge_contacts(uuid, uuid),
-            crm.unmerge_contacts(uuid) TO authenticated;
+            crm.unmerge_contacts(uuid), crm.sync_contacts(uuid) TO authenticated;
+        GRANT SELECT ON crm.email_drafts TO authenticated;
+        GRANT EXECUTE ON FUNCTION crm.create_draft(jsonb) TO authenticated;
         GRANT EXECUTE ON FUNCTION crm.create_invoice_checkout(uuid), crm.create_payment_intent(uuid),
             crm.invoice_pdf(uuid), crm.send_invoice_email(uuid, text, boolean) TO authenticated;
         GRANT EXECUTE ON FUNCTION crm.geocode(text), crm.reverse_geocode(double precision, double precision),
@@ -211,7 +220,7 @@ BEGIN
         GRANT EXECUTE ON FUNCTION crm.create_invoice_checkout(uuid), crm.create_payment_intent(uuid),
             crm.invoice_pdf(uuid), crm.send_invoice_email(uuid, text, boolean) TO service_role;
         GRANT EXECUTE ON FUNCTION crm.find_duplicate_contacts(uuid), crm.merge_contacts(uuid, uuid),
-            crm.unmerge_contacts(uuid) TO service_role;
+            crm.unmerge_contacts(uuid), crm.sync_contacts(uuid), crm.create_draft(jsonb) TO service_role;
         GRANT EXECUTE ON FUNCTION crm.enqueue_task(text, jsonb, text, timestamptz, uuid),
             crm.process_integration_tasks(integer), crm.purge_integration_tasks(interval, integer),
             crm._claim_tasks(integer, double precision), crm._record_task_outcomes(json) TO service_role;

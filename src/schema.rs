@@ -89,4 +89,14 @@ pgrx::extension_sql_file!(
         contacts::_name_similarity
     ]
 );
+pgrx::extension_sql_file!(
+    "../sql/contacts_sync.sql",
+    name = "contacts_sync",
+    requires = ["contacts"]
+);
+pgrx::extension_sql_file!(
+    "../sql/drafts.sql",
+    name = "drafts",
+    requires = ["contacts_sync", email::drafts::_create_draft]
+);
 pgrx::extension_sql_file!("../sql/security.sql", name = "security", finalize);

@@ -9,6 +9,7 @@
 //! provider's 2xx and our status update is dropped by the provider. Gmail, Graph and SMTP have
 //! no such key (see the README's delivery guarantees).
 
+pub mod drafts;
 pub mod provider;
 pub mod queue;
 mod render;

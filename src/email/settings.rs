@@ -7,7 +7,19 @@ pub static EMAIL_RETRY_FACTOR: GucSetting<f64> = GucSetting::<f64>::new(2.0);
 pub static EMAIL_LEASE_SECONDS: GucSetting<i32> = GucSetting::<i32>::new(120);
 pub static EMAIL_MAX_ATTACHMENT_BYTES: GucSetting<i32> = GucSetting::<i32>::new(10 * 1024 * 1024);
 
+pub static EMAIL_DRAFTS_RETENTION_SECONDS: GucSetting<i32> = GucSetting::<i32>::new(90 * 86400);
+
 pub fn register() {
+    GucRegistry::define_int_guc(
+        c"crm.email_drafts_retention",
+        c"How long crm.email_drafts remembers a draft (and its idempotency key); the mailbox keeps the draft itself.",
+        c"",
+        &EMAIL_DRAFTS_RETENTION_SECONDS,
+        3600,
+        10 * 365 * 86400,
+        GucContext::Suset,
+        GucFlags::UNIT_S,
+    );
     GucRegistry::define_int_guc(
         c"crm.email_retry_base",
         c"First retry delay (the reference: 5 minutes).",

@@ -23,6 +23,10 @@ pub static EMAIL_PROVIDERS: &[&dyn Provider] = &[
     &smtp::Smtp,
 ];
 
+/// Every mailbox that keeps drafts (`crm.create_draft`).
+pub static DRAFT_BOXES: &[&dyn crate::email::drafts::DraftBox] =
+    &[&google::gmail::Gmail, &microsoft::mail::Microsoft];
+
 /// Every task kind (`integration_tasks.kind`).
 pub static TASK_KINDS: &[&dyn TaskKind] = &[
     &noop::Noop,
@@ -31,6 +35,13 @@ pub static TASK_KINDS: &[&dyn TaskKind] = &[
     &google::calendar_sync::SyncConnection,
     &google::calendar_sync::Watch,
     &google::maps::geocode::Geocode,
+    &crate::contacts::sync::SyncContacts,
+];
+
+/// Every address book the contact sync reads (`contact_providers.provider`).
+pub static ADDRESS_BOOKS: &[&dyn crate::contacts::sync::AddressBook] = &[
+    &google::people::GooglePeople,
+    &microsoft::contacts::GraphContacts,
 ];
 
 /// Register every integration's settings (`_PG_init`).

@@ -173,6 +173,24 @@ fn bearer_with(
     })
 }
 
+/// A bodiless request with `Authorization: Bearer <token>` and more headers (Graph's
+/// `Prefer: odata.maxpagesize`), in the worker.
+pub fn bearer_with_headers(
+    method: &str,
+    url: &str,
+    token: &str,
+    headers: &[(&'static str, String)],
+) -> Answer {
+    let mut req = agent()
+        .request(method, url)
+        .set("User-Agent", USER_AGENT)
+        .set("Authorization", &format!("Bearer {token}"));
+    for (k, v) in headers {
+        req = req.set(k, v);
+    }
+    answer(req.call())
+}
+
 /// POST an application/x-www-form-urlencoded body (OAuth token endpoints).
 pub fn post_form(url: &str, form: &[(&str, &str)]) -> Answer {
     post_form_with(&agent(), url, form)

@@ -71,6 +71,8 @@ pub struct Mailboxes {
     refreshed: HashMap<String, bool>,
     failures: HashMap<String, Answer>,
     updates: Vec<ConnectionUpdate>,
+    /// A caller waits (crm.create_draft): refreshes run on the interruptible path.
+    interactive: bool,
 }
 
 /// `crm.microsoft_tenant` goes into the token URL's path: only a tenant name or id (letters,
@@ -118,6 +120,15 @@ fn context(table: &str, id: &str, which: &str) -> String {
 }
 
 impl Mailboxes {
+    /// For a backend whose caller waits: a token refresh stays cancellable
+    /// (statement_timeout, pg_cancel_backend).
+    pub fn interactive() -> Mailboxes {
+        Mailboxes {
+            interactive: true,
+            ..Mailboxes::default()
+        }
+    }
+
     /// What to hand `crm._record_email_outcomes` as its `connections`.
     pub fn updates(self) -> Vec<ConnectionUpdate> {
         self.updates
@@ -192,16 +203,23 @@ impl Mailboxes {
                 guc::text(&crate::integrations::microsoft::settings::MICROSOFT_CLIENT_SECRET),
             ),
         };
-        let answer = http::post_form(
-            &url,
-            &oauth::refresh_form(
-                if google { "google" } else { "microsoft" },
-                &client_id,
-                &secret,
-                &refresh_token,
-                &oauth::microsoft_refresh_scope(&connection.scopes),
-            ),
+        let scope = oauth::microsoft_refresh_scope(&connection.scopes);
+        let form = oauth::refresh_form(
+            if google { "google" } else { "microsoft" },
+            &client_id,
+            &secret,
+            &refresh_token,
+            &scope,
         );
+        let answer = if self.interactive {
+            let owned = form
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            http::post_form_interruptible(url, owned)
+        } else {
+            http::post_form(&url, &form)
+        };
         match oauth::parse_answer(answer) {
             Ok(token) => {
                 let seal = |t: &str, which| {

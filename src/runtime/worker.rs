@@ -331,7 +331,8 @@ thread_local! {
 }
 
 /// Upkeep every 30 s: keep connections alive (`crm.schedule_token_refreshes()`), read
-/// calendars that are due (`crm._schedule_calendar_syncs()`), and drop expired Maps cache
+/// calendars and address books that are due (`crm._schedule_calendar_syncs()`,
+/// `crm._schedule_contact_syncs()`), and drop expired Maps cache
 /// entries and old location history (`crm._maps_upkeep()`); the first two coalesce per connection,
 /// so several workers doing it is harmless. In a subtransaction: an error here
 /// (an older schema without the function) must not stop the queues.
@@ -348,7 +349,9 @@ fn schedule_token_refreshes() {
         for step in [
             "SELECT crm.schedule_token_refreshes()",
             "SELECT crm._schedule_calendar_syncs()",
+            "SELECT crm._schedule_contact_syncs()",
             "SELECT crm._maps_upkeep()",
+            "SELECT crm._drafts_upkeep()",
         ] {
             if let Err(e) =
                 super::subxact::catch(|| Spi::run(step)).and_then(|r| r.map_err(|e| e.to_string()))

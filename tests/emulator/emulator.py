@@ -19,6 +19,9 @@ receives, and injects faults on command. Binds to 127.0.0.1 only.
   Stripe   POST /v1/checkout/sessions, POST /v1/payment_intents (stripe_api.py)
   Maps     GET /maps/api/geocode/json, POST /distanceMatrix/v2:computeRouteMatrix (maps.py)
   Resend   GET /domains
+  Contacts GET /v1/people/me/connections, GET /v1/otherContacts (People API), GET
+           /v1.0/me/contacts/delta (Graph); drafts: POST /gmail/v1/users/me/drafts, POST
+           /v1.0/me/messages (contacts.py)
   The token endpoints answer 400 {"error": "invalid_grant", ...} to an unknown or revoked
   refresh token; Gmail and Graph answer 401 to an access token they did not issue or that
   expired.
@@ -33,6 +36,8 @@ Control endpoints (not part of any provider's API):
   POST /_emulator/rate_limit          {"per_second": 50}: answer 429 (Retry-After: 1), as Resend
                                       does, to requests beyond that rate (sliding 1 s window); 0 = off
   POST /_emulator/stripe              {"errors": [{"status", "type", "code", "param", "message"}]}: answered first
+  POST /_emulator/contacts            address books: people to add, change, delete, seed; expire
+                                      their sync tokens (contacts.py)
   POST /_emulator/maps                {"statuses": ["OVER_QUERY_LIMIT", ...]}: Geocoding answers these first
   POST /_emulator/oauth               {"app": {"users": {"google": ADDRESS, "microsoft": ADDRESS},
                                        "consent": "deny", "drop_scopes": [...], "redirect_uris": [...],
@@ -41,7 +46,8 @@ Control endpoints (not part of any provider's API):
                                       at the consent screen, and Resend's domains;
                                       {"refresh_tokens": {"TOKEN": "google"|"microsoft"},
                                        "access_tokens": {"TOKEN": "google"|"microsoft"},
-                                       "revoke": ["TOKEN", ...]}: tokens the endpoints accept
+                                       "revoke": ["TOKEN", ...], "owners": {"TOKEN": ADDRESS}}:
+                                      tokens the endpoints accept
                                       (access tokens seeded here never expire), and refresh
                                       tokens to refuse from now on with invalid_grant
 
@@ -58,6 +64,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs
 
+import contacts
 import google
 import maps
 import microsoft
@@ -65,8 +72,8 @@ import resend
 import stripe_api
 from state import LOCK, STATE, reset
 
-ROUTES = resend.ROUTES + google.ROUTES + microsoft.ROUTES + maps.ROUTES + stripe_api.ROUTES
-GET_ROUTES = resend.GET_ROUTES + google.GET_ROUTES + microsoft.GET_ROUTES + maps.GET_ROUTES
+ROUTES = resend.ROUTES + google.ROUTES + microsoft.ROUTES + maps.ROUTES + stripe_api.ROUTES + contacts.ROUTES
+GET_ROUTES = resend.GET_ROUTES + google.GET_ROUTES + microsoft.GET_ROUTES + maps.GET_ROUTES + contacts.GET_ROUTES
 METHOD_ROUTES = google.METHOD_ROUTES
 
 
@@ -172,6 +179,8 @@ class Handler(BaseHTTPRequestHandler):
                 for token, provider in (body.get("access_tokens") or {}).items():
                     STATE["access"][token] = (provider, None)
                 STATE["revoked"].update(body.get("revoke") or [])
+                # whose tokens they are ({"TOKEN": ADDRESS}): userinfo, Graph /me, address books
+                STATE.setdefault("owners", {}).update(body.get("owners") or {})
             return self.reply(200, {"ok": True})
         if self.path == "/_emulator/rate_limit":
             with LOCK:
@@ -179,6 +188,8 @@ class Handler(BaseHTTPRequestHandler):
             return self.reply(200, {"ok": True})
         if self.path == "/_emulator/stripe":
             return self.reply(*stripe_api.configure(body or {}))
+        if self.path == "/_emulator/contacts":
+            return self.reply(*contacts.configure(body or {}))
         if self.path == "/_emulator/maps":
             return self.reply(*maps.configure(body or {}))
         if self.path == "/_emulator/calendar":

@@ -153,12 +153,18 @@ def issue_token(form, provider, tenant=None):
     access = ("ya29.emu-" if provider == "google" else "EwB.emu-") + secrets.token_urlsafe(16)
     with LOCK:
         STATE["access"][access] = (provider, time.time() + ACCESS_TOKEN_LIFETIME)
+        # the refreshed token is the same user's (owners seeded through /_emulator/oauth)
+        owners = STATE.setdefault("owners", {})
+        if refresh in owners:
+            owners[access] = owners[refresh]
     if provider == "google":
         return 200, {"access_token": access, "expires_in": ACCESS_TOKEN_LIFETIME,
                      "scope": "https://www.googleapis.com/auth/gmail.send", "token_type": "Bearer"}
     rotated = "M.R3_emu-" + secrets.token_urlsafe(16)
     with LOCK:
         STATE["refresh"][rotated] = "microsoft"
+        if refresh in STATE.setdefault("owners", {}):
+            STATE["owners"][rotated] = STATE["owners"][refresh]
     return 200, {"token_type": "Bearer", "scope": (form.get("scope") or [""])[0], "expires_in": ACCESS_TOKEN_LIFETIME,
                  "ext_expires_in": ACCESS_TOKEN_LIFETIME, "access_token": access, "refresh_token": rotated}
 

@@ -2,3 +2,4 @@
 //! names are. Pure: the SQL side (sql/contacts.sql) finds duplicates and merges with them.
 
 pub mod keys;
+pub mod person;

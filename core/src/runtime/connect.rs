@@ -61,16 +61,31 @@ impl Purpose {
     }
 }
 
-/// The scopes asked for: the address lookup's, then the purpose's. Google's sign-in scopes
-/// (`openid email`) give the address; Microsoft's `offline_access` gives a refresh token and
-/// `User.Read` the address (Graph `GET /me`).
+/// The scopes asked for: the address lookup's, then the purpose's, then the optional ones.
+/// Google's sign-in scopes (`openid email`) give the address; Microsoft's `offline_access`
+/// gives a refresh token and `User.Read` the address (Graph `GET /me`).
 pub fn scopes(provider: Provider, purpose: Purpose) -> Vec<&'static str> {
     let mut s = match provider {
         Provider::Google => vec!["openid", "email"],
         Provider::Microsoft => vec!["openid", "email", "offline_access", "User.Read"],
     };
     s.extend(needed_scopes(provider, purpose));
+    s.extend(optional_scopes(provider, purpose));
     s
+}
+
+/// Scopes asked for that a purpose works without, for what it does when they are granted:
+/// drafts in a mailbox (Gmail's compose, Graph's Mail.ReadWrite), Gmail's "other contacts" in
+/// the contact sync. A user who unticks them still connects.
+pub fn optional_scopes(provider: Provider, purpose: Purpose) -> &'static [&'static str] {
+    match (provider, purpose) {
+        (Provider::Google, Purpose::Email) => &["https://www.googleapis.com/auth/gmail.compose"],
+        (Provider::Microsoft, Purpose::Email) => &["Mail.ReadWrite"],
+        (Provider::Google, Purpose::Contacts) => {
+            &["https://www.googleapis.com/auth/contacts.other.readonly"]
+        }
+        _ => &[],
+    }
 }
 
 /// The scopes a purpose cannot work without (what must be granted).

@@ -41,3 +41,38 @@ impl Provider for Gmail {
         gmail::message_id(&answer.body)
     }
 }
+
+impl crate::email::drafts::DraftBox for Gmail {
+    fn provider(&self) -> &'static str {
+        "gmail"
+    }
+    fn draft_scopes(&self) -> &'static [&'static str] {
+        &[
+            "https://www.googleapis.com/auth/gmail.compose",
+            "https://www.googleapis.com/auth/gmail.modify",
+            "https://mail.google.com/",
+        ]
+    }
+    /// `POST {crm.gmail_base_url}/gmail/v1/users/me/drafts` (users.drafts.create).
+    fn create(
+        &self,
+        email: &crm_core::email::Outgoing,
+        id: &str,
+        thread_id: Option<&str>,
+        token: String,
+    ) -> Answer {
+        let env = Envelope {
+            id,
+            date: Utc::now(),
+            include_bcc: true,
+        };
+        let url = http::url(
+            &guc::text(&super::settings::GMAIL_BASE_URL),
+            "/gmail/v1/users/me/drafts",
+        );
+        http::bearer_interruptible("POST", url, token, Some(gmail::draft_json(email, &env, thread_id)))
+    }
+    fn draft(&self, answer: &Answer) -> Option<serde_json::Value> {
+        gmail::draft_answer(&answer.body)
+    }
+}

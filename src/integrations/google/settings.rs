@@ -30,7 +30,29 @@ pub static CALENDAR_SYNC_INTERVAL_SECONDS: GucSetting<i32> = GucSetting::<i32>::
 pub static CALENDAR_WEBHOOK_URL: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(None);
 
+pub static GOOGLE_PEOPLE_BASE_URL: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(Some(c"https://people.googleapis.com"));
+pub static GOOGLE_PEOPLE_RATE_LIMIT: GucSetting<f64> = GucSetting::<f64>::new(1.5);
+
 pub fn register() {
+    GucRegistry::define_string_guc(
+        c"crm.google_people_base_url",
+        c"Base URL of Google's People API (contact sync; tests point it at the emulator).",
+        c"",
+        &GOOGLE_PEOPLE_BASE_URL,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_float_guc(
+        c"crm.google_people_rate_limit",
+        c"People API requests per second per connection (Google: 90 reads a minute per user); 0 = unlimited.",
+        c"",
+        &GOOGLE_PEOPLE_RATE_LIMIT,
+        0.0,
+        100000.0,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
     GucRegistry::define_string_guc(
         c"crm.google_calendar_base_url",
         c"Base URL of the Google Calendar API (tests point it at the emulator).",

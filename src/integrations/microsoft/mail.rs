@@ -33,3 +33,29 @@ impl Provider for Microsoft {
         )
     }
 }
+
+impl crate::email::drafts::DraftBox for Microsoft {
+    fn provider(&self) -> &'static str {
+        "microsoft"
+    }
+    fn draft_scopes(&self) -> &'static [&'static str] {
+        &["Mail.ReadWrite"]
+    }
+    /// `POST {crm.microsoft_graph_base_url}/v1.0/me/messages`: the message, unsent, in Drafts.
+    fn create(
+        &self,
+        email: &crm_core::email::Outgoing,
+        id: &str,
+        _thread_id: Option<&str>,
+        token: String,
+    ) -> Answer {
+        let url = http::url(
+            &guc::text(&super::settings::MICROSOFT_GRAPH_BASE_URL),
+            "/v1.0/me/messages",
+        );
+        http::bearer_interruptible("POST", url, token, Some(wire::draft_json(email, id)))
+    }
+    fn draft(&self, answer: &Answer) -> Option<serde_json::Value> {
+        wire::draft_answer(&answer.body)
+    }
+}

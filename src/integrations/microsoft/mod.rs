@@ -1,4 +1,6 @@
-//! Microsoft: Graph mail (send as a connected mailbox) and the settings of the Microsoft app.
+//! Microsoft: Graph mail (send as a connected mailbox, drafts), Outlook contacts (delta
+//! query), and the settings of the Microsoft app.
 
+pub mod contacts;
 pub mod mail;
 pub mod settings;

@@ -16,7 +16,19 @@ pub static MICROSOFT_CLIENT_ID: GucSetting<Option<CString>> =
 pub static MICROSOFT_CLIENT_SECRET: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(None);
 
+pub static MICROSOFT_CONTACTS_RATE_LIMIT: GucSetting<f64> = GucSetting::<f64>::new(4.0);
+
 pub fn register() {
+    GucRegistry::define_float_guc(
+        c"crm.microsoft_contacts_rate_limit",
+        c"Graph contact-listing requests per second per connection (Graph: 10,000 per 10 minutes per mailbox, shared); 0 = unlimited.",
+        c"",
+        &MICROSOFT_CONTACTS_RATE_LIMIT,
+        0.0,
+        100000.0,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
     GucRegistry::define_string_guc(
         c"crm.microsoft_graph_base_url",
         c"Base URL of Microsoft Graph (tests point it at the emulator).",

@@ -19,6 +19,28 @@ pub fn send_json(e: &Outgoing, env: &Envelope, thread_id: Option<&str>) -> Value
     }
 }
 
+/// The body of `POST /gmail/v1/users/me/drafts` (users.drafts.create): the same message, as
+/// a draft. <https://developers.google.com/gmail/api/reference/rest/v1/users.drafts/create>
+pub fn draft_json(e: &Outgoing, env: &Envelope, thread_id: Option<&str>) -> Value {
+    json!({"message": send_json(e, env, thread_id)})
+}
+
+/// What drafts.create answered (`{"id": "r-…", "message": {"id", "threadId", "labelIds"}}`):
+/// the draft's id, its message's id and thread, and where the user opens it.
+pub fn draft_answer(body: &str) -> Option<Value> {
+    let v: Value = serde_json::from_str(body).ok()?;
+    let id = v.get("id")?.as_str()?;
+    let message = v.get("message");
+    let message_id = message.and_then(|m| m.get("id")).and_then(Value::as_str);
+    let thread_id = message.and_then(|m| m.get("threadId")).and_then(Value::as_str);
+    Some(json!({
+        "draft_id": id,
+        "message_id": message_id,
+        "thread_id": thread_id,
+        "link": message_id.map(|m| format!("https://mail.google.com/mail/#drafts?compose={m}")),
+    }))
+}
+
 /// `{"id": "...", "threadId": "...", "labelIds": ["SENT"]}`.
 pub fn message_id(body: &str) -> Option<String> {
     crate::email::id_field(body)
@@ -57,6 +79,13 @@ mod tests {
             mime::build(&e, &env)
         );
         assert!(send_json(&e, &env, None).get("threadId").is_none());
+        assert_eq!(draft_json(&e, &env, Some("t1"))["message"]["threadId"], "t1");
+        assert_eq!(
+            draft_answer(r#"{"id":"r-5","message":{"id":"18d","threadId":"18c","labelIds":["DRAFT"]}}"#),
+            Some(json!({"draft_id": "r-5", "message_id": "18d", "thread_id": "18c",
+                        "link": "https://mail.google.com/mail/#drafts?compose=18d"}))
+        );
+        assert_eq!(draft_answer(r#"{"message":{}}"#), None);
         assert_eq!(
             message_id(r#"{"id":"18c","threadId":"18c","labelIds":["SENT"]}"#).as_deref(),
             Some("18c")

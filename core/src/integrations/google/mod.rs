@@ -3,3 +3,4 @@
 pub mod calendar;
 pub mod gmail;
 pub mod maps;
+pub mod people;

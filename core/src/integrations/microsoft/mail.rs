@@ -61,6 +61,24 @@ pub fn send_json(e: &Outgoing, queue_id: &str) -> Value {
     json!({"message": message, "saveToSentItems": true})
 }
 
+/// The body of `POST /v1.0/me/messages` (a draft in the mailbox's Drafts folder): the
+/// message `send_json` would send. <https://learn.microsoft.com/graph/api/user-post-messages>
+pub fn draft_json(e: &Outgoing, queue_id: &str) -> Value {
+    send_json(e, queue_id)["message"].clone()
+}
+
+/// What `POST /me/messages` answered (the draft message): its id, conversation and webLink.
+pub fn draft_answer(body: &str) -> Option<Value> {
+    let v: Value = serde_json::from_str(body).ok()?;
+    let id = v.get("id")?.as_str()?;
+    Some(json!({
+        "draft_id": id,
+        "message_id": id,
+        "thread_id": v.get("conversationId").and_then(Value::as_str),
+        "link": v.get("webLink").and_then(Value::as_str),
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -91,6 +109,30 @@ mod tests {
                 "attachments": [{"@odata.type": "#microsoft.graph.fileAttachment", "name": "e.pdf",
                                  "contentType": "application/octet-stream", "contentBytes": "JVBERi0="}]},
                    "saveToSentItems": true})
+        );
+    }
+
+    #[test]
+    fn drafts() {
+        let e = Outgoing {
+            from: "office@northside.example".into(),
+            to: vec!["jo@example.com".into()],
+            cc: vec![],
+            bcc: vec![],
+            reply_to: None,
+            subject: "Estimate".into(),
+            html: None,
+            text: Some("Hi".into()),
+            headers: json!({}),
+            attachments: json!([]),
+        };
+        let d = draft_json(&e, "q1");
+        assert_eq!(d["subject"], "Estimate");
+        assert!(d.get("saveToSentItems").is_none());
+        assert_eq!(
+            draft_answer(r#"{"id":"AAMk","conversationId":"AAQk","webLink":"https://outlook.office365.com/owa/?ItemID=AAMk"}"#),
+            Some(json!({"draft_id": "AAMk", "message_id": "AAMk", "thread_id": "AAQk",
+                        "link": "https://outlook.office365.com/owa/?ItemID=AAMk"}))
         );
     }
 }

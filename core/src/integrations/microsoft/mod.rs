@@ -1,3 +1,4 @@
 //! Microsoft Graph: mail (send as a connected mailbox).
 
+pub mod contacts;
 pub mod mail;
