@@ -33,7 +33,8 @@ bash scripts/cluster.sh start $NAME "$PORT" \
   "crm.microsoft_client_id = 'demo-ms-client'" "crm.microsoft_client_secret = 'demo-ms-secret'" \
   "crm.gmail_rate_limit = 0" "crm.microsoft_rate_limit = 0" \
   "crm.google_maps_base_url = '$EMU'" "crm.google_routes_base_url = '$EMU'" "crm.google_maps_api_key = 'AIzaDemoKey'" \
-  "crm.stripe_base_url = '$EMU'" "crm.stripe_secret_key = 'sk_test_demo'" "crm.app_base_url = 'https://app.317plumber.com'"
+  "crm.stripe_base_url = '$EMU'" "crm.stripe_secret_key = 'sk_test_demo'" "crm.app_base_url = 'https://app.317plumber.com'" \
+  "crm.google_people_base_url = '$EMU'"
 eval "$(bash scripts/cluster.sh env $NAME "$PORT")"
 export PGDATABASE=$DB
 DATA=${CRM_CLUSTER_BASE:-/tmp/crm_integrations}/$NAME/data
@@ -445,6 +446,40 @@ as_api authenticated '{"sub":"a1000000-0000-0000-0000-000000000001"}' \
       FROM crm.plan_route('a1000000-0000-0000-0000-0000000000c1', current_date + 1)"
 echo "What it cost (crm.maps_usage, at list price):"
 sql -c "SELECT a.name AS account, u.api, u.requests, u.elements, u.cost_usd FROM crm.maps_usage u LEFT JOIN crm.accounts a ON a.id = u.account_id ORDER BY 1, 2"
+
+say "Contacts: Dana's Google address book comes in; a person already in the CRM is linked, not copied"
+# Dana connected her Google contacts (stored directly here, the way the connect flow stores it).
+curl -s -X POST "$EMU/_emulator/oauth" -H 'Content-Type: application/json' \
+  -d '{"access_tokens": {"ya29.demo-contacts": "google"}, "owners": {"ya29.demo-contacts": "dana@317plumber.com"}}' >/dev/null
+curl -s -X POST "$EMU/_emulator/contacts" -H 'Content-Type: application/json' -d '{"provider": "google", "owner": "dana@317plumber.com", "upsert": [
+  {"resourceName": "people/c101", "etag": "%E1", "names": [{"givenName": "John", "familyName": "Smith"}],
+   "emailAddresses": [{"value": "JOHN@example.com"}], "phoneNumbers": [{"value": "(317) 232-4567", "canonicalForm": "+13172324567"}]},
+  {"resourceName": "people/c102", "etag": "%E1", "names": [{"givenName": "Maria", "familyName": "Garcia"}],
+   "emailAddresses": [{"value": "maria.garcia@gmail.com"}], "addresses": [{"formattedValue": "40 Pine St\nFishers, IN 46038"}]},
+  {"resourceName": "people/c103", "etag": "%E1", "names": [{"givenName": "Ken", "familyName": "Lee"}],
+   "phoneNumbers": [{"value": "+1 317-555-0142"}], "organizations": [{"name": "Lee Properties"}]}]}' >/dev/null
+sql -q <<'SQL'
+WITH p AS (SELECT 'c0000000-0000-0000-0000-00000000c0c0'::uuid AS id)
+INSERT INTO crm.contact_providers (id, account_id, user_id, provider, provider_email, access_token_encrypted, token_expires_at, scopes)
+SELECT p.id, 'a0000000-0000-0000-0000-000000000001', 'a1000000-0000-0000-0000-000000000001', 'google', 'dana@317plumber.com',
+       crm.encrypt_token('ya29.demo-contacts', 'contact_providers:' || p.id || ':access_token'), now() + interval '1 hour',
+       ARRAY['https://www.googleapis.com/auth/contacts']
+FROM p;
+SQL
+SYNC_TASK=$(as_api authenticated "$DANA_JWT" -XAt -c "SELECT crm.sync_contacts()")
+echo "supabase.rpc('sync_contacts') queued task $SYNC_TASK; the worker reads people/me/connections (with a sync token for next time):"
+for _ in $(seq 100); do [ "$(sql -XAt -c "SELECT status FROM crm.integration_tasks WHERE id = '$SYNC_TASK'")" = done ] && break; sleep 0.1; done
+sql -c "SELECT s.external_id, c.first_name || ' ' || coalesce(c.last_name, '') AS contact, c.email, c.phone,
+               CASE WHEN s.created_contact_id IS NULL THEN 'linked to an existing contact' ELSE 'created' END AS how
+        FROM crm.contact_sources s JOIN crm.contacts c ON c.id = s.contact_id ORDER BY s.external_id" \
+    -c "SELECT last_result FROM crm.contact_sync"
+
+say "Drafts: Dana drafts a reply in her own Gmail (crm.create_draft), to finish and send from there"
+as_api authenticated "$DANA_JWT" -c "SELECT jsonb_pretty(crm.create_draft('{\"to\": \"maria.garcia@gmail.com\", \"subject\": \"Re: leaking faucet\", \"text\": \"Hi Maria, we can come Tuesday morning.\", \"metadata\": {\"thread_id\": \"18c2f0a1b2c3d4e5\"}}')) AS draft"
+curl -s "$EMU/_emulator/requests" | python3 -c "
+import json, sys
+r = [r for r in json.load(sys.stdin) if r['path'] == '/gmail/v1/users/me/drafts'][-1]
+print('  the emulator received POST', r['path'], 'threadId', r['body']['message']['threadId'], 'with', dict(r['mime']['headers']).get('Subject'))"
 
 say "Contacts: a duplicate found, merged, and the merge undone exactly"
 sql -q <<'SQL'

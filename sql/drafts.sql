@@ -45,7 +45,7 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    m jsonb := crm._validate_email_message($1);
+    m jsonb;
     acct uuid := crm.current_account_id();
     privileged boolean := crm._caller_is_privileged();
     sub text := crm._jwt_sub();
@@ -59,6 +59,10 @@ DECLARE
     row_id uuid;
     existing crm.email_drafts;
 BEGIN
+    IF $1 IS NULL THEN
+        RAISE EXCEPTION 'create_draft needs a message' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    m := crm._validate_email_message($1);
     IF m ? 'account_id' THEN
         IF privileged THEN
             acct := (m ->> 'account_id')::uuid;

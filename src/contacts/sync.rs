@@ -148,8 +148,10 @@ impl TaskKind for SyncContacts {
         let ctx: Context = match serde_json::from_value(task.context.clone()) {
             Ok(c) => c,
             Err(e) => {
-                return Step::Failed(format!("the contacts connection's context cannot be read: {e}"))
-                    .into()
+                return Step::Failed(format!(
+                    "the contacts connection's context cannot be read: {e}"
+                ))
+                .into()
             }
         };
         let Some(connection) = ctx.connection.as_ref() else {
@@ -189,7 +191,11 @@ impl TaskKind for SyncContacts {
                         error: Some("the runner stopped mid-listing".into()),
                         ..Answer::default()
                     };
-                    return got.into_ran(Step::Answered(stop, "contacts list: "), mailboxes, &region);
+                    return got.into_ran(
+                        Step::Answered(stop, "contacts list: "),
+                        mailboxes,
+                        &region,
+                    );
                 }
                 let token = match mailboxes.token(connection, refreshed) {
                     Ok(t) => t,
@@ -203,7 +209,10 @@ impl TaskKind for SyncContacts {
                 let request = match book.request(feed, &cursor, page_size) {
                     Ok(r) => r,
                     Err(why) => {
-                        pgrx::log!("contacts.sync {}: {why}; listing {feed} again in full", connection.id);
+                        pgrx::log!(
+                            "contacts.sync {}: {why}; listing {feed} again in full",
+                            connection.id
+                        );
                         cursor = Cursor {
                             full_started_at: Some(now_secs()),
                             ..Cursor::default()
@@ -214,7 +223,8 @@ impl TaskKind for SyncContacts {
                 if !limiter::pace(&lane, rate, checkpoint) {
                     continue; // the checkpoint above ends it
                 }
-                let answer = http::bearer_with_headers("GET", &request.url, &token, &request.headers);
+                let answer =
+                    http::bearer_with_headers("GET", &request.url, &token, &request.headers);
                 if answer.status == Some(401) && !refreshed {
                     refreshed = true;
                     continue;
@@ -232,7 +242,11 @@ impl TaskKind for SyncContacts {
                     continue;
                 }
                 if !matches!(answer.status, Some(200..=299)) {
-                    return got.into_ran(Step::Answered(answer, "contacts list: "), mailboxes, &region);
+                    return got.into_ran(
+                        Step::Answered(answer, "contacts list: "),
+                        mailboxes,
+                        &region,
+                    );
                 }
                 let page = match book.page(feed, &answer.body, &region) {
                     Ok(p) => p,
@@ -242,11 +256,18 @@ impl TaskKind for SyncContacts {
                             body: format!("a {feed} page that does not parse: {why}"),
                             ..answer
                         };
-                        return got.into_ran(Step::Answered(bad, "contacts list: "), mailboxes, &region);
+                        return got.into_ran(
+                            Step::Answered(bad, "contacts list: "),
+                            mailboxes,
+                            &region,
+                        );
                     }
                 };
-                got.people
-                    .extend(page.people.into_iter().map(|person| Listed { feed, person }));
+                got.people.extend(
+                    page.people
+                        .into_iter()
+                        .map(|person| Listed { feed, person }),
+                );
                 match (page.next_page, page.next_sync) {
                     (Some(next), _) => {
                         cursor.page = Some(next);
@@ -263,7 +284,8 @@ impl TaskKind for SyncContacts {
                     }
                     (None, next_sync) => {
                         if let Some(since) = cursor.full_started_at {
-                            got.completed_full.push(json!({"feed": feed, "since": since}));
+                            got.completed_full
+                                .push(json!({"feed": feed, "since": since}));
                         }
                         // No token (a provider that gave none): the next run lists in full.
                         cursor = Cursor {

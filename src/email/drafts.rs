@@ -26,8 +26,7 @@ pub trait DraftBox: Sync {
     /// The scopes of which the consent needs one (sending alone is not enough).
     fn draft_scopes(&self) -> &'static [&'static str];
     /// Create the draft (interruptible); `id` is its Message-ID's / X-CRM-Queue-Id's key.
-    fn create(&self, email: &Outgoing, id: &str, thread_id: Option<&str>, token: String)
-        -> Answer;
+    fn create(&self, email: &Outgoing, id: &str, thread_id: Option<&str>, token: String) -> Answer;
     /// {draft_id, message_id, thread_id, link} from a successful answer.
     fn draft(&self, answer: &Answer) -> Option<Value>;
 }
@@ -43,7 +42,9 @@ fn draft_box(provider: &str) -> Option<&'static dyn DraftBox> {
 fn granted(scopes: &[String], needed: &[&str]) -> bool {
     scopes.iter().any(|s| {
         let short = s.trim_start_matches("https://graph.microsoft.com/");
-        needed.iter().any(|n| n.eq_ignore_ascii_case(short) || n == s)
+        needed
+            .iter()
+            .any(|n| n.eq_ignore_ascii_case(short) || n == s)
     })
 }
 
@@ -61,10 +62,18 @@ fn refused(answer: &Answer) -> ! {
             ERRCODE_INSUFFICIENT_PRIVILEGE,
             Some("The connection may lack the drafts scope: connect the mailbox again."),
         ),
-        Some(429) => (ERRCODE_CONFIGURATION_LIMIT_EXCEEDED, Some("Try again later.")),
+        Some(429) => (
+            ERRCODE_CONFIGURATION_LIMIT_EXCEEDED,
+            Some("Try again later."),
+        ),
         _ => (ERRCODE_CONNECTION_EXCEPTION, Some("Try again later.")),
     };
-    raise(code, format!("the draft was not created: {why}"), hint, DOMAIN)
+    raise(
+        code,
+        format!("the draft was not created: {why}"),
+        hint,
+        DOMAIN,
+    )
 }
 
 /// Create a draft for `request` = {provider, id, message (the claim's shape:

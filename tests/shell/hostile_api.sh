@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# TAP: every entry point added in 0.5.0 (Maps, payments, contacts) called the way a hostile
+# TAP: every entry point added in 0.5.0 (Maps, payments, contacts) and 0.6.0 (contact sync,
+# drafts) called the way a hostile
 # PostgREST caller would: as anon, as another account's user, with NULLs, malformed,
 # oversized and deeply nested arguments; each refusal has its SQLSTATE, nothing is written,
 # a slow provider call stays cancellable, and the server stays up.
@@ -8,7 +9,7 @@ cd "$(dirname "$0")/../.."
 source tests/lib/tap.bash
 start_emulator "${CRM_EMULATOR_PORT_HOSTILE:-18057}"
 trap 'kill $emu_pid 2>/dev/null' EXIT
-echo "1..9"
+echo "1..10"
 A=0000000f-0000-0000-0000-0000000000f1
 B=0000000f-0000-0000-0000-0000000000f2
 UA=0000000f-0000-0000-0000-0000000000a1
@@ -73,5 +74,9 @@ emu POST /_emulator/faults '[{"path": "/v1/payment_intents", "delay_ms": 5000}]'
 t0=$(date +%s.%N)
 check "$(PGOPTIONS="$PGOPTIONS -c statement_timeout=500" psql -X -q -At -d "$DB" -v VERBOSITY=verbose -c "SELECT crm.create_payment_intent('$I')" 2>&1 | sed -n 's/^ERROR:  \([0-9A-Z]\{5\}\):.*/\1/p')/$(echo "$(date +%s.%N) - $t0 < 2" | bc -l)/$(q -c "SELECT coalesce(stripe_payment_intent_id, 'none') FROM crm.invoices WHERE id = '$I'")" \
   "57014/1/none" "a Stripe that hangs: statement_timeout cancels create_payment_intent within 2 s, nothing stored"
+bigmsg=$(python3 -c "import json; print(json.dumps({'to': 'a@b.example', 'subject': 'x', 'text': 'x' * 3000000}))")
+echo "SELECT crm.create_draft('$bigmsg')" > /tmp/hostile_draft.sql
+check "$(state "SELECT crm.sync_contacts()" anon)/$(state "SELECT crm.create_draft('{}')" anon)/$(as_a "SELECT crm.create_draft(NULL)")/$(as_a "SELECT crm.create_draft('$deep')")/$(PGOPTIONS="$PGOPTIONS -c role=authenticated -c request.jwt.claims={\"sub\":\"$UA\"}" psql -X -q -At -d "$DB" -v VERBOSITY=verbose -f /tmp/hostile_draft.sql 2>&1 | sed -n 's/^.*ERROR:  \([0-9A-Z]\{5\}\):.*/\1/p' | head -1)/$(as_a "SELECT count(*) FROM crm.sync_contacts(NULL)")/$(as_a "SELECT crm.create_draft('{\"to\": \"a@b.example\", \"subject\": \"x\", \"text\": \"x\"}')")" \
+  "42501/42501/22023/22023/22023/ok/55000" "0.6.0: sync_contacts and create_draft refuse anon (42501); a NULL, 5,000-deep or 3 MB-text message 22023 (before any mailbox is looked at); an account with no mailbox 55000"
 check "$(q -c "SELECT 1")" "1" "the server is still up"
 exit $failed

@@ -106,10 +106,8 @@ impl Person {
             .collect();
         let mut email_keys: Vec<String> = emails.iter().filter_map(|e| email_key(e)).collect();
         email_keys.dedup();
-        let mut phone_keys: Vec<String> = phones
-            .iter()
-            .filter_map(|p| phone_key(p, region))
-            .collect();
+        let mut phone_keys: Vec<String> =
+            phones.iter().filter_map(|p| phone_key(p, region)).collect();
         phone_keys.dedup();
         Person {
             external_id: external_id.to_string(),
@@ -153,7 +151,11 @@ mod tests {
             Some("%Eg"),
             Some("  John "),
             Some("Smith"),
-            &["not an address", "John.Smith+crm@Gmail.com", "js@work.example"],
+            &[
+                "not an address",
+                "John.Smith+crm@Gmail.com",
+                "js@work.example",
+            ],
             &["(317) 555-0123", "+44 20 7946 0958", "12"],
             Some(" 12 Main St, Indianapolis "),
             None,
@@ -186,7 +188,10 @@ mod tests {
         assert!(first.len() <= MAX_NAME && first.chars().all(|c| c == 'é'));
         assert_eq!(p.email, None);
         assert!(p.email_keys.is_empty());
-        assert!(!Person::listed("y", None, None, None, &[], &[], Some("a note"), None, "US").is_someone());
+        assert!(
+            !Person::listed("y", None, None, None, &[], &[], Some("a note"), None, "US")
+                .is_someone()
+        );
     }
 
     #[test]

@@ -70,7 +70,12 @@ impl crate::email::drafts::DraftBox for Gmail {
             &guc::text(&super::settings::GMAIL_BASE_URL),
             "/gmail/v1/users/me/drafts",
         );
-        http::bearer_interruptible("POST", url, token, Some(gmail::draft_json(email, &env, thread_id)))
+        http::bearer_interruptible(
+            "POST",
+            url,
+            token,
+            Some(gmail::draft_json(email, &env, thread_id)),
+        )
     }
     fn draft(&self, answer: &Answer) -> Option<serde_json::Value> {
         gmail::draft_answer(&answer.body)

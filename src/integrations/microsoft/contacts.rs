@@ -28,7 +28,9 @@ impl AddressBook for GraphContacts {
         let base = guc::text(&MICROSOFT_GRAPH_BASE_URL);
         let url = match cursor.page.as_deref().or(cursor.sync.as_deref()) {
             Some(link) if wire::link_allowed(link, &base) => link.to_string(),
-            Some(_) => return Err("a stored Graph link is not under crm.microsoft_graph_base_url".into()),
+            Some(_) => {
+                return Err("a stored Graph link is not under crm.microsoft_graph_base_url".into())
+            }
             None => http::url(&base, wire::DELTA_PATH),
         };
         Ok(Request {

@@ -32,7 +32,9 @@ pub fn draft_answer(body: &str) -> Option<Value> {
     let id = v.get("id")?.as_str()?;
     let message = v.get("message");
     let message_id = message.and_then(|m| m.get("id")).and_then(Value::as_str);
-    let thread_id = message.and_then(|m| m.get("threadId")).and_then(Value::as_str);
+    let thread_id = message
+        .and_then(|m| m.get("threadId"))
+        .and_then(Value::as_str);
     Some(json!({
         "draft_id": id,
         "message_id": message_id,
@@ -79,11 +81,18 @@ mod tests {
             mime::build(&e, &env)
         );
         assert!(send_json(&e, &env, None).get("threadId").is_none());
-        assert_eq!(draft_json(&e, &env, Some("t1"))["message"]["threadId"], "t1");
         assert_eq!(
-            draft_answer(r#"{"id":"r-5","message":{"id":"18d","threadId":"18c","labelIds":["DRAFT"]}}"#),
-            Some(json!({"draft_id": "r-5", "message_id": "18d", "thread_id": "18c",
-                        "link": "https://mail.google.com/mail/#drafts?compose=18d"}))
+            draft_json(&e, &env, Some("t1"))["message"]["threadId"],
+            "t1"
+        );
+        assert_eq!(
+            draft_answer(
+                r#"{"id":"r-5","message":{"id":"18d","threadId":"18c","labelIds":["DRAFT"]}}"#
+            ),
+            Some(
+                json!({"draft_id": "r-5", "message_id": "18d", "thread_id": "18c",
+                        "link": "https://mail.google.com/mail/#drafts?compose=18d"})
+            )
         );
         assert_eq!(draft_answer(r#"{"message":{}}"#), None);
         assert_eq!(

@@ -15,7 +15,8 @@ use serde_json::Value;
 
 /// What a connection's people are read with (every field the CRM keeps, and the metadata
 /// that says whether one was deleted).
-pub const PERSON_FIELDS: &str = "names,emailAddresses,phoneNumbers,addresses,organizations,metadata";
+pub const PERSON_FIELDS: &str =
+    "names,emailAddresses,phoneNumbers,addresses,organizations,metadata";
 /// otherContacts take fewer fields (its readMask allows names, emails, phones, metadata, photos).
 pub const OTHER_CONTACT_FIELDS: &str = "names,emailAddresses,phoneNumbers,metadata";
 /// The largest page either list returns.
@@ -91,7 +92,11 @@ fn primary_first(list: Option<&Value>) -> Vec<&Value> {
         .and_then(Value::as_array)
         .map(|a| a.iter().collect())
         .unwrap_or_default();
-    v.sort_by_key(|e| !e.pointer("/metadata/primary").and_then(Value::as_bool).unwrap_or(false));
+    v.sort_by_key(|e| {
+        !e.pointer("/metadata/primary")
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
+    });
     v
 }
 
@@ -177,8 +182,12 @@ pub fn page(feed: Feed, body: &str, region: &str) -> Result<Page, String> {
     };
     Ok(Page {
         people,
-        next_page: str_at(&v, "nextPageToken").filter(|t| !t.is_empty()).map(str::to_string),
-        next_sync: str_at(&v, "nextSyncToken").filter(|t| !t.is_empty()).map(str::to_string),
+        next_page: str_at(&v, "nextPageToken")
+            .filter(|t| !t.is_empty())
+            .map(str::to_string),
+        next_sync: str_at(&v, "nextSyncToken")
+            .filter(|t| !t.is_empty())
+            .map(str::to_string),
     })
 }
 
@@ -224,11 +233,20 @@ mod tests {
         assert_eq!(page.next_sync, None);
         assert_eq!(page.people.len(), 2);
         let john = &page.people[0];
-        assert_eq!((john.first_name.as_deref(), john.last_name.as_deref()), (Some("John"), Some("Smith")));
+        assert_eq!(
+            (john.first_name.as_deref(), john.last_name.as_deref()),
+            (Some("John"), Some("Smith"))
+        );
         assert_eq!(john.email.as_deref(), Some("John.Smith@gmail.com"));
-        assert_eq!(john.email_keys, vec!["johnsmith@gmail.com", "j@work.example"]);
+        assert_eq!(
+            john.email_keys,
+            vec!["johnsmith@gmail.com", "j@work.example"]
+        );
         assert_eq!(john.phone_keys, vec!["+13175550123"]);
-        assert_eq!(john.address.as_deref(), Some("12 Main St, Indianapolis, IN 46204, US"));
+        assert_eq!(
+            john.address.as_deref(),
+            Some("12 Main St, Indianapolis, IN 46204, US")
+        );
         assert_eq!(john.company.as_deref(), Some("Acme"));
         assert_eq!(page.people[1], Person::deleted("people/c2"));
     }
@@ -244,7 +262,10 @@ mod tests {
         assert_eq!(page.people[0].first_name.as_deref(), Some("Ann Lee"));
         assert!(super::page(Feed::Connections, "[]", "US").is_err());
         assert!(super::page(Feed::Connections, r#"{"connections": 3}"#, "US").is_err());
-        assert!(super::page(Feed::Connections, "{}", "US").unwrap().people.is_empty());
+        assert!(super::page(Feed::Connections, "{}", "US")
+            .unwrap()
+            .people
+            .is_empty());
         let expired = r#"{"error": {"code": 400, "status": "FAILED_PRECONDITION", "details": [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "EXPIRED_SYNC_TOKEN"}]}}"#;
         assert!(sync_token_expired(Some(400), expired));
         assert!(!sync_token_expired(Some(400), "{}"));

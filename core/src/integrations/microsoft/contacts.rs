@@ -86,8 +86,10 @@ pub fn person(v: &Value, region: &str) -> Option<Person> {
         region,
     );
     if p.first_name.is_none() && p.last_name.is_none() {
-        p.first_name =
-            crate::contacts::person::tidy(str_at(v, "displayName"), crate::contacts::person::MAX_NAME);
+        p.first_name = crate::contacts::person::tidy(
+            str_at(v, "displayName"),
+            crate::contacts::person::MAX_NAME,
+        );
     }
     Some(p)
 }
@@ -118,7 +120,10 @@ mod tests {
             "https://graph.microsoft.com/v1.0/me/contacts/delta?$deltatoken=abc",
             base
         ));
-        assert!(link_allowed("http://127.0.0.1:9/v1.0/me/contacts/delta?$skiptoken=1", "http://127.0.0.1:9/"));
+        assert!(link_allowed(
+            "http://127.0.0.1:9/v1.0/me/contacts/delta?$skiptoken=1",
+            "http://127.0.0.1:9/"
+        ));
         for bad in [
             "https://graph.microsoft.com.evil.example/v1.0/me/contacts/delta?x",
             "https://evil.example/v1.0/me/contacts/delta",
@@ -144,11 +149,18 @@ mod tests {
         .to_string();
         let page = page(&body, "US").unwrap();
         assert!(page.next_page.is_none());
-        assert!(page.next_sync.as_deref().unwrap().ends_with("$deltatoken=x"));
+        assert!(page
+            .next_sync
+            .as_deref()
+            .unwrap()
+            .ends_with("$deltatoken=x"));
         let john = &page.people[0];
         assert_eq!(john.email_keys, vec!["johnsmith@gmail.com"]);
         assert_eq!(john.phone_keys, vec!["+13175550123"]);
-        assert_eq!(john.address.as_deref(), Some("12 Main St, Indianapolis, IN, 46204, United States"));
+        assert_eq!(
+            john.address.as_deref(),
+            Some("12 Main St, Indianapolis, IN, 46204, United States")
+        );
         assert_eq!(john.etag.as_deref(), Some("EQAA"));
         assert_eq!(page.people[1], Person::deleted("AAMk2"));
         assert!(super::page("{}", "US").is_err());

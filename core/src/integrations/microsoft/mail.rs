@@ -130,9 +130,13 @@ mod tests {
         assert_eq!(d["subject"], "Estimate");
         assert!(d.get("saveToSentItems").is_none());
         assert_eq!(
-            draft_answer(r#"{"id":"AAMk","conversationId":"AAQk","webLink":"https://outlook.office365.com/owa/?ItemID=AAMk"}"#),
-            Some(json!({"draft_id": "AAMk", "message_id": "AAMk", "thread_id": "AAQk",
-                        "link": "https://outlook.office365.com/owa/?ItemID=AAMk"}))
+            draft_answer(
+                r#"{"id":"AAMk","conversationId":"AAQk","webLink":"https://outlook.office365.com/owa/?ItemID=AAMk"}"#
+            ),
+            Some(
+                json!({"draft_id": "AAMk", "message_id": "AAMk", "thread_id": "AAQk",
+                        "link": "https://outlook.office365.com/owa/?ItemID=AAMk"})
+            )
         );
     }
 }
