@@ -41,25 +41,43 @@ CREATE POLICY service_role_all ON crm.contact_sync FOR ALL
 SELECT pg_catalog.pg_extension_config_dump('crm.contact_sync', '');
 
 -- Remove sources (the person was deleted upstream, or is missing from a complete full
--- listing) and the contacts the sync created for them, unless such a contact has jobs,
--- invoices or another source. Returns how many contacts were deleted.
+-- listing) and the contacts the sync created for them — only while such a contact is exactly
+-- what the sync last wrote (no edit in the CRM, nothing filled from elsewhere) and nothing else
+-- holds it: no job, no invoice, no other source, no merge into it that is not undone. Returns
+-- how many contacts were deleted.
 CREATE FUNCTION crm._drop_contact_sources(account uuid, source_ids uuid[]) RETURNS integer
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+    candidates uuid[];
     n integer;
 BEGIN
     WITH gone AS (
         DELETE FROM crm.contact_sources s WHERE s.account_id = $1 AND s.id = ANY ($2)
-        RETURNING s.contact_id, s.created_contact_id
-    ), deleted AS (
+        RETURNING s.contact_id, s.created_contact_id, s.data
+    )
+    SELECT array_agg(c.id) INTO candidates
+    FROM gone g JOIN crm.contacts c ON c.id = g.contact_id AND c.account_id = $1
+    WHERE g.created_contact_id = g.contact_id
+      AND (c.first_name, c.last_name, c.email, c.phone, c.address)
+          IS NOT DISTINCT FROM (g.data ->> 'first_name', g.data ->> 'last_name', g.data ->> 'email', g.data ->> 'phone',
+                                g.data ->> 'address');
+    IF candidates IS NULL THEN
+        RETURN 0;
+    END IF;
+    -- Locked first, checked after: a job being inserted for one of them holds a key-share lock
+    -- on it, so the lock waits for that insert, and the checks below (a new statement, a new
+    -- snapshot) see its job.
+    PERFORM 1 FROM crm.contacts c WHERE c.id = ANY (candidates) ORDER BY c.id FOR UPDATE;
+    WITH deleted AS (
         DELETE FROM crm.contacts c
-        WHERE c.account_id = $1 AND c.id IN (SELECT g.contact_id FROM gone g WHERE g.created_contact_id = g.contact_id)
+        WHERE c.account_id = $1 AND c.id = ANY (candidates)
           AND NOT EXISTS (SELECT 1 FROM crm.jobs j WHERE j.account_id = $1 AND j.contact_id = c.id)
           AND NOT EXISTS (SELECT 1 FROM crm.invoices i WHERE i.account_id = $1 AND i.contact_id = c.id)
-          AND NOT EXISTS (SELECT 1 FROM crm.contact_sources o
-                          WHERE o.account_id = $1 AND o.contact_id = c.id AND o.id <> ALL ($2))
+          AND NOT EXISTS (SELECT 1 FROM crm.contact_sources o WHERE o.account_id = $1 AND o.contact_id = c.id)
+          AND NOT EXISTS (SELECT 1 FROM crm.contact_merges m
+                          WHERE m.account_id = $1 AND m.kept_contact_id = c.id AND m.unmerged_at IS NULL)
         RETURNING 1
     )
     SELECT count(*) INTO n FROM deleted;
@@ -69,9 +87,11 @@ $$;
 
 -- Apply one contacts.sync run: {people: [{feed, external_id, etag, deleted, first_name,
 -- last_name, email, phone, address, company, email_keys, phone_keys}], cursors: {feed: cursor},
--- completed_full: [{feed, since}], region, more, connections}.
---  * removed upstream: the source goes; the contact too if the sync created it and nothing
---    else holds it (jobs, invoices, another source);
+-- completed_full: [{feed, since}] (full listings read whole in this run), region, complete
+-- (every listing read to its end: synced_at moves), more (stopped at a page: the rest follows
+-- at once), connections}.
+--  * removed upstream: the source goes; the contact too if the sync created it, it is as the
+--    sync left it, and nothing else holds it (jobs, invoices, another source, a merge);
 --  * known (linked) and changed: each field changed upstream since the last read overwrites
 --    the contact's; a field empty on the contact is filled; other local edits stay;
 --  * new: linked to the account's contact with the same email or phone key, else a new
@@ -255,7 +275,7 @@ BEGIN
                                 'removed', n_removed, 'deleted_contacts', n_deleted,
                                 'more', coalesce((result ->> 'more')::boolean, false));
     INSERT INTO crm.contact_sync AS s (connection_id, account_id, cursors, synced_at, full_synced_at, last_result)
-    VALUES (conn, account, result -> 'cursors', CASE WHEN NOT coalesce((result ->> 'more')::boolean, false) THEN now() END,
+    VALUES (conn, account, result -> 'cursors', CASE WHEN coalesce((result ->> 'complete')::boolean, false) THEN now() END,
             CASE WHEN jsonb_array_length(coalesce(result -> 'completed_full', '[]')) > 0 THEN now() END, stats)
     ON CONFLICT (connection_id) DO UPDATE
     SET cursors = EXCLUDED.cursors, synced_at = coalesce(EXCLUDED.synced_at, s.synced_at),

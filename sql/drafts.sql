@@ -36,8 +36,9 @@ SELECT pg_catalog.pg_extension_config_dump('crm.email_drafts', '');
 -- template + variables, from, reply_to, headers, attachments, provider, metadata.thread_id,
 -- idempotency_key), validated as strictly (22023). The mailbox: the message's provider (gmail
 -- or microsoft), else any; among the account's active connections the caller may use (their
--- own, or the account's shared ones; the server: any), the one whose address is `from`, then
--- the caller's, then the default. Errors: 55000 no mailbox or a revoked one, 42501 the
+-- own, or the account's shared ones; the server: any — though, as for enqueue_email, a user
+-- of the account may reassign the account's connections), the one whose address is `from`,
+-- then the caller's, then the default. Errors: 55000 no mailbox or a revoked one, 42501 the
 -- consent lacks the drafts scope, 22023 a sender that is not the mailbox, the provider's
 -- refusal as 22023/28000/42501/53400/08000.
 CREATE FUNCTION crm.create_draft(message jsonb) RETURNS jsonb
@@ -76,6 +77,8 @@ BEGIN
             USING ERRCODE = 'insufficient_privilege';
     END IF;
     IF m ->> 'idempotency_key' IS NOT NULL THEN
+        -- one call per key at a time: a second one waits for the first, then finds its draft
+        PERFORM pg_advisory_xact_lock(7464, hashtext(acct::text || '/' || (m ->> 'idempotency_key')));
         SELECT * INTO existing FROM crm.email_drafts x
         WHERE x.account_id = acct AND x.idempotency_key = m ->> 'idempotency_key';
         IF FOUND THEN

@@ -94,7 +94,12 @@ struct Collected {
     people: Vec<Listed>,
     cursors: BTreeMap<String, Cursor>,
     completed_full: Vec<Value>,
+    /// Stopped at a page (a bound, or the runner's turn ended): the rest follows at once.
     more: bool,
+    /// Every listing read to its end.
+    complete: bool,
+    /// About how many bytes `people` takes (`Person::approx_bytes`).
+    bytes: usize,
 }
 
 impl Collected {
@@ -103,11 +108,16 @@ impl Collected {
             step,
             apply: Some(json!({
                 "people": self.people, "cursors": self.cursors, "completed_full": self.completed_full,
-                "more": self.more, "region": region, "connections": mailboxes.updates(),
+                "more": self.more, "complete": self.complete, "region": region,
+                "connections": mailboxes.updates(),
             })),
         }
     }
 }
+
+/// Most bytes of people one run hands to the apply step (about; jsonb takes at most 1 GB,
+/// and the worker holds it all).
+const MAX_RUN_BYTES: usize = 64 << 20;
 
 fn now_secs() -> f64 {
     chrono::Utc::now().timestamp_millis() as f64 / 1000.0
@@ -178,21 +188,34 @@ impl TaskKind for SyncContacts {
             cursors: ctx.cursors.clone(),
             completed_full: Vec::new(),
             more: false,
+            complete: false,
+            bytes: 0,
+        };
+        let full_listing = || Cursor {
+            full_started_at: Some(now_secs()),
+            ..Cursor::default()
         };
         for feed in book.feeds(&connection.scopes) {
             let mut cursor = got.cursors.get(feed).cloned().unwrap_or_default();
+            // A full listing begun in this run may remove whoever it does not list; one resumed
+            // from an earlier run may not (pages shift when people change in between).
+            let mut started_here = false;
             if cursor.sync.is_none() && cursor.full_started_at.is_none() {
-                cursor.full_started_at = Some(now_secs());
+                cursor = full_listing();
+                started_here = true;
             }
+            // The next request follows a page link stored by an earlier run (it may be stale),
+            // or one the provider gave in this run (it must be followable).
+            let mut stored_page = cursor.page.is_some();
             loop {
                 got.cursors.insert(feed.to_string(), cursor.clone());
                 if checkpoint() {
-                    let stop = Answer {
-                        error: Some("the runner stopped mid-listing".into()),
-                        ..Answer::default()
-                    };
+                    // The runner's turn ended (or it is stopping): what was read is applied,
+                    // and the rest follows in a run queued at once (not an attempt lost).
+                    got.more = true;
+                    let n = got.people.len();
                     return got.into_ran(
-                        Step::Answered(stop, "contacts list: "),
+                        Step::Done(json!({"people": n, "more": true, "stopped": true})),
                         mailboxes,
                         &region,
                     );
@@ -208,15 +231,22 @@ impl TaskKind for SyncContacts {
                 };
                 let request = match book.request(feed, &cursor, page_size) {
                     Ok(r) => r,
+                    Err(why) if cursor.page.is_some() && !stored_page => {
+                        // the provider's own next link: starting over would loop on it
+                        return got.into_ran(
+                            Step::Failed(format!("{feed}: {why}")),
+                            mailboxes,
+                            &region,
+                        );
+                    }
                     Err(why) => {
                         pgrx::log!(
                             "contacts.sync {}: {why}; listing {feed} again in full",
                             connection.id
                         );
-                        cursor = Cursor {
-                            full_started_at: Some(now_secs()),
-                            ..Cursor::default()
-                        };
+                        cursor = full_listing();
+                        started_here = true;
+                        stored_page = false;
                         continue;
                     }
                 };
@@ -232,13 +262,14 @@ impl TaskKind for SyncContacts {
                 if answer.status == Some(429) {
                     limiter::slow_down(&lane, answer.retry_after.as_deref());
                 }
-                if cursor.sync.is_some() && book.expired(&answer) {
-                    // The token expired: list everything again (sources it no longer lists are
-                    // removed when that listing completes).
-                    cursor = Cursor {
-                        full_started_at: Some(now_secs()),
-                        ..Cursor::default()
-                    };
+                let stale_page = stored_page && matches!(answer.status, Some(400 | 404 | 410));
+                if (cursor.sync.is_some() && book.expired(&answer)) || stale_page {
+                    // The token expired, or a page kept from an earlier run is no longer
+                    // served: list everything again (sources it no longer lists are removed
+                    // when that listing completes).
+                    cursor = full_listing();
+                    started_here = true;
+                    stored_page = false;
                     continue;
                 }
                 if !matches!(answer.status, Some(200..=299)) {
@@ -263,6 +294,8 @@ impl TaskKind for SyncContacts {
                         );
                     }
                 };
+                stored_page = false;
+                got.bytes += page.people.iter().map(Person::approx_bytes).sum::<usize>();
                 got.people.extend(
                     page.people
                         .into_iter()
@@ -271,7 +304,7 @@ impl TaskKind for SyncContacts {
                 match (page.next_page, page.next_sync) {
                     (Some(next), _) => {
                         cursor.page = Some(next);
-                        if got.people.len() >= max_people {
+                        if got.people.len() >= max_people || got.bytes >= MAX_RUN_BYTES {
                             got.cursors.insert(feed.to_string(), cursor);
                             got.more = true;
                             let n = got.people.len();
@@ -283,7 +316,7 @@ impl TaskKind for SyncContacts {
                         }
                     }
                     (None, next_sync) => {
-                        if let Some(since) = cursor.full_started_at {
+                        if let (true, Some(since)) = (started_here, cursor.full_started_at) {
                             got.completed_full
                                 .push(json!({"feed": feed, "since": since}));
                         }
@@ -298,6 +331,7 @@ impl TaskKind for SyncContacts {
                 }
             }
         }
+        got.complete = true;
         let n = got.people.len();
         let full = got.completed_full.len();
         got.into_ran(

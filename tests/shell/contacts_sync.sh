@@ -13,7 +13,7 @@ source tests/lib/tap.bash
 start_emulator "${CRM_EMULATOR_PORT_CONTACTS:-18059}"
 cleanup() { kill $emu_pid 2>/dev/null; }
 trap cleanup EXIT
-echo "1..40"
+echo "1..44"
 
 ACC=00000011-0000-0000-0000-0000000acc01
 OTHER=00000011-0000-0000-0000-0000000acc02
@@ -186,10 +186,26 @@ check "$(q -c "SELECT crm._schedule_contact_syncs()")/$(q -c "SELECT crm._schedu
   "the workers' schedule queues connections not synced within crm.contacts_sync_interval (and never one already queued)"
 q -c "SELECT crm.process_integration_tasks()" >/dev/null
 
+# --- removals keep what the CRM holds -----------------------------------------------------------
+Y=$(q -c "SELECT contact_id FROM crm.contact_sources WHERE external_id = 'people/g000010'")
+MAN=$(q -c "INSERT INTO crm.contacts (account_id, first_name, address) VALUES ('$ACC', 'Manual', '1 Side St') RETURNING id")
+q -c "SELECT crm.merge_contacts('$Y', '$MAN')" >/dev/null
+E=$(q -c "SELECT contact_id FROM crm.contact_sources WHERE external_id = 'people/g000011'")
+q -c "UPDATE crm.contacts SET address = '9 Local Edit Rd' WHERE id = '$E'" >/dev/null
+book '{"provider": "google", "owner": "dana@gmail.com", "delete": ["people/g000010", "people/g000011", "people/g000012"]}'
+sync $G
+check "$(q -c "SELECT count(*) FROM crm.contacts WHERE id IN ('$Y', '$E')")/$(q -c "SELECT count(*) FROM crm.contact_sources WHERE external_id IN ('people/g000010', 'people/g000011')")/$(q -c "SELECT count(*) FROM crm.contacts WHERE account_id = '$ACC' AND email = 'g000012@book.example'")" \
+  "2/0/0" "removed upstream: a contact another was merged into, and one edited in the CRM, are kept (unlinked); an untouched one goes"
+q -c "UPDATE crm.contact_sync SET cursors = jsonb_set(cursors, '{connections}', '{\"page\": \"stale-page\", \"full_started_at\": 1}') WHERE connection_id = '$G'" >/dev/null
+mark
+sync $G
+check "$(fresh "[(r['query'].get('pageToken'), r['response'].get('error', {}).get('status') if isinstance(r['response'], dict) else None) for r in d if r['path'] == '/v1/people/me/connections'][:2]")/$(q -c "SELECT last_result ->> 'created' FROM crm.contact_sync WHERE connection_id = '$G'")" \
+  "[('stale-page', 'INVALID_ARGUMENT'), (None, None)]/0" "a page kept from an earlier run that is no longer served: the listing starts over, nothing duplicated"
+
 # --- tenants ----------------------------------------------------------------------------------
 check "$(as $DANA $ACC "SELECT count(*) FROM crm.sync_contacts()")/$(as $OLLIE $OTHER "SELECT count(*) FROM crm.sync_contacts('$G')")" \
   "2/0" "sync_contacts: a user queues their account's connections; another account's connection queues nothing"
-check "$(as $OLLIE $OTHER "SELECT count(*) FROM crm.contact_sources WHERE account_id <> '$OTHER'")/$(as $OLLIE $OTHER "SELECT count(*) FROM crm.contact_sync WHERE account_id <> '$OTHER'")/$(as $DANA $ACC "SELECT count(*) > 2500 FROM crm.contact_sources")" \
+check "$(as $OLLIE $OTHER "SELECT count(*) FROM crm.contact_sources WHERE account_id <> '$OTHER'")/$(as $OLLIE $OTHER "SELECT count(*) FROM crm.contact_sync WHERE account_id <> '$OTHER'")/$(as $DANA $ACC "SELECT count(*) > 2400 FROM crm.contact_sources")" \
   "0/0/t" "sources and sync state are readable by their own account only"
 check "$(PGOPTIONS="$SET -c role=anon" code -c "SELECT crm.sync_contacts()")/$(as_code $DANA $ACC "UPDATE crm.contact_sync SET cursors = '{}'")/$(as_code $DANA $ACC "SELECT crm._apply_contact_sync('$ACC', '{}', '{}')")" \
   "42501/42501/42501" "anon cannot sync; tenants cannot write sync state or call the apply step"
@@ -224,6 +240,16 @@ check "$(as_code $DANA $ACC "SELECT crm.create_draft('{\"to\": \"not an address\
   "22023/22023/22023/0" "a bad message, a sender that is not the mailbox, a provider without drafts: 22023, nothing sent"
 check "$(as_code $OLLIE $OTHER "SELECT crm.create_draft('{\"to\": \"a@b.example\", \"subject\": \"x\", \"text\": \"x\", \"account_id\": \"$ACC\"}')")/$(as_code $OLLIE $OTHER "SELECT crm.create_draft('{\"to\": \"a@b.example\", \"subject\": \"x\", \"text\": \"x\"}')")/$(PGOPTIONS="$SET -c role=anon" code -c "SELECT crm.create_draft('{}')")" \
   "42501/55000/42501" "another account's mailbox: 42501; an account with no mailbox: 55000; anon: 42501"
+emu POST /_emulator/faults '[{"path": "/gmail/v1/users/me/drafts", "delay_ms": 700}]' >/dev/null
+mark
+as $DANA $ACC "SELECT crm.create_draft('{\"to\": \"a@b.example\", \"subject\": \"twice\", \"text\": \"x\", \"idempotency_key\": \"draft-race\"}') ->> 'draft_id'" > /tmp/draft_race_1 &
+p1=$!
+sleep 0.2
+as $DANA $ACC "SELECT crm.create_draft('{\"to\": \"a@b.example\", \"subject\": \"twice\", \"text\": \"x\", \"idempotency_key\": \"draft-race\"}') ->> 'draft_id'" > /tmp/draft_race_2 &
+p2=$!
+wait $p1 $p2
+check "$(fresh "len([r for r in d if r['path'] == '/gmail/v1/users/me/drafts'])")/$([ "$(cat /tmp/draft_race_1)" = "$(cat /tmp/draft_race_2)" ] && grep -c '^r-' /tmp/draft_race_1)" \
+  "1/1" "two calls at once with one idempotency key: one draft at Gmail, both get its id"
 emu POST /_emulator/faults '[{"path": "/gmail/v1/users/me/drafts", "status": 503}]' >/dev/null
 check "$(as_code $DANA $ACC "SELECT crm.create_draft('{\"to\": \"a@b.example\", \"subject\": \"x\", \"text\": \"x\", \"idempotency_key\": \"draft-503\"}')")/$(q -c "SELECT count(*) FROM crm.email_drafts WHERE idempotency_key = 'draft-503'")" \
   "08000/0" "Gmail answering 503: 08000 and nothing recorded"
@@ -231,5 +257,8 @@ emu POST /_emulator/faults '[{"path": "/gmail/v1/users/me/drafts", "delay_ms": 5
 t0=$(date +%s%N)
 check "$(PGOPTIONS="$SET -c role=authenticated -c request.jwt.claims={\"sub\":\"$DANA\",\"account_id\":\"$ACC\"} -c statement_timeout=500" code -c "SELECT crm.create_draft('{\"to\": \"a@b.example\", \"subject\": \"x\", \"text\": \"x\"}')")/$(( ($(date +%s%N) - t0) / 1000000 < 2000 ))" \
   "57014/1" "a mailbox that hangs: statement_timeout ends the call (57014) within 2 s"
+q -c "UPDATE crm.email_drafts SET created_at = now() - interval '91 days' WHERE idempotency_key = 'draft-1'" >/dev/null
+check "$(q -c "SELECT crm._drafts_upkeep()")/$(q -c "SELECT count(*) FROM crm.email_drafts WHERE account_id = '$ACC'")" "1/2" \
+  "drafts older than crm.email_drafts_retention (90 days) are forgotten by the workers' upkeep"
 check "$(q -c "SELECT 1")" "1" "the server is still up"
 exit $failed

@@ -47,9 +47,20 @@ pub struct Page {
     pub next_sync: Option<String>,
 }
 
-/// `s` trimmed, None when empty, cut to `max` bytes on a character boundary.
+/// `s` with control characters as spaces (a NUL cannot be stored in jsonb or text, and a
+/// line break has no place in a name), trimmed, None when empty, cut to `max` bytes on a
+/// character boundary.
 pub fn tidy(s: Option<&str>, max: usize) -> Option<String> {
-    let s = s?.trim();
+    let cleaned: String;
+    let mut s = s?;
+    if s.chars().any(char::is_control) {
+        cleaned = s
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect();
+        s = &cleaned;
+    }
+    let s = s.trim();
     if s.is_empty() {
         return None;
     }
@@ -124,6 +135,25 @@ impl Person {
         }
     }
 
+    /// About how many bytes it takes in the apply step's JSON (a run's budget).
+    pub fn approx_bytes(&self) -> usize {
+        let f = |o: &Option<String>| o.as_ref().map_or(0, String::len);
+        200 + self.external_id.len()
+            + f(&self.etag)
+            + f(&self.first_name)
+            + f(&self.last_name)
+            + f(&self.email)
+            + f(&self.phone)
+            + f(&self.address)
+            + f(&self.company)
+            + self
+                .email_keys
+                .iter()
+                .chain(&self.phone_keys)
+                .map(|k| k.len() + 3)
+                .sum::<usize>()
+    }
+
     /// Whether it names anyone at all (a listed person with no name, email or phone, such as
     /// a Google contact holding only a note, is not made a CRM contact).
     pub fn is_someone(&self) -> bool {
@@ -192,6 +222,32 @@ mod tests {
             !Person::listed("y", None, None, None, &[], &[], Some("a note"), None, "US")
                 .is_someone()
         );
+    }
+
+    #[test]
+    fn control_characters_become_spaces() {
+        assert_eq!(
+            tidy(Some("Ann\u{0}\nLee\t"), 50).as_deref(),
+            Some("Ann  Lee")
+        );
+        assert_eq!(tidy(Some("\u{0}"), 50), None);
+        let p = Person::listed(
+            "x",
+            None,
+            Some("A\u{0}B"),
+            None,
+            &["a\u{0}@b.example"],
+            &[],
+            None,
+            None,
+            "US",
+        );
+        assert_eq!(p.first_name.as_deref(), Some("A B"));
+        assert_eq!(
+            p.email, None,
+            "an address with a control character is not storable"
+        );
+        assert!(p.approx_bytes() > 200);
     }
 
     #[test]

@@ -25,14 +25,14 @@ pub fn prefer(page_size: u32) -> String {
 }
 
 /// Whether a next or delta link may be followed: the same scheme, host and port as the Graph
-/// base URL, and Graph's contact delta path.
+/// base URL (the bearer token goes with it), and a Graph v1.0 path (Graph may name the folder:
+/// `/v1.0/me/contactfolders('…')/contacts/delta`).
 pub fn link_allowed(link: &str, base: &str) -> bool {
     let base = base.trim_end_matches('/');
     link.len() <= 8192
         && link
             .strip_prefix(base)
-            .and_then(|rest| rest.strip_prefix(DELTA_PATH))
-            .is_some_and(|rest| rest.is_empty() || rest.starts_with('?'))
+            .is_some_and(|rest| rest.starts_with("/v1.0/") && !rest.contains(['\\', '@', '#']))
 }
 
 fn str_at<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
@@ -127,8 +127,8 @@ mod tests {
         for bad in [
             "https://graph.microsoft.com.evil.example/v1.0/me/contacts/delta?x",
             "https://evil.example/v1.0/me/contacts/delta",
-            "https://graph.microsoft.com/v1.0/me/messages?x",
-            "https://graph.microsoft.com/v1.0/me/contacts/deltaX",
+            "https://graph.microsoft.com/beta/me/contacts/delta",
+            "https://graph.microsoft.com:444/v1.0/me/contacts/delta",
             "https://graph.microsoft.com@evil.example/v1.0/me/contacts/delta",
         ] {
             assert!(!link_allowed(bad, base), "{bad}");
