@@ -10,7 +10,7 @@ APT_PACKAGES=(
   postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR postgresql-contrib
   postgresql-$PG_MAJOR-cron postgresql-$PG_MAJOR-pgtap libtap-parser-sourcehandler-pgtap-perl
   libclang-dev sudo bc xxd openssl wrk pkg-config libssl-dev python3 python3-aiosmtpd curl
-  poppler-utils
+  poppler-utils python3-venv
 )
 
 say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
@@ -39,5 +39,14 @@ fi
 if ! grep -qs "pg$PG_MAJOR = \"$PG_CONFIG\"" "${PGRX_HOME:-$HOME/.pgrx}/config.toml"; then
   say "cargo pgrx init --pg$PG_MAJOR $PG_CONFIG"
   cargo pgrx init --pg$PG_MAJOR "$PG_CONFIG" >/dev/null
+fi
+# The voice tests' real clients, pinned: the official MCP Python SDK, and psycopg for the test
+# PostgREST gateway (tests/gateway/postgrest.py), in a virtualenv of Debian's Python.
+VENV=${CRM_VENV:-/opt/crm_integrations/venv}
+if ! "$VENV/bin/python" -c "import mcp, psycopg, jsonschema" 2>/dev/null; then
+  say "python: the MCP SDK and psycopg into $VENV"
+  mkdir -p "$(dirname "$VENV")"
+  /usr/bin/python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q --disable-pip-version-check "mcp==2.3.0" "psycopg[binary]==3.3.9" "jsonschema==4.26.0"
 fi
 say "toolchain ready: $(cargo pgrx --version), $($PG_CONFIG --version)"

@@ -105,6 +105,19 @@ REVOKE ALL ON FUNCTION crm.unmerge_contacts(uuid) FROM PUBLIC;
 REVOKE ALL ON FUNCTION crm.sync_contacts(uuid) FROM PUBLIC;
 -- Drafts in a connected mailbox: signed-in users and the server.
 REVOKE ALL ON FUNCTION crm.create_draft(jsonb) FROM PUBLIC;
+-- The voice agent's tools and MCP endpoint: signed-in users (their JWT) and the server.
+DO $$
+DECLARE f regprocedure;
+BEGIN
+    FOR f IN SELECT p.oid::regprocedure FROM pg_proc p
+             WHERE p.pronamespace = 'crm'::regnamespace AND p.proname LIKE 'tool\_%'
+    LOOP
+        EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
+    END LOOP;
+END
+$$;
+REVOKE ALL ON FUNCTION crm.call_tool(text, jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION crm.mcp(json) FROM PUBLIC;
 -- Sealing tokens: authenticated and service_role (apply_role_grants), not anon.
 REVOKE ALL ON FUNCTION crm.encrypt_token(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION crm.encrypt_token(text, text) FROM PUBLIC;
@@ -131,6 +144,28 @@ $$;
 
 -- (0.5.0 revoked it; an updated database gets it back like a fresh one has it)
 GRANT EXECUTE ON FUNCTION crm._email_key(text) TO PUBLIC;
+
+-- EXECUTE on every voice tool, its implementation, the dispatcher, the MCP endpoint and the
+-- helpers they call, for one API role.
+CREATE FUNCTION crm._grant_voice_tools(role_name text) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE f regprocedure;
+BEGIN
+    FOR f IN SELECT p.oid::regprocedure FROM pg_proc p
+             WHERE p.pronamespace = 'crm'::regnamespace
+               AND (p.proname LIKE 'tool\_%' OR p.proname LIKE '\_tool\_%'
+                    OR p.proname IN ('call_tool', 'mcp', '_mcp_tools', '_mcp_error', '_account_time_zone', '_like_prefix',
+                                     '_contacts_named', '_users_named', '_pick_named', '_job_json', '_log_tool_call',
+                                     '_phone_key', '_jwt_sub'))
+               AND p.proname <> '_tool_calls_upkeep'
+    LOOP
+        EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %I', f, role_name);
+    END LOOP;
+END
+$$;
+REVOKE ALL ON FUNCTION crm._grant_voice_tools(text) FROM PUBLIC;
 
 -- Grant Supabase's API roles what they need, for those that exist. Runs at CREATE EXTENSION;
 -- on a plain Postgres where the roles are created later, a superuser calls it again.
@@ -189,6 +224,10 @@ BEGIN
             crm.unmerge_contacts(uuid), crm.sync_contacts(uuid) TO authenticated;
         GRANT SELECT ON crm.email_drafts TO authenticated;
         GRANT EXECUTE ON FUNCTION crm.create_draft(jsonb) TO authenticated;
+        -- Voice: the tools run with the caller's rights (its implementations crm._tool_* too:
+        -- crm.call_tool, an invoker function, calls them), calls are logged for the account.
+        PERFORM crm._grant_voice_tools('authenticated');
+        GRANT SELECT ON crm.tool_calls, crm.voice_calls TO authenticated;
         GRANT EXECUTE ON FUNCTION crm.create_invoice_checkout(uuid), crm.create_payment_intent(uuid),
             crm.invoice_pdf(uuid), crm.send_invoice_email(uuid, text, boolean) TO authenticated;
         GRANT EXECUTE ON FUNCTION crm.geocode(text), crm.reverse_geocode(double precision, double precision),
@@ -221,6 +260,7 @@ BEGIN
             crm.invoice_pdf(uuid), crm.send_invoice_email(uuid, text, boolean) TO service_role;
         GRANT EXECUTE ON FUNCTION crm.find_duplicate_contacts(uuid), crm.merge_contacts(uuid, uuid),
             crm.unmerge_contacts(uuid), crm.sync_contacts(uuid), crm.create_draft(jsonb) TO service_role;
+        PERFORM crm._grant_voice_tools('service_role');
         GRANT EXECUTE ON FUNCTION crm.enqueue_task(text, jsonb, text, timestamptz, uuid),
             crm.process_integration_tasks(integer), crm.purge_integration_tasks(interval, integer),
             crm._claim_tasks(integer, double precision), crm._record_task_outcomes(json) TO service_role;

@@ -18,6 +18,7 @@ mod runtime;
 mod schema;
 mod templates;
 mod vault;
+mod voice;
 mod webhooks;
 
 ::pgrx::pg_module_magic!();
@@ -30,6 +31,7 @@ pub extern "C-unwind" fn _PG_init() {
     email::settings::register();
     integrations::register_settings();
     contacts::register();
+    voice::register();
     // SAFETY: a plain read of a flag Postgres sets while it loads shared_preload_libraries.
     if unsafe { pg_sys::process_shared_preload_libraries_in_progress } {
         log_redact::install();

@@ -23,6 +23,7 @@ const SECRETS: &[&str] = &[
     "crm.smtp_password",
     "crm.google_maps_api_key",
     "crm.stripe_secret_key",
+    "crm.elevenlabs_webhook_secret",
 ];
 
 static mut PREVIOUS_HOOK: pg_sys::emit_log_hook_type = None;

@@ -99,4 +99,15 @@ pgrx::extension_sql_file!(
     name = "drafts",
     requires = ["contacts_sync", email::drafts::_create_draft]
 );
+pgrx::extension_sql_file!(
+    "../sql/voice.sql",
+    name = "voice",
+    requires = [
+        "drafts",
+        voice::_tool_check,
+        voice::tool_manifest,
+        voice::_mcp_tools,
+        integrations::elevenlabs::elevenlabs_tools
+    ]
+);
 pgrx::extension_sql_file!("../sql/security.sql", name = "security", finalize);

@@ -101,10 +101,14 @@ fn _verify_webhook(provider: &str, headers: JsonbArg, body: &str) -> Option<Stri
     let (secret_setting, setting_name) = match provider.as_str() {
         "stripe" => (&guc::STRIPE_WEBHOOK_SECRET, "crm.stripe_webhook_secret"),
         "resend" => (&guc::RESEND_WEBHOOK_SECRET, "crm.resend_webhook_secret"),
+        "elevenlabs" => (
+            &crate::integrations::elevenlabs::ELEVENLABS_WEBHOOK_SECRET,
+            "crm.elevenlabs_webhook_secret",
+        ),
         other => raise(
             PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
             format!(
-                "unknown webhook provider \"{}\" (expected stripe or resend)",
+                "unknown webhook provider \"{}\" (expected stripe, resend or elevenlabs)",
                 other.chars().take(40).collect::<String>()
             ),
         ),
@@ -147,6 +151,17 @@ fn _verify_webhook(provider: &str, headers: JsonbArg, body: &str) -> Option<Stri
                 guc::STRIPE_WEBHOOK_TOLERANCE.get() as i64,
             )
             .unwrap_or_else(|e| raise_verify("stripe", &e));
+            None
+        }
+        "elevenlabs" => {
+            crm_core::webhooks::elevenlabs::verify(
+                header(&headers, crm_core::webhooks::elevenlabs::HEADER),
+                body.as_bytes(),
+                &keys,
+                now(),
+                crate::integrations::elevenlabs::ELEVENLABS_WEBHOOK_TOLERANCE.get() as i64,
+            )
+            .unwrap_or_else(|e| raise_verify("elevenlabs", &e));
             None
         }
         _ => {

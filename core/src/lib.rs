@@ -14,4 +14,5 @@ pub mod integrations;
 pub mod runtime;
 pub mod template;
 pub mod vault;
+pub mod voice;
 pub mod webhooks;

@@ -57,3 +57,72 @@ CREATE POLICY service_role_all ON crm.email_drafts FOR ALL
     USING ((SELECT crm.is_service_role()))
     WITH CHECK ((SELECT crm.is_service_role()));
 SELECT pg_catalog.pg_extension_config_dump('crm.email_drafts', '');
+
+-- Voice (issue 16): copies of sql/voice.sql's schema changes.
+ALTER TABLE crm.jobs DROP CONSTRAINT jobs_status_check;
+ALTER TABLE crm.jobs ADD CONSTRAINT jobs_status_check
+    CHECK (status IN ('lead', 'scheduled', 'en_route', 'in_progress', 'completed', 'invoiced', 'paid', 'cancelled'));
+ALTER TABLE crm.jobs ADD COLUMN notes text CHECK (length(notes) <= 20000);
+ALTER TABLE crm.contacts ADD COLUMN notes text CHECK (length(notes) <= 20000);
+ALTER TABLE crm.webhook_events DROP CONSTRAINT webhook_events_provider_check;
+ALTER TABLE crm.webhook_events ADD CONSTRAINT webhook_events_provider_check
+    CHECK (provider IN ('stripe', 'resend', 'elevenlabs'));
+CREATE INDEX contacts_first_name_prefix_idx ON crm.contacts (account_id, lower(first_name) text_pattern_ops);
+CREATE INDEX contacts_last_name_prefix_idx ON crm.contacts (account_id, lower(last_name) text_pattern_ops);
+CREATE INDEX contacts_email_prefix_idx ON crm.contacts (account_id, lower(email) text_pattern_ops);
+
+CREATE TABLE crm.tool_calls (
+    id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    account_id      uuid REFERENCES crm.accounts (id) ON DELETE CASCADE,
+    user_sub        text,
+    tool            text NOT NULL,
+    arguments       jsonb,
+    outcome         text NOT NULL CHECK (outcome IN ('ok', 'error', 'invalid')),
+    error           text,
+    duration_ms     double precision NOT NULL,
+    conversation_id text,
+    called_at       timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX tool_calls_account_idx ON crm.tool_calls (account_id, called_at);
+CREATE INDEX tool_calls_called_at_idx ON crm.tool_calls (called_at);
+ALTER TABLE crm.tool_calls ENABLE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON crm.tool_calls FOR ALL
+    USING (account_id = (SELECT crm.current_account_id()))
+    WITH CHECK (account_id = (SELECT crm.current_account_id()));
+CREATE POLICY service_role_all ON crm.tool_calls FOR ALL
+    USING ((SELECT crm.is_service_role()))
+    WITH CHECK ((SELECT crm.is_service_role()));
+
+CREATE TABLE crm.voice_calls (
+    id              uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    account_id      uuid NOT NULL REFERENCES crm.accounts (id) ON DELETE CASCADE,
+    user_id         uuid,
+    conversation_id text NOT NULL CHECK (length(conversation_id) <= 200),
+    event_type      text NOT NULL CHECK (event_type IN ('post_call_transcription', 'call_initiation_failure', 'post_call_audio')),
+    agent_id        text,
+    status          text,
+    caller_number   text,
+    contact_id      uuid,
+    started_at      timestamptz,
+    duration_secs   integer,
+    transcript      jsonb,
+    summary         text,
+    call_successful text,
+    failure_reason  text,
+    audio           bytea,
+    received_at     timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (conversation_id, event_type),
+    CONSTRAINT voice_calls_contact_fk FOREIGN KEY (account_id, contact_id)
+        REFERENCES crm.contacts (account_id, id) ON DELETE SET NULL (contact_id),
+    CONSTRAINT voice_calls_user_fk FOREIGN KEY (account_id, user_id)
+        REFERENCES crm.users (account_id, id) ON DELETE SET NULL (user_id)
+);
+CREATE INDEX voice_calls_account_idx ON crm.voice_calls (account_id, received_at);
+ALTER TABLE crm.voice_calls ENABLE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON crm.voice_calls FOR ALL
+    USING (account_id = (SELECT crm.current_account_id()))
+    WITH CHECK (account_id = (SELECT crm.current_account_id()));
+CREATE POLICY service_role_all ON crm.voice_calls FOR ALL
+    USING ((SELECT crm.is_service_role()))
+    WITH CHECK ((SELECT crm.is_service_role()));
+SELECT pg_catalog.pg_extension_config_dump('crm.voice_calls', '');

@@ -5,6 +5,7 @@
 //! Adding an integration: a folder here, a line in `register_settings`, and its email
 //! providers or task kinds in the lists below.
 
+pub mod elevenlabs;
 pub mod google;
 pub mod microsoft;
 pub mod noop;
@@ -52,4 +53,5 @@ pub fn register_settings() {
     microsoft::settings::register();
     smtp::settings::register();
     stripe::settings::register();
+    elevenlabs::register();
 }

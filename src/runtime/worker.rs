@@ -352,6 +352,7 @@ fn schedule_token_refreshes() {
             "SELECT crm._schedule_contact_syncs()",
             "SELECT crm._maps_upkeep()",
             "SELECT crm._drafts_upkeep()",
+            "SELECT crm._tool_calls_upkeep()",
         ] {
             if let Err(e) =
                 super::subxact::catch(|| Spi::run(step)).and_then(|r| r.map_err(|e| e.to_string()))

@@ -65,7 +65,7 @@ SELECT throws_ok($$SELECT crm.ingest_webhook('stripe', tests.stripe_headers('[1]
     '22023', NULL, 'signed body that is not an object: 22023');
 SELECT throws_ok($$SELECT crm.ingest_webhook('stripe', tests.stripe_headers('{"type": "x"}', 'whsec_test_secret'), '{"type": "x"}')$$,
     '22023', 'stripe webhook body lacks an event id or type', 'signed body without id: 22023');
-SELECT throws_ok($$SELECT crm.ingest_webhook('paypal', '{}', '{}')$$, '22023', 'unknown webhook provider "paypal" (expected stripe or resend)', 'unknown provider: 22023');
+SELECT throws_ok($$SELECT crm.ingest_webhook('paypal', '{}', '{}')$$, '22023', 'unknown webhook provider "paypal" (expected stripe, resend or elevenlabs)', 'unknown provider: 22023');
 SELECT throws_ok($$SELECT crm.ingest_webhook('stripe', '[]', '{}')$$, '22023', 'webhook headers must be a JSON object', 'headers not an object: 22023');
 SET LOCAL crm.stripe_webhook_secret = '';
 SELECT throws_ok($$SELECT crm.ingest_webhook('stripe', tests.stripe_headers(body, 'whsec_test_secret'), body) FROM ev WHERE k = 'ok'$$,

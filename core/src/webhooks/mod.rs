@@ -2,6 +2,7 @@
 //! (headers, body, secrets, now): the SQL shell (`src/webhooks.rs`) reads the secrets from
 //! settings and maps [`VerifyError`] to SQLSTATEs; storage and effects are SQL.
 
+pub mod elevenlabs;
 pub mod stripe;
 pub mod svix;
 
