@@ -361,40 +361,58 @@ BEGIN
 END
 $$;
 
+-- PL/pgSQL with the patterns and the account as literals: a LIKE prefix uses the name and
+-- email indexes only when the planner sees the prefix and the account, which parameters hide. Names and emails, and phones, are
+-- two index lookups (one OR over both defeats the bitmap plan); sequential scans are off for
+-- this lookup, which the planner would otherwise pick for a common prefix under LIMIT (and JIT,
+-- whose compile time the resulting costs would trigger). SECURITY DEFINER with the caller's
+-- account as an explicit condition: under row-level security a LIKE (not leakproof) may not
+-- become an index condition, and every search would read the whole account.
 CREATE FUNCTION crm._tool_search_contacts(a jsonb) RETURNS jsonb
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET enable_seqscan = off
+SET jit = off
 AS $$
-    WITH s AS (
-        SELECT lower(btrim(a ->> 'search')) AS q,
-               (regexp_split_to_array(lower(btrim(a ->> 'search')), '\s+')) AS w,
-               regexp_replace(a ->> 'search', '\D', '', 'g') AS digits
-    ), hit AS (
-        SELECT c.* FROM crm.contacts c, s
-        WHERE c.account_id = crm.current_account_id()
-          AND (lower(c.first_name) LIKE crm._like_prefix(s.w[1])
-               OR lower(c.last_name) LIKE crm._like_prefix(s.w[1])
-               OR lower(c.email) LIKE crm._like_prefix(s.q)
-               OR (length(s.digits) >= 7 AND c.phone IS NOT NULL
-                   AND right(regexp_replace(c.phone, '\D', '', 'g'), 7) = right(s.digits, 7)))
-        LIMIT 500
-    )
-    SELECT jsonb_build_object('ok', true, 'contacts', coalesce(jsonb_agg(x.j ORDER BY x.rank, x.name), '[]'))
-    FROM (
-        SELECT jsonb_strip_nulls(jsonb_build_object('id', h.id, 'name', btrim(concat_ws(' ', h.first_name, h.last_name)),
-                                                    'email', h.email, 'phone', h.phone, 'address', h.address)) AS j,
-               btrim(concat_ws(' ', h.first_name, h.last_name)) AS name,
-               CASE WHEN lower(btrim(concat_ws(' ', h.first_name, h.last_name))) = s.q THEN 0
-                    WHEN cardinality(s.w) > 1 AND lower(coalesce(h.last_name, '')) LIKE crm._like_prefix(s.w[cardinality(s.w)]) THEN 1
-                    WHEN cardinality(s.w) = 1 THEN 2 ELSE 3 END AS rank
-        FROM hit h, s
-        WHERE cardinality(s.w) = 1 OR NOT EXISTS (
-            SELECT 1 FROM unnest(s.w) x
-            WHERE NOT (lower(coalesce(h.first_name, '')) LIKE crm._like_prefix(x)
-                       OR lower(coalesce(h.last_name, '')) LIKE crm._like_prefix(x)))
-        ORDER BY 3, 2
-        LIMIT 10
-    ) x
+DECLARE
+    q text := lower(btrim(a ->> 'search'));
+    w text[] := regexp_split_to_array(lower(btrim(a ->> 'search')), '\s+');
+    digits text := regexp_replace(a ->> 'search', '\D', '', 'g');
+    found jsonb;
+BEGIN
+    IF crm.current_account_id() IS NULL THEN
+        RETURN crm._tool_fail('no account: call with a signed-in user''s JWT');
+    END IF;
+    EXECUTE format($q$
+        WITH hit AS (
+            (SELECT c.* FROM crm.contacts c
+             WHERE c.account_id = %6$L::uuid
+               AND (lower(c.first_name) LIKE %1$L OR lower(c.last_name) LIKE %1$L OR lower(c.email) LIKE %2$L)
+               %7$s
+             LIMIT 500)
+            UNION
+            (SELECT c.* FROM crm.contacts c
+             WHERE %3$L AND c.account_id = %6$L::uuid AND c.phone IS NOT NULL
+               AND right(regexp_replace(c.phone, %4$L, '', 'g'), 7) = %5$L
+             LIMIT 50))
+        SELECT coalesce(jsonb_agg(x.j ORDER BY x.rank, x.name), '[]') FROM (
+            SELECT jsonb_strip_nulls(jsonb_build_object('id', h.id, 'name', btrim(concat_ws(' ', h.first_name, h.last_name)),
+                                                        'email', h.email, 'phone', h.phone, 'address', h.address)) AS j,
+                   btrim(concat_ws(' ', h.first_name, h.last_name)) AS name,
+                   CASE WHEN lower(btrim(concat_ws(' ', h.first_name, h.last_name))) = $3 THEN 0
+                        WHEN lower(coalesce(h.first_name, '')) = $2[1] OR lower(coalesce(h.last_name, '')) = $2[1] THEN 1
+                        ELSE 2 END AS rank
+            FROM hit h
+            ORDER BY 3, 2
+            LIMIT 10) x$q$,
+        crm._like_prefix(w[1]), crm._like_prefix(q), length(digits) >= 7, '\D', right(digits, 7), crm.current_account_id(),
+        -- every further word (up to 6) is the start of the first or the last name
+        (SELECT coalesce(string_agg(format('AND (lower(coalesce(c.first_name, %L)) LIKE %L OR lower(coalesce(c.last_name, %L)) LIKE %L)',
+                                           '', crm._like_prefix(x), '', crm._like_prefix(x)), ' '), '')
+         FROM unnest(w[2:6]) x))
+    INTO found USING NULL::uuid, w, q;
+    RETURN jsonb_build_object('ok', true, 'contacts', found);
+END
 $$;
 
 CREATE FUNCTION crm._tool_get_job(a jsonb) RETURNS jsonb
