@@ -504,6 +504,27 @@ echo "Then thinks better of it (crm.unmerge_contacts): both contacts and the job
 sql -c "SELECT first_name, last_name, email, phone FROM crm.contacts WHERE id IN ('a2000000-0000-0000-0000-000000000001', 'a2000000-0000-0000-0000-0000000000d2') ORDER BY id" \
     -c "SELECT title, contact_id = 'a2000000-0000-0000-0000-0000000000d2' AS on_j_smith FROM crm.jobs WHERE title = 'Garbage disposal'"
 
+say "Voice agent: an ElevenLabs agent talks to the CRM over MCP (PostgREST's /rest/v1/rpc/mcp), as Dana"
+# PostgREST is not installable here: tests/gateway/postgrest.py stands in for it (JWT -> role and
+# claims, the body as the function's argument), with the official MCP Python SDK as the client.
+VENV=${CRM_VENV:-/opt/crm_integrations/venv}
+GW_PORT=${CRM_DEMO_GATEWAY_PORT:-18031}
+JWT_SECRET=demo-jwt-secret-of-at-least-32-characters
+"$VENV/bin/python" tests/gateway/postgrest.py serve "$GW_PORT" --dsn "dbname=$DB" --jwt-secret "$JWT_SECRET" > "$BASE/demo-gateway.log" 2>&1 &
+GW_PID=$!
+for _ in $(seq 50); do grep -q ready "$BASE/demo-gateway.log" 2>/dev/null && break; sleep 0.1; done
+DANA_TOKEN=$("$VENV/bin/python" tests/gateway/postgrest.py mint "$JWT_SECRET" \
+  '{"sub": "a1000000-0000-0000-0000-000000000001", "role": "authenticated", "account_id": "a0000000-0000-0000-0000-000000000001"}')
+TOMORROW=$(sql -XAt -c "SELECT (now() AT TIME ZONE crm._account_time_zone('a0000000-0000-0000-0000-000000000001'))::date + 1")
+"$VENV/bin/python" scripts/demo_voice.py "http://127.0.0.1:$GW_PORT/rest/v1/rpc/mcp" demo-anon-key "$DANA_TOKEN" "$TOMORROW" a1000000-0000-0000-0000-000000000001
+kill "$GW_PID" 2>/dev/null || true
+for _ in $(seq 50); do [ "$(sql -XAt -c "SELECT count(*) FROM crm.email_queue WHERE status IN ('pending', 'processing') AND subject LIKE 'Reminder%'")" = 0 ] && break; sleep 0.1; done
+echo "Every call is logged (crm.tool_calls); the worker sent the reminder:"
+sql -c "SELECT tool, outcome, left(coalesce(error, ''), 60) AS error, round(duration_ms::numeric, 2) AS ms FROM crm.tool_calls ORDER BY id" \
+    -c "SELECT recipient_email, left(subject, 50) AS subject, status FROM crm.email_queue WHERE subject LIKE 'Reminder%' ORDER BY created_at DESC LIMIT 1"
+echo "The same tools as an ElevenLabs agent's configuration (crm.elevenlabs_tools), one of the 25:"
+sql -XAt -c "SELECT jsonb_pretty(crm.elevenlabs_tools('https://<project>.supabase.co') -> 'tools' -> 9)" | head -24
+
 say "Done. The demo cluster and the emulator are still running for you to explore:"
 echo "  $(bash scripts/cluster.sh env $NAME "$PORT"); psql $DB"
 echo "  curl $EMU/_emulator/requests"
