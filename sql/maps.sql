@@ -700,7 +700,7 @@ BEGIN
         SELECT t.id, t.full_name, t.email,
                (SELECT o.title FROM crm.jobs o
                 WHERE o.account_id = j.account_id AND o.assigned_to = t.id AND o.id <> j.id
-                  AND o.status NOT IN ('cancelled', 'completed', 'paid') AND o.scheduled_start IS NOT NULL
+                  AND o.status NOT IN ('cancelled', 'completed', 'invoiced', 'paid') AND o.scheduled_start IS NOT NULL
                   AND tstzrange(o.scheduled_start, greatest(coalesce(o.scheduled_end, o.scheduled_start + interval '1 hour'), o.scheduled_start))
                       && tstzrange(starts, ends)
                 LIMIT 1) AS clash_job,
@@ -818,7 +818,7 @@ BEGIN
                  greatest(coalesce(o.scheduled_end, o.scheduled_start), o.scheduled_start) AS scheduled_end
           FROM crm.jobs o
           WHERE o.account_id = tech.account_id AND o.assigned_to = tech.id
-            AND o.status NOT IN ('cancelled', 'completed', 'paid')
+            AND o.status NOT IN ('cancelled', 'completed', 'invoiced', 'paid')
             AND o.scheduled_start >= ($2::timestamp AT TIME ZONE tz)
             AND o.scheduled_start < (($2 + 1)::timestamp AT TIME ZONE tz)
           LIMIT 1000) x;

@@ -117,6 +117,7 @@ BEGIN
 END
 $$;
 REVOKE ALL ON FUNCTION crm.call_tool(text, jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION crm.voice_conversation_start(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION crm.mcp(json) FROM PUBLIC;
 -- Sealing tokens: authenticated and service_role (apply_role_grants), not anon.
 REVOKE ALL ON FUNCTION crm.encrypt_token(text) FROM PUBLIC;
@@ -227,7 +228,8 @@ BEGIN
         -- Voice: the tools run with the caller's rights (its implementations crm._tool_* too:
         -- crm.call_tool, an invoker function, calls them), calls are logged for the account.
         PERFORM crm._grant_voice_tools('authenticated');
-        GRANT SELECT ON crm.tool_calls, crm.voice_calls TO authenticated;
+        GRANT SELECT ON crm.tool_calls, crm.voice_calls, crm.voice_conversations TO authenticated;
+        GRANT EXECUTE ON FUNCTION crm.voice_conversation_start(text) TO authenticated;
         GRANT EXECUTE ON FUNCTION crm.create_invoice_checkout(uuid), crm.create_payment_intent(uuid),
             crm.invoice_pdf(uuid), crm.send_invoice_email(uuid, text, boolean) TO authenticated;
         GRANT EXECUTE ON FUNCTION crm.geocode(text), crm.reverse_geocode(double precision, double precision),

@@ -80,6 +80,26 @@ CREATE POLICY service_role_all ON crm.voice_calls FOR ALL
     WITH CHECK ((SELECT crm.is_service_role()));
 SELECT pg_catalog.pg_extension_config_dump('crm.voice_calls', '');
 
+-- Which account and user a voice conversation belongs to, as the app registered it with the
+-- user's JWT (crm.voice_conversation_start) when ElevenLabs opened it: the post-call webhook
+-- trusts this, not the conversation's dynamic variables (which the browser sets).
+CREATE TABLE crm.voice_conversations (
+    conversation_id text PRIMARY KEY CHECK (length(conversation_id) BETWEEN 1 AND 200),
+    account_id      uuid NOT NULL REFERENCES crm.accounts (id) ON DELETE CASCADE,
+    user_id         uuid NOT NULL,
+    started_at      timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT voice_conversations_user_fk FOREIGN KEY (account_id, user_id)
+        REFERENCES crm.users (account_id, id) ON DELETE CASCADE
+);
+CREATE INDEX voice_conversations_started_idx ON crm.voice_conversations (started_at);
+ALTER TABLE crm.voice_conversations ENABLE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON crm.voice_conversations FOR ALL
+    USING (account_id = (SELECT crm.current_account_id()))
+    WITH CHECK (account_id = (SELECT crm.current_account_id()));
+CREATE POLICY service_role_all ON crm.voice_conversations FOR ALL
+    USING ((SELECT crm.is_service_role()))
+    WITH CHECK ((SELECT crm.is_service_role()));
+
 -- ---------------------------------------------------------------------------------------------
 -- Helpers.
 
@@ -182,7 +202,10 @@ SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT jsonb_strip_nulls(jsonb_build_object(
         'jobId', j.id, 'title', j.title, 'description', j.description, 'status', j.status,
-        'scheduledStart', j.scheduled_start, 'scheduledEnd', j.scheduled_end, 'address', j.address, 'notes', j.notes,
+        'scheduledStart', j.scheduled_start, 'scheduledEnd', j.scheduled_end,
+        -- the account's wall clock, what the agent says ("Thursday at 9")
+        'localStart', to_char(j.scheduled_start AT TIME ZONE crm._account_time_zone(j.account_id), 'FMDay YYYY-MM-DD HH24:MI'),
+        'address', j.address, 'notes', j.notes,
         'contact', (SELECT jsonb_strip_nulls(jsonb_build_object('id', c.id, 'name', btrim(concat_ws(' ', c.first_name, c.last_name)),
                                                                 'email', c.email, 'phone', c.phone))
                     FROM crm.contacts c WHERE c.id = j.contact_id),
@@ -274,7 +297,7 @@ AS $$
     SELECT jsonb_build_object('ok', true, 'templates', coalesce(jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
         'id', t.id, 'name', t.name, 'subject', t.subject, 'description', t.description, 'shared', t.account_id IS NULL))
         ORDER BY t.name), '[]'))
-    FROM (SELECT * FROM crm.email_templates LIMIT 200) t
+    FROM (SELECT * FROM crm.email_templates ORDER BY name LIMIT 200) t
 $$;
 
 CREATE FUNCTION crm._tool_get_email_analytics(a jsonb) RETURNS jsonb
@@ -353,7 +376,7 @@ BEGIN
         RETURN crm._tool_fail('scheduledEnd is before scheduledStart');
     END IF;
     INSERT INTO crm.jobs (account_id, contact_id, title, description, status, scheduled_start, scheduled_end, assigned_to, address)
-    VALUES (acct, contact, left(split_part(btrim(a ->> 'description'), E'\n', 1), 120), a ->> 'description',
+    VALUES (acct, contact, left(btrim(split_part(btrim(a ->> 'description', E' \t\r\n'), E'\n', 1), E' \t\r'), 120), a ->> 'description',
             CASE WHEN starts IS NULL THEN 'lead' ELSE 'scheduled' END, starts, ends, (a ->> 'techAssignedId')::uuid,
             (SELECT c.address FROM crm.contacts c WHERE c.id = contact))
     RETURNING * INTO j;
@@ -382,6 +405,9 @@ DECLARE
 BEGIN
     IF crm.current_account_id() IS NULL THEN
         RETURN crm._tool_fail('no account: call with a signed-in user''s JWT');
+    END IF;
+    IF q = '' THEN
+        RETURN crm._tool_fail('search: empty');
     END IF;
     EXECUTE format($q$
         WITH hit AS (
@@ -524,7 +550,8 @@ BEGIN
         RETURN crm._tool_fail('scheduledEnd is before scheduledStart');
     END IF;
     UPDATE crm.jobs x
-    SET description = coalesce(a ->> 'description', x.description), notes = coalesce(a ->> 'notes', x.notes),
+    SET description = coalesce(a ->> 'description', x.description),
+        notes = CASE WHEN a ? 'notes' THEN left(concat_ws(E'\n', x.notes, a ->> 'notes'), 20000) ELSE x.notes END,
         scheduled_start = starts, scheduled_end = ends,
         status = CASE WHEN x.status = 'lead' AND starts IS NOT NULL THEN 'scheduled' ELSE x.status END
     WHERE x.id = j.id
@@ -633,17 +660,19 @@ AS $$
 $$;
 
 -- A call's log row (the caller cannot write crm.tool_calls).
+-- Calls without an account (they could run nothing of a tenant's) are not logged.
 CREATE FUNCTION crm._log_tool_call(tool text, args jsonb, outcome text, error text, took interval) RETURNS void
 LANGUAGE sql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
     INSERT INTO crm.tool_calls (account_id, user_sub, tool, arguments, outcome, error, duration_ms, conversation_id)
-    VALUES (crm.current_account_id(), left(crm._jwt_sub(), 200), left($1, 64),
+    SELECT crm.current_account_id(), left(crm._jwt_sub(), 200), left($1, 64),
             CASE WHEN octet_length($2::text) <= 8192 THEN $2
                  ELSE jsonb_build_object('truncated_bytes', octet_length($2::text)) END,
             $3, left($4, 1000), extract(epoch FROM $5) * 1000,
             left(coalesce(nullif(current_setting('crm.conversation_id', true), ''),
-                          nullif(current_setting('request.headers', true), '')::jsonb ->> 'x-conversation-id'), 200))
+                          nullif(current_setting('request.headers', true), '')::jsonb ->> 'x-conversation-id'), 200)
+    WHERE crm.current_account_id() IS NOT NULL
 $$;
 
 -- Run tool `name` with `args`: checked against its JSON Schema first (a bad argument is a
@@ -813,7 +842,11 @@ BEGIN
         IF params -> '_meta' ->> 'conversationId' IS NOT NULL THEN
             PERFORM set_config('crm.conversation_id', left(params -> '_meta' ->> 'conversationId', 200), true);
         END IF;
-        result := crm.call_tool(params ->> 'name', coalesce(params -> 'arguments', '{}'));
+        BEGIN
+            result := crm.call_tool(params ->> 'name', coalesce(params -> 'arguments', '{}'));
+        EXCEPTION WHEN program_limit_exceeded THEN
+            RETURN crm._mcp_error(id, -32602, 'Invalid params: ' || SQLERRM);
+        END;
         result := jsonb_build_object(
             'content', jsonb_build_array(jsonb_build_object('type', 'text', 'text', result::text)),
             'structuredContent', result,
@@ -827,8 +860,33 @@ $$;
 
 -- ---------------------------------------------------------------------------------------------
 -- ElevenLabs' post-call webhook (the signature is checked by crm._verify_webhook). The
--- account comes from the conversation's dynamic variables account_id and user_id, which the
--- app sets when it starts the conversation: the user must be a user of that account.
+-- account is the one the app registered the conversation to (crm.voice_conversation_start).
+
+-- The app registers a conversation as soon as ElevenLabs gives it an id (the SDK's
+-- onConnect): the signed-in user and their account. A conversation id is registered once; the
+-- same user registering it again is a no-op, anyone else is refused (42501).
+CREATE FUNCTION crm.voice_conversation_start(conversation_id text) RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    me uuid := crm._tool_user();
+BEGIN
+    IF me IS NULL THEN
+        RAISE EXCEPTION 'voice_conversation_start is called by a signed-in user of the CRM' USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    IF $1 IS NULL OR $1 !~ '^[A-Za-z0-9_-]{1,200}$' THEN
+        RAISE EXCEPTION 'conversation_id must be ElevenLabs'' conversation id (letters, digits, _ and -)'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    INSERT INTO crm.voice_conversations AS v (conversation_id, account_id, user_id)
+    VALUES ($1, crm.current_account_id(), me)
+    ON CONFLICT ON CONSTRAINT voice_conversations_pkey DO NOTHING;
+    IF NOT EXISTS (SELECT 1 FROM crm.voice_conversations v WHERE v.conversation_id = $1 AND v.user_id = me) THEN
+        RAISE EXCEPTION 'conversation % is registered to someone else', $1 USING ERRCODE = 'insufficient_privilege';
+    END IF;
+END
+$$;
 
 CREATE FUNCTION crm._apply_elevenlabs_event(event jsonb) RETURNS text
 LANGUAGE plpgsql VOLATILE
@@ -838,8 +896,8 @@ DECLARE
     d jsonb := event -> 'data';
     kind text := event ->> 'type';
     vars jsonb := coalesce(d -> 'conversation_initiation_client_data' -> 'dynamic_variables', '{}');
-    acct uuid := crm._try_uuid(vars ->> 'account_id');
-    usr uuid := crm._try_uuid(vars ->> 'user_id');
+    acct uuid;
+    usr uuid;
     caller text := left(coalesce(d -> 'metadata' -> 'phone_call' ->> 'external_number', vars ->> 'system__caller_id'), 64);
     region text := coalesce(nullif(current_setting('crm.default_phone_region', true), ''), 'US');
     contact uuid;
@@ -851,16 +909,17 @@ BEGIN
     IF d ->> 'conversation_id' IS NULL THEN
         RAISE EXCEPTION 'elevenlabs % event without data.conversation_id', kind USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    IF acct IS NULL OR usr IS NULL
-       OR NOT EXISTS (SELECT 1 FROM crm.users u WHERE u.id = usr AND u.account_id = acct) THEN
-        -- the conversation's dynamic variables account_id and user_id name no user of an account
+    SELECT v.account_id, v.user_id INTO acct, usr FROM crm.voice_conversations v WHERE v.conversation_id = d ->> 'conversation_id';
+    IF acct IS NULL THEN
+        -- not registered by the app (crm.voice_conversation_start): no account to put it in
         RETURN 'ignored';
     END IF;
     IF kind = 'post_call_audio' THEN
         IF NOT coalesce(current_setting('crm.elevenlabs_store_audio', true), 'off')::boolean THEN
             RETURN 'ignored';  -- crm.elevenlabs_store_audio is off
         END IF;
-        IF length(d ->> 'full_audio') * 3 / 4 > coalesce(nullif(current_setting('crm.elevenlabs_max_audio_bytes', true), '')::bigint, 10485760) THEN
+        -- (pg_settings' value is in bytes; current_setting's has a unit)
+        IF length(d ->> 'full_audio') * 3 / 4 > coalesce((SELECT s.setting::bigint FROM pg_settings s WHERE s.name = 'crm.elevenlabs_max_audio_bytes'), 10485760) THEN
             RETURN 'ignored';  -- larger than crm.elevenlabs_max_audio_bytes
         END IF;
         audio := decode(d ->> 'full_audio', 'base64');
@@ -894,13 +953,14 @@ BEGIN
 END
 $$;
 
--- PostgREST's entry point: POST /rest/v1/rpc/elevenlabs_webhook, the raw body as the single
--- unnamed text parameter, the headers from request.headers.
-CREATE FUNCTION crm.elevenlabs_webhook(text) RETURNS jsonb
+-- PostgREST's entry point: POST /rest/v1/rpc/elevenlabs_webhook. ElevenLabs posts
+-- application/json, which PostgREST hands to a single unnamed json parameter; json (unlike
+-- jsonb) keeps the text byte for byte, which the signature needs. Headers from request.headers.
+CREATE FUNCTION crm.elevenlabs_webhook(json) RETURNS jsonb
 LANGUAGE sql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT crm.ingest_webhook('elevenlabs', coalesce(nullif(current_setting('request.headers', true), '')::jsonb, '{}'), $1)
+    SELECT crm.ingest_webhook('elevenlabs', coalesce(nullif(current_setting('request.headers', true), '')::jsonb, '{}'), $1::text)
 $$;
 
 -- Privileges: sql/security.sql.

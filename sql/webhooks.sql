@@ -282,8 +282,9 @@ BEGIN
     END IF;
     ev_id := CASE p WHEN 'stripe' THEN payload ->> 'id'
                     -- ElevenLabs: one event per conversation and type (its retries repeat both)
-                    WHEN 'elevenlabs' THEN (payload -> 'data' ->> 'conversation_id') || ':' || (payload ->> 'type')
+                    WHEN 'elevenlabs' THEN coalesce(payload -> 'data' ->> 'conversation_id', md5(body)) || ':' || (payload ->> 'type')
                     ELSE delivery END;
+    ev_id := left(ev_id, 300);
     ev_type := payload ->> 'type';
     IF ev_id IS NULL OR ev_id = '' OR ev_type IS NULL OR ev_type = '' THEN
         RAISE EXCEPTION '% webhook body lacks an event id or type', p USING ERRCODE = 'invalid_parameter_value';
@@ -304,7 +305,8 @@ BEGIN
                      WHEN 'elevenlabs' THEN crm._apply_elevenlabs_event(payload)
                      ELSE crm._apply_resend_event(payload, ev_id) END;
     INSERT INTO crm.webhook_events (provider, event_id, type, payload, processed_at, outcome)
-    VALUES (p, left(ev_id, 300), ev_type, payload #- '{data,full_audio}', now(), result);
+    -- (an ElevenLabs recording and the conversation's variables are not kept here)
+    VALUES (p, ev_id, ev_type, payload #- '{data,full_audio}' #- '{data,conversation_initiation_client_data}', now(), result);
     RETURN jsonb_build_object('status', result, 'event_id', ev_id, 'type', ev_type);
 END
 $$;

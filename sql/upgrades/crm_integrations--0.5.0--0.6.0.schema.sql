@@ -126,3 +126,20 @@ CREATE POLICY service_role_all ON crm.voice_calls FOR ALL
     USING ((SELECT crm.is_service_role()))
     WITH CHECK ((SELECT crm.is_service_role()));
 SELECT pg_catalog.pg_extension_config_dump('crm.voice_calls', '');
+
+CREATE TABLE crm.voice_conversations (
+    conversation_id text PRIMARY KEY CHECK (length(conversation_id) BETWEEN 1 AND 200),
+    account_id      uuid NOT NULL REFERENCES crm.accounts (id) ON DELETE CASCADE,
+    user_id         uuid NOT NULL,
+    started_at      timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT voice_conversations_user_fk FOREIGN KEY (account_id, user_id)
+        REFERENCES crm.users (account_id, id) ON DELETE CASCADE
+);
+CREATE INDEX voice_conversations_started_idx ON crm.voice_conversations (started_at);
+ALTER TABLE crm.voice_conversations ENABLE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON crm.voice_conversations FOR ALL
+    USING (account_id = (SELECT crm.current_account_id()))
+    WITH CHECK (account_id = (SELECT crm.current_account_id()));
+CREATE POLICY service_role_all ON crm.voice_conversations FOR ALL
+    USING ((SELECT crm.is_service_role()))
+    WITH CHECK ((SELECT crm.is_service_role()));

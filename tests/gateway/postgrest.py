@@ -3,7 +3,7 @@
 installable on these machines). It reproduces only what the extension's HTTP entry points rely
 on, as PostgREST's documentation describes it (https://docs.postgrest.org, v12):
 
-  * Supabase's gateway: every request carries an `apikey` header (else 401).
+  * Supabase's gateway: every request carries an `apikey` header or query parameter (else 401).
   * Authentication: `Authorization: Bearer <JWT>`, HS256 with the project's JWT secret; a bad
     signature, an expired `exp` or a malformed token is 401 with PostgREST's PGRST301/PGRST303
     body. The `role` claim is the role switched to (`SET LOCAL ROLE`); no token means the anon
@@ -12,8 +12,8 @@ on, as PostgREST's documentation describes it (https://docs.postgrest.org, v12):
     transaction-local, one transaction per request.
   * RPC: `POST /rest/v1/rpc/<function>` calls schema `crm`'s function. A function with a single
     unnamed parameter of type json or jsonb gets the body as is (Content-Type
-    application/json); of type text, the raw body (Content-Type text/plain); otherwise the
-    body's JSON object supplies named arguments.
+    application/json); of type text, the raw body (Content-Type text/plain); another content
+    type finds no function (404); otherwise the body's JSON object supplies named arguments.
   * The result: the function's value as the JSON body (`null` for NULL), Content-Type
     application/json; `response.status` set by the function replaces the status, and
     `response.headers` (a JSON array of one-key objects) adds headers.
@@ -35,6 +35,7 @@ import json
 import sys
 import threading
 import time
+from urllib.parse import parse_qs
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import psycopg
@@ -125,7 +126,8 @@ class Gateway(BaseHTTPRequestHandler):
         n = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(n) if n else b""
         headers = {k.lower(): v for k, v in self.headers.items()}
-        if "apikey" not in headers:
+        query = parse_qs(self.path.partition("?")[2])
+        if "apikey" not in headers and "apikey" not in query:
             return self.send(401, {"message": "No API key found in request", "hint": "No `apikey` request header or url param was found."})
         role, claims = "anon", {"role": "anon"}
         auth = headers.get("authorization", "")
@@ -158,6 +160,12 @@ class Gateway(BaseHTTPRequestHandler):
                 ctype = headers.get("content-type", "application/json").split(";")[0].strip().lower()
                 if unnamed:
                     argtype = unnamed[0][3]
+                    wanted = "text/plain" if argtype == "text" else "application/json"
+                    if argtype in ("json", "jsonb", "text") and ctype != wanted:
+                        # PostgREST looks for a function taking this content type's parameter
+                        conn.rollback()
+                        return self.send(404, {"code": "PGRST202", "message": f"Could not find the function crm.{fn} in the schema cache",
+                                               "details": f"a single unnamed {argtype} parameter takes Content-Type {wanted}", "hint": None})
                     if argtype in ("json", "jsonb"):
                         cur.execute(f"SELECT crm.{fn}(%s::{argtype})::text", (raw.decode("utf-8", "replace") or None,))
                     else:

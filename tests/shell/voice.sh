@@ -23,7 +23,7 @@ gw_pid=$!
 for _ in $(seq 50); do grep -q ready "$gw_log" 2>/dev/null && break; sleep 0.1; done
 cleanup() { kill $emu_pid $gw_pid 2>/dev/null; }
 trap cleanup EXIT
-echo "1..32"
+echo "1..34"
 
 ACC=00000017-0000-0000-0000-0000000000a1
 OTHER=00000017-0000-0000-0000-0000000000a2
@@ -115,8 +115,14 @@ sign() { python3 -c "
 import hashlib, hmac, sys, time
 t = int(time.time()) + int(sys.argv[2])
 print('t=%d,v0=%s' % (t, hmac.new(sys.argv[3].encode(), ('%d.' % t).encode() + sys.argv[1].encode(), hashlib.sha256).hexdigest()))" "$1" "${2:-0}" "${3:-$WSEC}"; }
-hook() { curl -s -m 30 -o /tmp/voice_hook_body -w '%{http_code}' -X POST "$GW/rest/v1/rpc/elevenlabs_webhook" -H "apikey: $ANON_KEY" \
-           -H 'Content-Type: text/plain' ${2:+-H "ElevenLabs-Signature: $2"} --data-binary "$1"; echo " $(cat /tmp/voice_hook_body)"; }
+# ElevenLabs posts application/json, with the project's anon key in the URL (it sends no custom headers)
+hook() { curl -s -m 30 -o /tmp/voice_hook_body -w '%{http_code}' -X POST "$GW/rest/v1/rpc/elevenlabs_webhook?apikey=$ANON_KEY" \
+           -H 'Content-Type: application/json' ${2:+-H "ElevenLabs-Signature: $2"} --data-binary "$1"; echo " $(cat /tmp/voice_hook_body)"; }
+# the app registers each conversation with the user's JWT when ElevenLabs opens it
+r=$(rpc voice_conversation_start '{"conversation_id": "conv_abc"}' "$DANA_JWT"); rpc voice_conversation_start '{"conversation_id": "conv_fail"}' "$DANA_JWT" >/dev/null
+rpc voice_conversation_start '{"conversation_id": "conv_def"}' "$DANA_JWT" >/dev/null
+check "${r%% *}/$(rpc voice_conversation_start '{"conversation_id": "conv_abc"}' "$OLGA_JWT" | cut -d' ' -f1)" "200/403" \
+  "voice_conversation_start: Dana registers her conversation; Olga cannot take it over (403)"
 BODY=$(python3 -c "import json; print(json.dumps({'type': 'post_call_transcription', 'event_timestamp': 1764300000, 'data': {
   'agent_id': 'agent_1', 'conversation_id': 'conv_abc', 'status': 'done',
   'transcript': [{'role': 'user', 'message': 'Create a job for John tomorrow at 9', 'time_in_call_secs': 1},
@@ -140,14 +146,17 @@ FAIL=$(python3 -c "import json; print(json.dumps({'type': 'call_initiation_failu
 AUDIO=$(python3 -c "import json, base64; print(json.dumps({'type': 'post_call_audio', 'data': {'agent_id': 'agent_1', 'conversation_id': 'conv_abc', 'full_audio': base64.b64encode(b'ID3 fake mp3').decode(),
   'conversation_initiation_client_data': {'dynamic_variables': {'account_id': '$ACC', 'user_id': '$DANA'}}}}))")
 SPOOF=$(python3 -c "import json; print(json.dumps({'type': 'post_call_transcription', 'data': {'agent_id': 'a', 'conversation_id': 'conv_spoof', 'status': 'done',
-  'conversation_initiation_client_data': {'dynamic_variables': {'account_id': '$ACC', 'user_id': '$OLGA'}}}}))")
+  'conversation_initiation_client_data': {'dynamic_variables': {'account_id': '$ACC', 'user_id': '$DANA'}}}}))")
 check "$(field "$(hook "$FAIL" "$(sign "$FAIL")")" "d['status']")/$(field "$(hook "$AUDIO" "$(sign "$AUDIO")")" "d['status']")/$(field "$(hook "$SPOOF" "$(sign "$SPOOF")")" "d['status']")/$(q -c "SELECT count(*) FROM crm.voice_calls WHERE event_type = 'post_call_audio'")" \
   "processed/ignored/ignored/0" \
-  "call_initiation_failure recorded; post_call_audio ignored by default; an account id whose user is not its own: ignored"
+  "call_initiation_failure recorded; post_call_audio ignored by default; a conversation the app never registered (its variables naming Dana's account): ignored"
 check "$(q -c "SELECT failure_reason FROM crm.voice_calls WHERE conversation_id = 'conv_fail'")/$(q -c "SELECT count(*) FROM crm.voice_calls WHERE conversation_id = 'conv_spoof'")" \
   "busy/0" "... the failure's reason kept; nothing for the spoofed account"
 nosecret=$(PGOPTIONS="$PGOPTIONS -c crm.elevenlabs_webhook_secret=" psql -X -q -At -d "$DB" -v VERBOSITY=verbose -c "SELECT crm.ingest_webhook('elevenlabs', '{}', '{}')" 2>&1 | sed -n 's/^ERROR:  \([0-9A-Z]\{5\}\):.*/\1/p')
 olga=$(PGOPTIONS="$PGOPTIONS -c role=authenticated -c request.jwt.claims={\"sub\":\"$OLGA\",\"account_id\":\"$OTHER\"}" psql -X -q -At -d "$DB" -c "SELECT count(*) FROM crm.voice_calls" 2>&1)
 check "$nosecret/$olga" "55000/0" "no secret set: 55000; another account sees none of the calls"
+r=$(curl -s -m 30 -o /dev/null -w '%{http_code}' -X POST "$GW/rest/v1/rpc/elevenlabs_webhook?apikey=$ANON_KEY" -H 'Content-Type: text/plain' --data-binary "$BODY")
+check "$r/$(q -c "SELECT count(*) FROM crm.webhook_events WHERE provider = 'elevenlabs' AND payload::text LIKE '%dynamic_variables%'")" "404/0" \
+  "the webhook takes application/json as ElevenLabs sends it (text/plain finds no function); stored events keep no conversation variables"
 check "$(q -c "SELECT 1")" "1" "the server is still up"
 exit $failed

@@ -90,7 +90,7 @@ SELECT is((pg_temp.o('get_email_templates', '{}') -> 'templates') @> '[{"name": 
 
 -- --- CRM tools ----------------------------------------------------------------------------
 SELECT is(pg_temp.t('create_job', '{"description": "Leaking faucet\nkitchen", "contactName": "john smith", "scheduledStart": "2026-12-03T09:00"}')
-          - 'jobId', '{"ok": true, "title": "Leaking faucet", "status": "scheduled", "address": "12 Elm St, Indianapolis", "contact": {"id": "00000016-0000-0000-0000-0000000000c1", "name": "John Smith", "email": "john@smith.test", "phone": "(317) 555-0101"}, "description": "Leaking faucet\nkitchen", "scheduledEnd": "2026-12-03T15:00:00+00:00", "scheduledStart": "2026-12-03T14:00:00+00:00"}',
+          - 'jobId', '{"ok": true, "title": "Leaking faucet", "status": "scheduled", "address": "12 Elm St, Indianapolis", "contact": {"id": "00000016-0000-0000-0000-0000000000c1", "name": "John Smith", "email": "john@smith.test", "phone": "(317) 555-0101"}, "description": "Leaking faucet\nkitchen", "localStart": "Thursday 2026-12-03 09:00", "scheduledEnd": "2026-12-03T15:00:00+00:00", "scheduledStart": "2026-12-03T14:00:00+00:00"}',
           'create_job by a spoken name: the contact, the title, an hour on the account''s clock');
 SELECT is(pg_temp.t('create_job', '{"description": "x", "contactName": "John"}') ->> 'error', 'several contacts match John: John Smith, John Wu. Which one?',
           '... "John": ambiguous, the candidates said');
