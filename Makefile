@@ -4,7 +4,7 @@
 PG_CONFIG ?= /usr/lib/postgresql/15/bin/pg_config
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: setup install demo test bench fuzz clean
+.PHONY: setup install demo test bench fuzz clean package package-test
 
 setup:
 	bash scripts/setup.sh
@@ -20,6 +20,15 @@ demo: install
 ## test: every test (unit, #[pg_test], SQL integration)
 test:
 	bash scripts/test.sh
+
+## package: a Debian package and a tarball of the release build under target/package
+package: setup
+	bash scripts/package.sh
+
+## package-test: build this and the previous release's packages, install, upgrade, smoke-test
+## and remove them in the system Postgres 15 (also part of `make test`)
+package-test: setup
+	prove --verbose tests/package/test.sh
 
 ## bench: the benchmarks whose figures the README reports
 bench: install

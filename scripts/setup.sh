@@ -10,7 +10,7 @@ APT_PACKAGES=(
   postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR postgresql-contrib
   postgresql-$PG_MAJOR-cron postgresql-$PG_MAJOR-pgtap libtap-parser-sourcehandler-pgtap-perl
   libclang-dev sudo bc xxd openssl wrk pkg-config libssl-dev python3 python3-aiosmtpd curl
-  poppler-utils python3-venv
+  poppler-utils python3-venv lintian
 )
 
 say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }

@@ -29,3 +29,6 @@ bash scripts/install.sh >/dev/null
 
 step "SQL integration tests (pgTAP)"
 bash scripts/sql-tests.sh
+
+step "the Debian package: build, install without cargo, upgrade, smoke test, remove (make package-test)"
+prove --verbose tests/package/test.sh
