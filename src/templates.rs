@@ -166,9 +166,11 @@ fn _render_email_parts(
 #[pg_extern(stable, parallel_safe)]
 fn template_variables(
     template: Option<&str>,
-    part: default!(&str, "'template'"),
+    part: default!(Option<&str>, "'template'"),
 ) -> Option<Vec<String>> {
     let template = template?;
+    // a NULL part (a caller's, not the trigger's) names the template generically
+    let part = part.unwrap_or("template");
     let limits = limits();
     let compiled = ENGINE
         .with(|e| e.borrow_mut().compiled(template, &limits))

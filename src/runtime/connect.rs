@@ -119,13 +119,16 @@ fn parse_purpose(s: &str) -> Purpose {
 /// hash and the sealed verifier).
 #[pg_extern(volatile)]
 fn _oauth_begin(
-    provider: &str,
-    purpose: &str,
-    redirect_uri: &str,
+    provider: Option<&str>,
+    purpose: Option<&str>,
+    redirect_uri: Option<&str>,
     login_hint: Option<&str>,
 ) -> JsonB {
-    let provider = parse_provider(provider);
-    let purpose = parse_purpose(purpose);
+    // NULLs come straight from a caller of crm.oauth_start: refused like any bad value (a
+    // non-Option argument would make pgrx fail with an internal error instead)
+    let provider = parse_provider(provider.unwrap_or_default());
+    let purpose = parse_purpose(purpose.unwrap_or_default());
+    let redirect_uri = redirect_uri.unwrap_or_else(|| invalid("redirect_uri is required"));
     if let Err(e) = connect::check_redirect_uri(redirect_uri) {
         invalid(e);
     }

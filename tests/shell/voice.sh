@@ -23,7 +23,7 @@ gw_pid=$!
 for _ in $(seq 50); do grep -q ready "$gw_log" 2>/dev/null && break; sleep 0.1; done
 cleanup() { kill $emu_pid $gw_pid 2>/dev/null; }
 trap cleanup EXIT
-echo "1..34"
+echo "1..35"
 
 ACC=00000017-0000-0000-0000-0000000000a1
 OTHER=00000017-0000-0000-0000-0000000000a2
@@ -158,5 +158,14 @@ check "$nosecret/$olga" "55000/0" "no secret set: 55000; another account sees no
 r=$(curl -s -m 30 -o /dev/null -w '%{http_code}' -X POST "$GW/rest/v1/rpc/elevenlabs_webhook?apikey=$ANON_KEY" -H 'Content-Type: text/plain' --data-binary "$BODY")
 check "$r/$(q -c "SELECT count(*) FROM crm.webhook_events WHERE provider = 'elevenlabs' AND payload::text LIKE '%dynamic_variables%'")" "404/0" \
   "the webhook takes application/json as ElevenLabs sends it (text/plain finds no function); stored events keep no conversation variables"
+emu POST /_emulator/faults '[{"path": "/v1/checkout/sessions", "delay_ms": 5000}]' >/dev/null
+q -c "UPDATE crm.invoices SET stripe_checkout_session_id = NULL, stripe_checkout_url = NULL, stripe_checkout_expires_at = NULL WHERE id = '$INV'" >/dev/null 2>&1
+t0=$(date +%s%N)
+st=$(PGOPTIONS="$PGOPTIONS -c role=authenticated -c request.jwt.claims={\"sub\":\"$DANA\",\"account_id\":\"$ACC\"} -c statement_timeout=500" \
+     psql -X -q -At -d "$DB" -v VERBOSITY=verbose -c "SELECT crm.mcp('{\"jsonrpc\": \"2.0\", \"id\": 1, \"method\": \"tools/call\", \"params\": {\"name\": \"create_invoice_checkout\", \"arguments\": {\"invoiceId\": \"$INV\", \"x\": 1}}}')" 2>&1 | sed -n 's/^ERROR:  \([0-9A-Z]\{5\}\):.*/\1/p')
+st2=$(PGOPTIONS="$PGOPTIONS -c role=authenticated -c request.jwt.claims={\"sub\":\"$DANA\",\"account_id\":\"$ACC\"} -c statement_timeout=500" \
+     psql -X -q -At -d "$DB" -v VERBOSITY=verbose -c "SELECT crm.call_tool('create_invoice_checkout', '{\"invoiceId\": \"$INV\"}')" 2>&1 | sed -n 's/^ERROR:  \([0-9A-Z]\{5\}\):.*/\1/p')
+check "${st:-none}/$st2/$(( ($(date +%s%N) - t0) / 1000000 < 4000 ))" "none/57014/1" \
+  "a tool whose provider hangs: statement_timeout cancels it (57014, not swallowed into a tool error) within the timeout"
 check "$(q -c "SELECT 1")" "1" "the server is still up"
 exit $failed
