@@ -5,7 +5,7 @@
 #   scripts/package.sh [SOURCE_DIR] [OUT_DIR]
 #
 # SOURCE_DIR (default: this checkout) may be another version's tree (tests/package/test.sh
-# packages the previous release from its git tag). Writes to OUT_DIR (default target/package):
+# packages the previous release from its archived source). Writes to OUT_DIR (default target/package):
 #   postgresql-15-crm-integrations_<version>_amd64.deb
 #   crm_integrations-<version>-pg15-amd64.tar.gz       (usr/..., the .deb's files)
 # The package version is the extension version (Cargo.toml). The library is a release build

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # TAP: the Debian package as a DBA meets it (`make package-test`, run by `make test`). Builds
-# this version's package and the previous release's (from its git tag), removes the
+# this version's package and the previous release's (from its source archive under
+# tests/package/releases: a CI clone may have neither tags nor history), removes the
 # development install from the system Postgres 15, then with no cargo on the PATH: installs
 # the previous package, creates the extension in a fresh cluster with shared_preload_libraries,
 # upgrades to this package, updates the extension, runs a smoke test (vault round trip, a
@@ -14,9 +15,8 @@ export PATH="$HOME/.cargo/bin:$PATH"
 NAME=postgresql-15-crm-integrations
 OUT=$PWD/target/package
 VERSION=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
-# the newest release tag older than this version
-PREV_TAG=$(git tag --list 'v[0-9]*' --sort=-v:refname | while read -r t; do [ "${t#v}" != "$VERSION" ] && echo "$t" && break; done)
-PREV=${PREV_TAG#v}
+# the newest released version (an archived source, scripts/release-source.sh) other than this one
+PREV=$(ls tests/package/releases | sed -n 's/^crm_integrations-\(.*\)-src\.tar\.xz$/\1/p' | grep -vxF "$VERSION" | sort -V | tail -1)
 SYS_LIB=/usr/lib/postgresql/15/lib
 SYS_EXT=/usr/share/postgresql/15/extension
 NOCARGO="env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -27,16 +27,20 @@ echo "1..11"
 # --- the packages ---------------------------------------------------------------------------
 work=$(mktemp -d)
 bash scripts/package.sh . "$OUT" >/dev/null
-git worktree add --detach -f "$work/prev" "$PREV_TAG" >/dev/null 2>&1
+mkdir -p "$work/prev"
+tar -C "$work/prev" -xJf "tests/package/releases/crm_integrations-$PREV-src.tar.xz"
+# the fonts are not in the archive: this tree's, when they are the released ones
+mkdir -p "$work/prev/core/assets/fonts" && cp -a core/assets/fonts/. "$work/prev/core/assets/fonts/"
+(cd "$work/prev" && sha256sum --quiet -c "$OLDPWD/tests/package/releases/crm_integrations-$PREV-fonts.sha256") ||
+  echo "# the fonts changed since $PREV: its package is built with the new ones"
 # its own target directory: sharing this tree's let cargo hand one version's schema generator
 # to the other (the library file names are the same)
 CARGO_TARGET_DIR=$PWD/target/package-prev bash scripts/package.sh "$work/prev" "$OUT" >/dev/null
-git worktree remove --force "$work/prev" >/dev/null 2>&1
 DEB_PREV=$OUT/${NAME}_${PREV}_amd64.deb
 DEB=$OUT/${NAME}_${VERSION}_amd64.deb
 TARBALL=$OUT/crm_integrations-$VERSION-pg15-amd64.tar.gz
 check "$([ -f "$DEB_PREV" ] && [ -f "$DEB" ] && [ -f "$TARBALL" ] && echo built)" "built" \
-  "make package: $(basename "$DEB"), the previous release's ($PREV_TAG) and the tarball"
+  "make package: $(basename "$DEB"), the previous release's ($PREV) and the tarball"
 check "$(dpkg-deb -f "$DEB" Package Version Architecture Depends | tr '\n' ';')$(dpkg-deb --fsys-tarfile "$DEB" | tar -xO ./usr/share/postgresql/15/extension/crm_integrations--$VERSION.sql | diff -q - "$SYS_EXT/crm_integrations--$VERSION.sql" >/dev/null || echo ' install script differs from this build')" \
   "Package: $NAME;Version: $VERSION;Architecture: amd64;Depends: postgresql-15, libc6 (>= 2.34), libgcc-s1;" \
   "the control file: the extension's version, a dependency on postgresql-15"
