@@ -7,14 +7,14 @@
 #   scripts/release-source.sh v0.5.0
 #
 # writes tests/package/releases/crm_integrations-<version>-src.tar.xz (what `cargo pgrx package`
-# needs: the crate, the core crate, the SQL). The fonts (1.4 MB, unchanged since they were added)
+# needs: the crate, the core crate, the SQL and its update-script generator). The fonts (1.4 MB, unchanged since they were added)
 # are left out and taken from the current tree, checked against the digests written beside it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TAG=${1:?usage: scripts/release-source.sh vX.Y.Z}
 VERSION=${TAG#v}
 OUT=tests/package/releases
-git archive --format=tar "$TAG" Cargo.toml Cargo.lock crm_integrations.control src core sql ':!core/assets/fonts' |
+git archive --format=tar "$TAG" Cargo.toml Cargo.lock crm_integrations.control src core sql scripts/gen_update.py ':!core/assets/fonts' |
   xz -9e > "$OUT/crm_integrations-$VERSION-src.tar.xz"
 git ls-tree -r "$TAG" core/assets/fonts | while read -r _ _ blob path; do
   printf '%s  %s\n' "$(git cat-file blob "$blob" | sha256sum | cut -d' ' -f1)" "$path"

@@ -26,6 +26,8 @@ echo "1..11"
 
 # --- the packages ---------------------------------------------------------------------------
 work=$(mktemp -d)
+# nothing left from an earlier run may pass for this run's packages
+rm -f "$OUT"/*.deb "$OUT"/*.tar.gz
 bash scripts/package.sh . "$OUT" >/dev/null
 mkdir -p "$work/prev"
 tar -C "$work/prev" -xJf "tests/package/releases/crm_integrations-$PREV-src.tar.xz"
