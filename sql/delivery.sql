@@ -1,21 +1,26 @@
 -- Email delivery, the SQL half: enqueue (validation is crm._validate_email_message, in Rust),
 -- batch, cancel, list. Sending is crm.process_email_queue (Rust: src/delivery/).
 
+-- (The helpers enqueue calls are plpgsql, not sql: a sql function with SET is planned again at
+-- every call; plpgsql keeps its plans for the session.)
+
 -- The sender when a message names none: the account's default sender, else a mailbox of the
 -- account's connected provider, else CRM <noreply@DOMAIN> from crm.resend_verified_domain —
 -- where a value with an @ (the reference's 'noreply@resend.dev' case) is the address itself,
 -- and no setting means Resend's shared test sender.
 CREATE FUNCTION crm._default_sender(account uuid, provider_email text) RETURNS text
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT coalesce(
+BEGIN
+    RETURN coalesce(
         (SELECT a.default_from_email FROM crm.accounts a WHERE a.id = $1),
         $2,
-        CASE WHEN d IS NULL THEN 'CRM <onboarding@resend.dev>'
-             WHEN position('@' IN d) > 0 THEN 'CRM <' || d || '>'
-             ELSE 'CRM <noreply@' || d || '>' END)
-    FROM (SELECT nullif(trim(current_setting('crm.resend_verified_domain', true)), '') AS d) s
+        (SELECT CASE WHEN d IS NULL THEN 'CRM <onboarding@resend.dev>'
+                     WHEN position('@' IN d) > 0 THEN 'CRM <' || d || '>'
+                     ELSE 'CRM <noreply@' || d || '>' END
+         FROM (SELECT nullif(trim(current_setting('crm.resend_verified_domain', true)), '') AS d) s));
+END
 $$;
 
 -- Whether whoever called into a SECURITY DEFINER function may act for any account: a
@@ -23,15 +28,17 @@ $$;
 -- current_user is the owner, so the caller is read from SET ROLE (PostgREST switches to
 -- anon/authenticated/service_role with SET LOCAL ROLE), else the session's login role.
 CREATE FUNCTION crm._caller_is_privileged() RETURNS boolean
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT coalesce((
+BEGIN
+    RETURN coalesce((
         SELECT r.rolsuper OR r.rolbypassrls
                OR (to_regrole('service_role') IS NOT NULL AND pg_has_role(r.oid, 'service_role', 'USAGE'))
         FROM pg_roles r
         WHERE r.rolname = CASE WHEN current_setting('role') = 'none' THEN session_user::text
-                               ELSE current_setting('role') END), false)
+                               ELSE current_setting('role') END), false);
+END
 $$;
 
 -- Whether an account may send from this address through the shared Resend/SMTP
@@ -40,10 +47,11 @@ $$;
 -- Resend's shared test sender. Gmail and Microsoft send as the connected mailbox, which the
 -- claim picks by this address among the account's own connections.
 CREATE FUNCTION crm._sender_allowed(account uuid, provider text, from_address text) RETURNS boolean
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    WITH f AS (
+BEGIN
+    RETURN (WITH f AS (
         SELECT lower(trim(coalesce(substring($3 FROM '<([^<>]*)>\s*$'), $3))) AS addr),
     d AS (
         SELECT addr, split_part(addr, '@', 2) AS dom FROM f),
@@ -60,7 +68,8 @@ AS $$
                       OR (p IS NOT NULL AND position('@' IN p) = 0 AND d.dom = p))
         OR ($2 IN ('gmail', 'microsoft') AND EXISTS (
                 SELECT 1 FROM crm.email_providers e, d
-                WHERE e.account_id = $1 AND e.provider = $2 AND e.is_active AND lower(e.provider_email) = d.addr))
+                WHERE e.account_id = $1 AND e.provider = $2 AND e.is_active AND lower(e.provider_email) = d.addr)));
+END
 $$;
 
 -- The providers this version can send through (all four; kept as a function so a provider
@@ -69,107 +78,163 @@ CREATE FUNCTION crm.email_provider_available(provider text) RETURNS boolean
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$ SELECT $1 IN ('resend', 'gmail', 'microsoft', 'smtp') $$;
 
--- Queue one validated, normalized message (from crm._validate_email_message). Internal: runs
--- inside the SECURITY DEFINER enqueue functions (tenants cannot write the queue directly), so
--- every lookup here names the account. A tenant's message is for its own account: an
--- account_id naming another is refused (42501); only privileged callers name any account.
-CREATE FUNCTION crm._enqueue_one(m jsonb, batch text) RETURNS uuid
+-- Raise a refusal found by crm._enqueue: an ERROR with this SQLSTATE, message and hint.
+-- (A function, so a query can raise it; plpgsql's RAISE takes no NULL hint.)
+CREATE FUNCTION crm._refuse(sqlstate text, message text, hint text) RETURNS boolean
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF hint IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = sqlstate, MESSAGE = message;
+    END IF;
+    RAISE EXCEPTION USING ERRCODE = sqlstate, MESSAGE = message, HINT = hint;
+END
+$$;
+
+-- Queue messages: one (batch NULL) or a batch (a JSON array, all rows sharing batch as their
+-- batch_id), all or none. Internal: runs inside the SECURITY DEFINER enqueue functions
+-- (tenants cannot write the queue directly), so every lookup here names the account. A
+-- tenant's message is for its own account: an account_id naming another is refused (42501);
+-- only privileged callers name any account.
+--
+-- Set-based, because enqueue runs in the caller's transaction (an RPC, a trigger, a pg_cron job
+-- queueing a day's reminders): one statement for the whole batch. Validation is Rust's
+-- (crm._validate_email_rows: typed rows, no JSON text round trip); templates, default
+-- providers, mailboxes, default senders and sender checks are looked up once per distinct
+-- account (and name, provider, sender), suppressions in one join over every recipient. Each
+-- message's checks keep their order (account, template, suppression, provider, sender), and
+-- of several refused messages the first in the caller's order is the error, as when they were
+-- queued one by one.
+CREATE FUNCTION crm._enqueue(messages jsonb, batch text) RETURNS SETOF uuid
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_column
 DECLARE
-    acct       uuid := crm.current_account_id();
-    sender     text;
-    tpl_id     uuid;
-    tpl_subj   text;
-    prov       text := m ->> 'provider';
-    prov_email text;
-    rcpts      text[];
-    blocked    text;
-    due        timestamptz := coalesce((m ->> 'scheduled_at')::timestamptz, now());
-    new_id     uuid;
+    caller   uuid := crm.current_account_id();
+    ids      uuid[];
+    accts    uuid[];
+    keys     text[];
+    inserted bigint;
 BEGIN
-    IF m ? 'account_id' THEN
-        IF crm._caller_is_privileged() THEN
-            acct := (m ->> 'account_id')::uuid;
-        ELSIF (m ->> 'account_id')::uuid IS DISTINCT FROM acct THEN
-            RAISE EXCEPTION 'message.account_id: a message can only be queued for the caller''s own account'
-                USING ERRCODE = 'insufficient_privilege';
-        END IF;
-    END IF;
-    IF acct IS NULL THEN
-        RAISE EXCEPTION 'message.account_id: no account (pass account_id, or call with JWT claims naming one)'
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    IF m ? 'template' THEN
-        SELECT t.id, t.subject INTO tpl_id, tpl_subj FROM crm._template_named(m ->> 'template', acct) t;
-        IF tpl_id IS NULL THEN
-            RAISE EXCEPTION 'message.template: unknown template "%"', m ->> 'template'
-                USING ERRCODE = 'invalid_parameter_value';
-        END IF;
-    END IF;
-    rcpts := ARRAY(SELECT lower(jsonb_array_elements_text(m -> 'to'))
-                   UNION ALL SELECT lower(jsonb_array_elements_text(m -> 'cc'))
-                   UNION ALL SELECT lower(jsonb_array_elements_text(m -> 'bcc')));
-    SELECT s.email INTO blocked FROM crm.email_suppressions s
-    WHERE s.account_id = acct AND s.email = ANY (rcpts) LIMIT 1;
-    IF blocked IS NOT NULL THEN
-        RAISE EXCEPTION 'message.to: % is on the suppression list (it bounced or complained)', blocked
-            USING ERRCODE = 'invalid_parameter_value',
-                  HINT = 'crm.unsuppress_email() lifts it once the address is fixed.';
-    END IF;
-    -- Provider: the message's, else the account's default active connection, else Resend.
-    IF prov IS NULL THEN
-        SELECT p.provider, p.provider_email INTO prov, prov_email FROM crm.email_providers p
-        WHERE p.account_id = acct AND p.is_active AND p.is_default AND crm.email_provider_available(p.provider)
-        ORDER BY p.user_id NULLS FIRST LIMIT 1;
-        prov := coalesce(prov, 'resend');
-    ELSIF NOT crm.email_provider_available(prov) THEN
-        RAISE EXCEPTION 'message.provider: sending through % is switched off', prov
-            USING ERRCODE = 'feature_not_supported';
-    ELSIF prov IN ('gmail', 'microsoft') THEN
-        SELECT p.provider_email INTO prov_email FROM crm.email_providers p
-        WHERE p.account_id = acct AND p.is_active AND p.provider = prov
-        ORDER BY p.is_default DESC, p.user_id NULLS FIRST LIMIT 1;
-        IF prov_email IS NULL THEN
-            RAISE EXCEPTION 'message.provider: the account has no active % connection', prov
-                USING ERRCODE = 'invalid_parameter_value';
-        END IF;
-    END IF;
+    WITH v AS MATERIALIZED (
+        SELECT v.*, gen_random_uuid() AS new_id,
+               CASE WHEN v.account_id IS NULL THEN caller
+                    WHEN v.account_id::uuid = caller THEN caller
+                    -- evaluated once, and only when a message names another account
+                    WHEN (SELECT crm._caller_is_privileged()) THEN v.account_id::uuid
+               END AS acct
+        FROM crm._validate_email_rows(messages, batch IS NOT NULL) v
+    ), tpl AS (
+        SELECT k.template_name, k.acct, t.id, t.subject
+        FROM (SELECT DISTINCT template_name, acct FROM v WHERE template_name IS NOT NULL AND acct IS NOT NULL) k,
+             LATERAL crm._template_named(k.template_name, k.acct) t
+    ), blocked AS (
+        -- a message's first suppressed recipient (to, then cc, then bcc)
+        SELECT DISTINCT ON (r.ord) r.ord, s.email
+        FROM (SELECT v.ord, v.acct, lower(a.addr) AS addr, a.n
+              FROM v, unnest(v.to_addresses || v.cc || v.bcc) WITH ORDINALITY a(addr, n)
+              WHERE v.acct IS NOT NULL) r
+        JOIN crm.email_suppressions s ON s.account_id = r.acct AND s.email = r.addr
+        ORDER BY r.ord, r.n
+    ), dflt AS (
+        -- no provider named: the account's default active connection, else Resend
+        SELECT a.acct, p.provider, p.provider_email
+        FROM (SELECT DISTINCT acct FROM v WHERE provider IS NULL AND acct IS NOT NULL) a
+        LEFT JOIN LATERAL (
+            SELECT p.provider, p.provider_email FROM crm.email_providers p
+            WHERE p.account_id = a.acct AND p.is_active AND p.is_default AND crm.email_provider_available(p.provider)
+            ORDER BY p.user_id NULLS FIRST LIMIT 1) p ON true
+    ), mailbox AS (
+        -- Gmail or Microsoft named: the account's mailbox there
+        SELECT k.acct, k.provider, p.provider_email
+        FROM (SELECT DISTINCT acct, provider FROM v WHERE provider IN ('gmail', 'microsoft') AND acct IS NOT NULL) k
+        LEFT JOIN LATERAL (
+            SELECT p.provider_email FROM crm.email_providers p
+            WHERE p.account_id = k.acct AND p.is_active AND p.provider = k.provider
+            ORDER BY p.is_default DESC, p.user_id NULLS FIRST LIMIT 1) p ON true
+    ), r AS (
+        SELECT v.*, t.id AS tpl_id, t.subject AS tpl_subject, b.email AS blocked,
+               coalesce(v.provider, d.provider, 'resend') AS prov,
+               CASE WHEN v.provider IS NULL THEN d.provider_email ELSE m.provider_email END AS prov_email
+        FROM v
+        LEFT JOIN tpl t ON t.template_name = v.template_name AND t.acct = v.acct
+        LEFT JOIN blocked b ON b.ord = v.ord
+        LEFT JOIN dflt d ON v.provider IS NULL AND d.acct = v.acct
+        LEFT JOIN mailbox m ON m.acct = v.acct AND m.provider = v.provider
+    ), senders AS (
+        SELECT k.acct, k.prov_email, crm._default_sender(k.acct, k.prov_email) AS sender
+        FROM (SELECT DISTINCT acct, prov_email FROM r WHERE from_email IS NULL AND acct IS NOT NULL) k
+    ), s AS (
+        SELECT r.*, coalesce(r.from_email, d.sender) AS sender
+        FROM r LEFT JOIN senders d ON r.from_email IS NULL AND d.acct = r.acct AND d.prov_email IS NOT DISTINCT FROM r.prov_email
+    ), allowed AS (
+        SELECT k.acct, k.prov, k.sender, crm._sender_allowed(k.acct, k.prov, k.sender) AS ok
+        FROM (SELECT DISTINCT acct, prov, sender FROM s WHERE acct IS NOT NULL) k
+    ), checked AS (
+        -- the first check each message fails (1 account not the caller's, 2 no account,
+        -- 3 unknown template, 4 suppressed recipient, 5 provider switched off, 6 no mailbox,
+        -- 7 sender not verified); the text of the refusal is built only for the one raised
+        SELECT s.*, CASE WHEN s.account_id IS NOT NULL AND s.acct IS NULL THEN 1
+                         WHEN s.acct IS NULL THEN 2
+                         WHEN s.template_name IS NOT NULL AND s.tpl_id IS NULL THEN 3
+                         WHEN s.blocked IS NOT NULL THEN 4
+                         WHEN s.provider IS NOT NULL AND NOT crm.email_provider_available(s.provider) THEN 5
+                         WHEN s.provider IN ('gmail', 'microsoft') AND s.prov_email IS NULL THEN 6
+                         WHEN NOT a.ok THEN 7 END AS problem
+        FROM s LEFT JOIN allowed a ON a.acct = s.acct AND a.prov = s.prov AND a.sender = s.sender
+    ), ordered AS (
+        -- WindowAgg reads every row before it returns one: the first refused message (in the
+        -- caller's order) is known before anything is inserted
+        SELECT c.*, min(c.ord) FILTER (WHERE c.problem IS NOT NULL) OVER () AS first_refused FROM checked c
+    ), ins AS (
+        INSERT INTO crm.email_queue (
+            id, account_id, recipient_email, recipient_name, to_addresses, cc, bcc, subject, html_content, text_content,
+            template_id, template_variables, from_email, reply_to, headers, attachments, status, scheduled_at,
+            next_attempt_at, priority, provider, metadata, idempotency_key, max_attempts, batch_id)
+        SELECT o.new_id, o.acct, o.to_addresses[1], o.recipient_name, o.to_addresses, o.cc, o.bcc,
+               coalesce(o.subject, o.tpl_subject), o.html_content, o.text_content,
+               o.tpl_id, coalesce(o.template_variables, '{}'), o.sender, o.reply_to,
+               coalesce(o.headers, '{}'), coalesce(o.attachments, '[]'),
+               CASE WHEN o.scheduled_at::timestamptz > now() THEN 'scheduled' ELSE 'pending' END,
+               o.scheduled_at::timestamptz, coalesce(o.scheduled_at::timestamptz, now()),
+               o.priority, o.prov, coalesce(o.metadata, '{}'), o.idempotency_key, o.max_attempts, batch
+        FROM ordered o
+        -- all or none: with a refused message nothing is inserted, and that message raises
+        WHERE CASE WHEN o.first_refused IS NULL THEN true
+                   WHEN o.ord = o.first_refused THEN crm._refuse(
+                       CASE o.problem WHEN 1 THEN '42501' WHEN 5 THEN '0A000' ELSE '22023' END,
+                       CASE o.problem
+                           WHEN 1 THEN 'message.account_id: a message can only be queued for the caller''s own account'
+                           WHEN 2 THEN 'message.account_id: no account (pass account_id, or call with JWT claims naming one)'
+                           WHEN 3 THEN format('message.template: unknown template "%s"', o.template_name)
+                           WHEN 4 THEN format('message.to: %s is on the suppression list (it bounced or complained)', o.blocked)
+                           WHEN 5 THEN format('message.provider: sending through %s is switched off', o.provider)
+                           WHEN 6 THEN format('message.provider: the account has no active %s connection', o.provider)
+                           ELSE format('message.from: %s is not a verified sender of this account', o.sender) END,
+                       CASE o.problem
+                           WHEN 4 THEN 'crm.unsuppress_email() lifts it once the address is fixed.'
+                           WHEN 7 THEN 'Send from the account''s default_from_email, one of its verified_senders (set by the platform), or the platform''s verified domain.' END)
+                   ELSE false END
+        ON CONFLICT (account_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+        RETURNING id
+    )
+    SELECT array_agg(i.id ORDER BY o.ord), array_agg(o.acct ORDER BY o.ord), array_agg(o.idempotency_key ORDER BY o.ord),
+           count(i.id)
+    INTO ids, accts, keys, inserted
+    FROM ordered o LEFT JOIN ins i ON i.id = o.new_id;
 
-    sender := coalesce(m ->> 'from', crm._default_sender(acct, prov_email));
-    IF NOT crm._sender_allowed(acct, prov, sender) THEN
-        RAISE EXCEPTION 'message.from: % is not a verified sender of this account', sender
-            USING ERRCODE = 'invalid_parameter_value',
-                  HINT = 'Send from the account''s default_from_email, one of its verified_senders (set by the platform), or the platform''s verified domain.';
-    END IF;
-
-    INSERT INTO crm.email_queue (
-        account_id, recipient_email, recipient_name, to_addresses, cc, bcc, subject, html_content, text_content,
-        template_id, template_variables, from_email, reply_to, headers, attachments, status, scheduled_at,
-        next_attempt_at, priority, provider, metadata, idempotency_key, max_attempts, batch_id)
-    VALUES (
-        acct, m -> 'to' ->> 0, m ->> 'to_name',
-        ARRAY(SELECT jsonb_array_elements_text(m -> 'to')),
-        ARRAY(SELECT jsonb_array_elements_text(m -> 'cc')),
-        ARRAY(SELECT jsonb_array_elements_text(m -> 'bcc')),
-        coalesce(m ->> 'subject', tpl_subj), m ->> 'html', m ->> 'text',
-        tpl_id, m -> 'variables',
-        sender, m ->> 'reply_to',
-        m -> 'headers', m -> 'attachments',
-        CASE WHEN due > now() THEN 'scheduled' ELSE 'pending' END,
-        (m ->> 'scheduled_at')::timestamptz, due,
-        (m ->> 'priority')::int, prov, m -> 'metadata', m ->> 'idempotency_key', (m ->> 'max_attempts')::int, batch)
-    ON CONFLICT (account_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-    RETURNING id INTO new_id;
-    IF new_id IS NULL THEN   -- the same idempotency key was queued before: that row is the answer
-        SELECT q.id INTO new_id FROM crm.email_queue q
-        WHERE q.account_id = acct AND q.idempotency_key = m ->> 'idempotency_key';
-    ELSE
+    IF inserted > 0 THEN
         PERFORM crm._wake_email_worker_on_commit();
     END IF;
-    RETURN new_id;
+    -- A message whose idempotency key was queued before (or earlier in this batch) is answered
+    -- with that row. A new statement, so a row committed by a concurrent enqueue of the same
+    -- key (which ON CONFLICT waited for) is seen.
+    RETURN QUERY
+    SELECT coalesce(x.id, (SELECT q.id FROM crm.email_queue q WHERE q.account_id = x.acct AND q.idempotency_key = x.key))
+    FROM unnest(ids, accts, keys) WITH ORDINALITY x(id, acct, key, n)
+    ORDER BY x.n;
 END
 $$;
 
@@ -178,27 +243,20 @@ $$;
 -- ([{filename, content_base64, content_type}]), scheduled_at (ISO 8601), priority (higher
 -- first), provider, metadata, idempotency_key, max_attempts. Errors: 22023 naming the field.
 -- SECURITY DEFINER: tenants have no INSERT on the queue, so this validation is the only way
--- in (see crm._enqueue_one for the account rule).
+-- in (see crm._enqueue for the account rule).
 CREATE FUNCTION crm.enqueue_email(message jsonb) RETURNS uuid
 LANGUAGE sql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT crm._enqueue_one(crm._validate_email_message($1), NULL)
+    SELECT crm._enqueue($1, NULL)
 $$;
 
--- Up to 100 messages, all or none, sharing one batch_id.
+-- Up to 100 messages, all or none, sharing one batch_id; their ids in the messages' order.
 CREATE FUNCTION crm.enqueue_batch(messages jsonb) RETURNS SETOF uuid
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+LANGUAGE sql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-    batch text := gen_random_uuid()::text;
-    m     jsonb;
-BEGIN
-    FOR m IN SELECT jsonb_array_elements(crm._validate_email_batch($1)) LOOP
-        RETURN NEXT crm._enqueue_one(m, batch);
-    END LOOP;
-END
+    SELECT crm._enqueue($1, gen_random_uuid()::text)
 $$;
 
 -- Cancel a queued email that has not started sending. True if it was cancelled. A row whose
@@ -442,5 +500,6 @@ AS $$
     WHERE q.id = o.id AND q.status = 'processing'
 $$;
 REVOKE ALL ON FUNCTION crm._claim_emails(integer, double precision, boolean) FROM PUBLIC;
-REVOKE ALL ON FUNCTION crm._enqueue_one(jsonb, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION crm._enqueue(jsonb, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION crm._refuse(text, text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION crm._record_email_outcomes(json, json) FROM PUBLIC;

@@ -335,9 +335,11 @@ CREATE INDEX email_queue_claim_idx ON crm.email_queue (priority DESC, next_attem
     WHERE status IN ('pending', 'scheduled');
 CREATE INDEX email_queue_lease_idx ON crm.email_queue (locked_until) WHERE status = 'processing';
 CREATE INDEX email_queue_account_status_idx ON crm.email_queue (account_id, status, created_at);
--- Webhook events find their queue row by the provider's message id (webhooks.sql).
-CREATE INDEX email_queue_provider_message_idx ON crm.email_queue ((metadata ->> 'provider_message_id'));
-CREATE INDEX email_queue_batch_idx ON crm.email_queue (batch_id) WHERE batch_id IS NOT NULL;
+-- Webhook events find their queue row by the provider's message id (webhooks.sql). Partial:
+-- a row has one only once sent (the lookup's equality implies the predicate), so enqueue and
+-- the claim add no entry. (batch_id has no index: no query reads the queue by it.)
+CREATE INDEX email_queue_provider_message_idx ON crm.email_queue ((metadata ->> 'provider_message_id'))
+    WHERE (metadata ->> 'provider_message_id') IS NOT NULL;
 CREATE INDEX email_queue_send_key_idx ON crm.email_queue (send_key)
     WHERE send_key IS NOT NULL AND status IN ('pending', 'scheduled', 'processing');
 

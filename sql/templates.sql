@@ -55,14 +55,21 @@ $$;
 
 -- The template an account uses under a name: its own, else the global one; NULL when there
 -- is none. The one lookup behind crm.find_email_template (42704 when none) and enqueue (22023).
+-- (plpgsql, not sql: a sql function with SET is planned again at every call; plpgsql keeps
+-- its plan for the session, and enqueue calls this once per batch and template.)
 CREATE FUNCTION crm._template_named(name text, account_id uuid) RETURNS crm.email_templates
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT e.* FROM crm.email_templates e
+DECLARE
+    t crm.email_templates;
+BEGIN
+    SELECT e.* INTO t FROM crm.email_templates e
     WHERE e.name = $1 AND e.is_active AND (e.account_id = $2 OR e.account_id IS NULL)
     ORDER BY e.account_id NULLS LAST
-    LIMIT 1
+    LIMIT 1;
+    RETURN t;
+END
 $$;
 
 -- The template an account uses under a name: its own, else the global one.

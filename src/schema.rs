@@ -27,6 +27,7 @@ pgrx::extension_sql_file!(
         "webhooks",
         email::_validate_email_message,
         email::_validate_email_batch,
+        email::_validate_email_rows,
         runtime::worker::_wake_email_worker_on_commit
     ]
 );

@@ -143,3 +143,15 @@ CREATE POLICY tenant_isolation ON crm.voice_conversations FOR ALL
 CREATE POLICY service_role_all ON crm.voice_conversations FOR ALL
     USING ((SELECT crm.is_service_role()))
     WITH CHECK ((SELECT crm.is_service_role()));
+
+-- Queue performance (issue 17). Enqueue is one set-based statement per call (crm._enqueue),
+-- replacing the per-message crm._enqueue_one.
+DROP FUNCTION crm._enqueue_one(jsonb, text);
+-- Every row was indexed under its provider message id, NULL until sent: only sent rows are now
+-- (the webhook's lookup, an equality, implies the predicate).
+DROP INDEX crm.email_queue_provider_message_idx;
+CREATE INDEX email_queue_provider_message_idx ON crm.email_queue ((metadata ->> 'provider_message_id'))
+    WHERE (metadata ->> 'provider_message_id') IS NOT NULL;
+-- No query reads the queue by batch_id; its index cost every batch row an entry at enqueue and
+-- at each status change.
+DROP INDEX crm.email_queue_batch_idx;

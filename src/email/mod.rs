@@ -77,6 +77,85 @@ fn _validate_email_batch(messages: JsonbArg) -> JsonB {
     .unwrap_or_else(|e| raise_invalid(&e))))
 }
 
+fn non_empty_object(m: serde_json::Map<String, serde_json::Value>) -> Option<JsonB> {
+    (!m.is_empty()).then(|| JsonB(serde_json::Value::Object(m)))
+}
+
+/// Validate a batch (`batch`: a JSON array of 1..=100 messages, errors naming `[i].field`) or
+/// one message, and return the messages as rows in their order (`ord` from 1), what
+/// `crm._enqueue` inserts. The same validation and limits as `_validate_email_batch` /
+/// `_validate_email_message`. Columns are named after the queue's (`account_id` and
+/// `scheduled_at` as text, cast in SQL); the JSON columns are NULL when empty, so the common
+/// message (no variables, headers, attachments or metadata) builds no jsonb at all.
+#[pg_extern(stable, parallel_safe)]
+fn _validate_email_rows(
+    messages: JsonbArg,
+    batch: bool,
+) -> TableIterator<
+    'static,
+    (
+        name!(ord, i32),
+        name!(account_id, Option<String>),
+        name!(to_addresses, Vec<String>),
+        name!(cc, Vec<String>),
+        name!(bcc, Vec<String>),
+        name!(recipient_name, Option<String>),
+        name!(subject, Option<String>),
+        name!(html_content, Option<String>),
+        name!(text_content, Option<String>),
+        name!(template_name, Option<String>),
+        name!(template_variables, Option<JsonB>),
+        name!(from_email, Option<String>),
+        name!(reply_to, Option<String>),
+        name!(headers, Option<JsonB>),
+        name!(attachments, Option<JsonB>),
+        name!(scheduled_at, Option<String>),
+        name!(priority, i32),
+        name!(max_attempts, i32),
+        name!(provider, Option<String>),
+        name!(metadata, Option<JsonB>),
+        name!(idempotency_key, Option<String>),
+    ),
+> {
+    let queued = if batch {
+        let v = messages.parse(
+            "messages",
+            max_message_bytes().saturating_mul(4),
+            "crm.delivery",
+        );
+        message::validate_batch_queued(&v, &limits(), Utc::now())
+    } else {
+        let v = messages.parse("message", max_message_bytes(), "crm.delivery");
+        message::validate_queued(&v, &limits(), Utc::now()).map(|m| vec![m])
+    }
+    .unwrap_or_else(|e| raise_invalid(&e));
+    TableIterator::new(queued.into_iter().zip(1..).map(|(m, ord)| {
+        (
+            ord,
+            m.account_id,
+            m.to,
+            m.cc,
+            m.bcc,
+            m.to_name,
+            m.subject,
+            m.html,
+            m.text,
+            m.template,
+            non_empty_object(m.variables),
+            m.from,
+            m.reply_to,
+            non_empty_object(m.headers),
+            (!m.attachments.is_empty()).then(|| JsonB(serde_json::Value::Array(m.attachments))),
+            m.scheduled_at,
+            m.priority,
+            m.max_attempts,
+            m.provider,
+            non_empty_object(m.metadata),
+            m.idempotency_key,
+        )
+    }))
+}
+
 /// Send due emails now: claim up to `max_items`, send, record. For pg_cron and psql:
 /// `SELECT cron.schedule('email-queue', '* * * * *', 'SELECT crm.process_email_queue()')`.
 /// Returns `{claimed, sent, retried, failed}`. Runs in the caller's transaction (a function

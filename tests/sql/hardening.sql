@@ -31,8 +31,8 @@ SELECT throws_ok($$INSERT INTO crm.email_queue (account_id, recipient_email, sub
 SELECT throws_ok($$UPDATE crm.email_queue SET metadata = '{"provider_message_id": "theirs"}'$$,
                  '42501', NULL, 'a tenant cannot update queue rows (so not metadata.provider_message_id)');
 SELECT throws_ok($$DELETE FROM crm.email_queue$$, '42501', NULL, 'a tenant cannot delete queue rows');
-SELECT throws_ok($$SELECT crm._enqueue_one('{"to": ["x@y.example"], "subject": "s", "text": "t"}', NULL)$$,
-                 '42501', NULL, 'crm._enqueue_one is not executable by a tenant');
+SELECT throws_ok($$SELECT crm._enqueue('{"to": ["x@y.example"], "subject": "s", "text": "t"}', NULL)$$,
+                 '42501', NULL, 'crm._enqueue is not executable by a tenant');
 SELECT throws_ok($$SELECT crm._claim_emails(10, 60)$$, '42501', NULL, 'crm._claim_emails is not executable by a tenant');
 SELECT lives_ok($$INSERT INTO seen SELECT 'own', crm.enqueue_email('{"to": "x@y.example", "subject": "s", "text": "t"}')::text$$,
                 'enqueue_email still works for a tenant');

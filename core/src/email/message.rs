@@ -6,6 +6,7 @@
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use chrono::{DateTime, Utc};
+use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use std::fmt;
 
@@ -309,6 +310,62 @@ pub fn validate_batch(
             })
         })
         .collect()
+}
+
+/// A validated message, typed: the normalized form of [`validate`] as the queue stores it.
+/// `crm._validate_email_rows` hands these to SQL as one row per message, so the enqueue does
+/// not turn JSON into text and back (jsonb → serde → jsonb) for every message of a batch.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueuedMessage {
+    pub account_id: Option<String>,
+    pub to: Vec<String>,
+    pub cc: Vec<String>,
+    pub bcc: Vec<String>,
+    pub to_name: Option<String>,
+    pub subject: Option<String>,
+    pub html: Option<String>,
+    pub text: Option<String>,
+    pub template: Option<String>,
+    pub variables: Map<String, Value>,
+    pub from: Option<String>,
+    pub reply_to: Option<String>,
+    pub headers: Map<String, Value>,
+    pub attachments: Vec<Value>,
+    /// RFC 3339, UTC, microseconds.
+    pub scheduled_at: Option<String>,
+    pub priority: i32,
+    pub max_attempts: i32,
+    pub provider: Option<String>,
+    pub metadata: Map<String, Value>,
+    pub idempotency_key: Option<String>,
+}
+
+impl QueuedMessage {
+    fn from_normalized(v: Value) -> QueuedMessage {
+        // `validate` writes exactly these keys with these types (unit-tested below); a
+        // mismatch is a bug in this file, not bad input.
+        serde_json::from_value(v).expect("validate's output is a QueuedMessage")
+    }
+}
+
+/// [`validate`], typed.
+pub fn validate_queued(
+    message: &Value,
+    limits: &Limits,
+    now: DateTime<Utc>,
+) -> Result<QueuedMessage, Invalid> {
+    validate(message, limits, now).map(QueuedMessage::from_normalized)
+}
+
+/// [`validate_batch`], typed.
+pub fn validate_batch_queued(
+    messages: &Value,
+    limits: &Limits,
+    now: DateTime<Utc>,
+) -> Result<Vec<QueuedMessage>, Invalid> {
+    validate_batch(messages, limits, now)
+        .map(|ms| ms.into_iter().map(QueuedMessage::from_normalized).collect())
 }
 
 pub fn is_uuid(s: &str) -> bool {
@@ -760,5 +817,78 @@ mod tests {
             .reason
             .contains("at most 100"));
         assert!(validate_batch(&json!([]), &Limits::default(), now()).is_err());
+    }
+
+    #[test]
+    fn every_key_of_a_full_message_reaches_the_typed_form() {
+        let full = json!({"account_id": "0000000B-0000-0000-0000-00000000D1D1", "to": ["a@x.io"], "to_name": "Ann",
+                          "cc": "c@x.io", "bcc": ["d@x.io"], "subject": "s", "template": "T", "variables": {"n": 1},
+                          "from": "CRM <crm@x.io>", "reply_to": "r@x.io", "headers": {"X-Tag": "t"},
+                          "attachments": [{"filename": "a.txt", "content_base64": "aGk=", "content_type": "text/plain"}],
+                          "scheduled_at": "2026-11-25T09:00:00Z", "priority": 5, "max_attempts": 7,
+                          "provider": "smtp", "metadata": {"job": "j"}, "idempotency_key": "k"});
+        let q = validate_queued(&full, &Limits::default(), now()).unwrap();
+        assert_eq!(
+            q.account_id.as_deref(),
+            Some("0000000b-0000-0000-0000-00000000d1d1")
+        );
+        assert_eq!(
+            (q.to, q.cc, q.bcc),
+            (
+                vec!["a@x.io".to_string()],
+                vec!["c@x.io".to_string()],
+                vec!["d@x.io".to_string()]
+            )
+        );
+        assert_eq!(
+            (
+                q.to_name.as_deref(),
+                q.subject.as_deref(),
+                q.template.as_deref()
+            ),
+            (Some("Ann"), Some("s"), Some("T"))
+        );
+        assert_eq!((q.html, q.text), (None, None));
+        assert_eq!(Value::Object(q.variables), json!({"n": 1}));
+        assert_eq!(
+            (q.from.as_deref(), q.reply_to.as_deref()),
+            (Some("CRM <crm@x.io>"), Some("r@x.io"))
+        );
+        assert_eq!(q.headers.len(), 1);
+        assert_eq!(q.attachments.len(), 1);
+        assert_eq!(
+            q.scheduled_at.as_deref(),
+            Some("2026-11-25T09:00:00.000000Z")
+        );
+        assert_eq!((q.priority, q.max_attempts), (5, 7));
+        assert_eq!(
+            (q.provider.as_deref(), q.idempotency_key.as_deref()),
+            (Some("smtp"), Some("k"))
+        );
+        assert_eq!(Value::Object(q.metadata), json!({"job": "j"}));
+        // the least a message can be: defaults filled in
+        let min = validate_queued(
+            &json!({"to": "a@x.io", "subject": "s", "text": "t"}),
+            &Limits::default(),
+            now(),
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                min.priority,
+                min.max_attempts,
+                min.variables.len(),
+                min.attachments.len()
+            ),
+            (0, 3, 0, 0)
+        );
+        let batch = validate_batch_queued(
+            &json!([full, {"to": "b@x.io", "subject": "s", "html": "h"}]),
+            &Limits::default(),
+            now(),
+        )
+        .unwrap();
+        assert_eq!(batch.len(), 2);
+        assert_eq!(batch[1].html.as_deref(), Some("h"));
     }
 }
