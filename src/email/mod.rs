@@ -78,7 +78,7 @@ fn _validate_email_batch(messages: JsonbArg) -> JsonB {
 }
 
 fn non_empty_object(m: serde_json::Map<String, serde_json::Value>) -> Option<JsonB> {
-    (!m.is_empty()).then(|| JsonB(serde_json::Value::Object(m)))
+    (!m.is_empty()).then_some(JsonB(serde_json::Value::Object(m)))
 }
 
 /// Validate a batch (`batch`: a JSON array of 1..=100 messages, errors naming `[i].field`) or
@@ -87,6 +87,8 @@ fn non_empty_object(m: serde_json::Map<String, serde_json::Value>) -> Option<Jso
 /// `_validate_email_message`. Columns are named after the queue's (`account_id` and
 /// `scheduled_at` as text, cast in SQL); the JSON columns are NULL when empty, so the common
 /// message (no variables, headers, attachments or metadata) builds no jsonb at all.
+// (pgrx reads the row type from the signature itself: it cannot be a type alias)
+#[allow(clippy::type_complexity)]
 #[pg_extern(stable, parallel_safe)]
 fn _validate_email_rows(
     messages: JsonbArg,
@@ -145,7 +147,7 @@ fn _validate_email_rows(
             m.from,
             m.reply_to,
             non_empty_object(m.headers),
-            (!m.attachments.is_empty()).then(|| JsonB(serde_json::Value::Array(m.attachments))),
+            (!m.attachments.is_empty()).then_some(JsonB(serde_json::Value::Array(m.attachments))),
             m.scheduled_at,
             m.priority,
             m.max_attempts,
