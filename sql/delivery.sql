@@ -78,17 +78,40 @@ CREATE FUNCTION crm.email_provider_available(provider text) RETURNS boolean
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$ SELECT $1 IN ('resend', 'gmail', 'microsoft', 'smtp') $$;
 
--- Raise a refusal found by crm._enqueue: an ERROR with this SQLSTATE, message and hint.
--- (A function, so a query can raise it; plpgsql's RAISE takes no NULL hint.)
-CREATE FUNCTION crm._refuse(sqlstate text, message text, hint text) RETURNS boolean
+-- Raise the refusal crm._enqueue found for a message (its problem number there), with the
+-- SQLSTATE, message and hint a caller of enqueue_email gets. Called from a query: returns
+-- nothing, raises.
+CREATE FUNCTION crm._enqueue_refuse(problem integer, template_name text, blocked text, provider text, sender text)
+RETURNS boolean
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    IF hint IS NULL THEN
-        RAISE EXCEPTION USING ERRCODE = sqlstate, MESSAGE = message;
-    END IF;
-    RAISE EXCEPTION USING ERRCODE = sqlstate, MESSAGE = message, HINT = hint;
+    CASE problem
+    WHEN 1 THEN
+        RAISE EXCEPTION 'message.account_id: a message can only be queued for the caller''s own account'
+            USING ERRCODE = 'insufficient_privilege';
+    WHEN 2 THEN
+        RAISE EXCEPTION 'message.account_id: no account (pass account_id, or call with JWT claims naming one)'
+            USING ERRCODE = 'invalid_parameter_value';
+    WHEN 3 THEN
+        RAISE EXCEPTION 'message.template: unknown template "%"', template_name
+            USING ERRCODE = 'invalid_parameter_value';
+    WHEN 4 THEN
+        RAISE EXCEPTION 'message.to: % is on the suppression list (it bounced or complained)', blocked
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'crm.unsuppress_email() lifts it once the address is fixed.';
+    WHEN 5 THEN
+        RAISE EXCEPTION 'message.provider: sending through % is switched off', provider
+            USING ERRCODE = 'feature_not_supported';
+    WHEN 6 THEN
+        RAISE EXCEPTION 'message.provider: the account has no active % connection', provider
+            USING ERRCODE = 'invalid_parameter_value';
+    ELSE
+        RAISE EXCEPTION 'message.from: % is not a verified sender of this account', sender
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Send from the account''s default_from_email, one of its verified_senders (set by the platform), or the platform''s verified domain.';
+    END CASE;
 END
 $$;
 
@@ -98,14 +121,18 @@ $$;
 -- tenant's message is for its own account: an account_id naming another is refused (42501);
 -- only privileged callers name any account.
 --
--- Set-based, because enqueue runs in the caller's transaction (an RPC, a trigger, a pg_cron job
--- queueing a day's reminders): one statement for the whole batch. Validation is Rust's
--- (crm._validate_email_rows: typed rows, no JSON text round trip); templates, default
--- providers, mailboxes, default senders and sender checks are looked up once per distinct
--- account (and name, provider, sender), suppressions in one join over every recipient. Each
--- message's checks keep their order (account, template, suppression, provider, sender), and
--- of several refused messages the first in the caller's order is the error, as when they were
--- queued one by one.
+-- One statement per call, because enqueue runs in the caller's transaction (an RPC, a trigger,
+-- a pg_cron job queueing a day's reminders) and its cost is the one users wait on:
+--  * validation is Rust's (crm._validate_email_rows: typed rows, no JSON text round trip);
+--  * what depends only on (account, template, provider, from) — the template, the provider
+--    and mailbox, the default sender, whether the sender is allowed — is looked up once per
+--    distinct combination (a batch usually has one), not once per message;
+--  * suppressions are one join over every recipient;
+--  * messages without an idempotency key are a plain INSERT; only keyed ones go through
+--    ON CONFLICT (whose speculative insertion costs every row it handles).
+-- Each message's checks keep their order (account, template, suppression, provider, sender),
+-- and of several refused messages the first in the caller's order is the error, as when they
+-- were queued one by one.
 CREATE FUNCTION crm._enqueue(messages jsonb, batch text) RETURNS SETOF uuid
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -126,69 +153,70 @@ BEGIN
                     WHEN (SELECT crm._caller_is_privileged()) THEN v.account_id::uuid
                END AS acct
         FROM crm._validate_email_rows(messages, batch IS NOT NULL) v
-    ), tpl AS (
-        SELECT k.template_name, k.acct, t.id, t.subject
-        FROM (SELECT DISTINCT template_name, acct FROM v WHERE template_name IS NOT NULL AND acct IS NOT NULL) k,
-             LATERAL crm._template_named(k.template_name, k.acct) t
-    ), blocked AS (
-        -- a message's first suppressed recipient (to, then cc, then bcc)
-        SELECT DISTINCT ON (r.ord) r.ord, s.email
-        FROM (SELECT v.ord, v.acct, lower(a.addr) AS addr, a.n
-              FROM v, unnest(v.to_addresses || v.cc || v.bcc) WITH ORDINALITY a(addr, n)
-              WHERE v.acct IS NOT NULL) r
-        JOIN crm.email_suppressions s ON s.account_id = r.acct AND s.email = r.addr
-        ORDER BY r.ord, r.n
-    ), dflt AS (
-        -- no provider named: the account's default active connection, else Resend
-        SELECT a.acct, p.provider, p.provider_email
-        FROM (SELECT DISTINCT acct FROM v WHERE provider IS NULL AND acct IS NOT NULL) a
+    ), combo AS (
+        -- per distinct (account, template, provider, from): template; provider (the message's,
+        -- else the account's default active connection, else Resend) and its mailbox; sender
+        -- (the message's, else the account's default); whether the account may send as it
+        SELECT c.acct, c.template_name, c.provider, c.from_email, t.id AS tpl_id, t.subject AS tpl_subject,
+               coalesce(c.provider, d.provider, 'resend') AS prov,
+               CASE WHEN c.provider IS NULL THEN d.provider_email ELSE m.provider_email END AS prov_email
+        FROM (SELECT DISTINCT acct, template_name, provider, from_email FROM v WHERE acct IS NOT NULL) c
+        LEFT JOIN LATERAL crm._template_named(c.template_name, c.acct) t ON c.template_name IS NOT NULL
         LEFT JOIN LATERAL (
             SELECT p.provider, p.provider_email FROM crm.email_providers p
-            WHERE p.account_id = a.acct AND p.is_active AND p.is_default AND crm.email_provider_available(p.provider)
-            ORDER BY p.user_id NULLS FIRST LIMIT 1) p ON true
-    ), mailbox AS (
-        -- Gmail or Microsoft named: the account's mailbox there
-        SELECT k.acct, k.provider, p.provider_email
-        FROM (SELECT DISTINCT acct, provider FROM v WHERE provider IN ('gmail', 'microsoft') AND acct IS NOT NULL) k
+            WHERE c.provider IS NULL AND p.account_id = c.acct AND p.is_active AND p.is_default
+              AND crm.email_provider_available(p.provider)
+            ORDER BY p.user_id NULLS FIRST LIMIT 1) d ON true
         LEFT JOIN LATERAL (
             SELECT p.provider_email FROM crm.email_providers p
-            WHERE p.account_id = k.acct AND p.is_active AND p.provider = k.provider
-            ORDER BY p.is_default DESC, p.user_id NULLS FIRST LIMIT 1) p ON true
-    ), r AS (
-        SELECT v.*, t.id AS tpl_id, t.subject AS tpl_subject, b.email AS blocked,
-               coalesce(v.provider, d.provider, 'resend') AS prov,
-               CASE WHEN v.provider IS NULL THEN d.provider_email ELSE m.provider_email END AS prov_email
-        FROM v
-        LEFT JOIN tpl t ON t.template_name = v.template_name AND t.acct = v.acct
-        LEFT JOIN blocked b ON b.ord = v.ord
-        LEFT JOIN dflt d ON v.provider IS NULL AND d.acct = v.acct
-        LEFT JOIN mailbox m ON m.acct = v.acct AND m.provider = v.provider
-    ), senders AS (
-        SELECT k.acct, k.prov_email, crm._default_sender(k.acct, k.prov_email) AS sender
-        FROM (SELECT DISTINCT acct, prov_email FROM r WHERE from_email IS NULL AND acct IS NOT NULL) k
-    ), s AS (
-        SELECT r.*, coalesce(r.from_email, d.sender) AS sender
-        FROM r LEFT JOIN senders d ON r.from_email IS NULL AND d.acct = r.acct AND d.prov_email IS NOT DISTINCT FROM r.prov_email
-    ), allowed AS (
-        SELECT k.acct, k.prov, k.sender, crm._sender_allowed(k.acct, k.prov, k.sender) AS ok
-        FROM (SELECT DISTINCT acct, prov, sender FROM s WHERE acct IS NOT NULL) k
-    ), checked AS (
-        -- the first check each message fails (1 account not the caller's, 2 no account,
-        -- 3 unknown template, 4 suppressed recipient, 5 provider switched off, 6 no mailbox,
-        -- 7 sender not verified); the text of the refusal is built only for the one raised
-        SELECT s.*, CASE WHEN s.account_id IS NOT NULL AND s.acct IS NULL THEN 1
-                         WHEN s.acct IS NULL THEN 2
-                         WHEN s.template_name IS NOT NULL AND s.tpl_id IS NULL THEN 3
-                         WHEN s.blocked IS NOT NULL THEN 4
-                         WHEN s.provider IS NOT NULL AND NOT crm.email_provider_available(s.provider) THEN 5
-                         WHEN s.provider IN ('gmail', 'microsoft') AND s.prov_email IS NULL THEN 6
-                         WHEN NOT a.ok THEN 7 END AS problem
-        FROM s LEFT JOIN allowed a ON a.acct = s.acct AND a.prov = s.prov AND a.sender = s.sender
+            WHERE c.provider IN ('gmail', 'microsoft') AND p.account_id = c.acct AND p.is_active AND p.provider = c.provider
+            ORDER BY p.is_default DESC, p.user_id NULLS FIRST LIMIT 1) m ON true
+    ), sender AS (
+        SELECT c.*, s.sender, crm._sender_allowed(c.acct, c.prov, s.sender) AS allowed
+        FROM combo c, LATERAL (SELECT coalesce(c.from_email, crm._default_sender(c.acct, c.prov_email)) AS sender) s
+    ), blocked AS (
+        -- a message's suppressed recipient, if any
+        SELECT r.ord, min(s.email) AS email
+        FROM (SELECT v.ord, v.acct, lower(unnest(v.to_addresses || v.cc || v.bcc)) AS addr FROM v WHERE v.acct IS NOT NULL) r
+        JOIN crm.email_suppressions s ON s.account_id = r.acct AND s.email = r.addr
+        GROUP BY r.ord
     ), ordered AS (
-        -- WindowAgg reads every row before it returns one: the first refused message (in the
-        -- caller's order) is known before anything is inserted
-        SELECT c.*, min(c.ord) FILTER (WHERE c.problem IS NOT NULL) OVER () AS first_refused FROM checked c
-    ), ins AS (
+        SELECT v.*, c.tpl_id, c.tpl_subject, c.prov, c.prov_email, c.sender, b.email AS blocked, p.problem,
+               -- WindowAgg reads every row before it returns one: the first refused message
+               -- (in the caller's order) is known before anything is inserted
+               min(v.ord) FILTER (WHERE p.problem IS NOT NULL) OVER () AS first_refused
+        FROM v
+        LEFT JOIN sender c ON c.acct = v.acct AND c.template_name IS NOT DISTINCT FROM v.template_name
+                          AND c.provider IS NOT DISTINCT FROM v.provider AND c.from_email IS NOT DISTINCT FROM v.from_email
+        LEFT JOIN blocked b ON b.ord = v.ord
+        -- the first check the message fails: 1 account not the caller's, 2 no account,
+        -- 3 unknown template, 4 suppressed recipient, 5 provider switched off, 6 no mailbox,
+        -- 7 sender not verified (crm._enqueue_refuse raises the first refused message's)
+        CROSS JOIN LATERAL (SELECT CASE WHEN v.account_id IS NOT NULL AND v.acct IS NULL THEN 1
+                                        WHEN v.acct IS NULL THEN 2
+                                        WHEN v.template_name IS NOT NULL AND c.tpl_id IS NULL THEN 3
+                                        WHEN b.email IS NOT NULL THEN 4
+                                        WHEN v.provider IS NOT NULL AND NOT crm.email_provider_available(v.provider) THEN 5
+                                        WHEN v.provider IN ('gmail', 'microsoft') AND c.prov_email IS NULL THEN 6
+                                        WHEN NOT c.allowed THEN 7 END AS problem) p
+    ), plain AS (
+        INSERT INTO crm.email_queue (
+            id, account_id, recipient_email, recipient_name, to_addresses, cc, bcc, subject, html_content, text_content,
+            template_id, template_variables, from_email, reply_to, headers, attachments, status, scheduled_at,
+            next_attempt_at, priority, provider, metadata, idempotency_key, max_attempts, batch_id)
+        SELECT o.new_id, o.acct, o.to_addresses[1], o.recipient_name, o.to_addresses, o.cc, o.bcc,
+               coalesce(o.subject, o.tpl_subject), o.html_content, o.text_content,
+               o.tpl_id, coalesce(o.template_variables, '{}'), o.sender, o.reply_to,
+               coalesce(o.headers, '{}'), coalesce(o.attachments, '[]'),
+               CASE WHEN o.scheduled_at::timestamptz > now() THEN 'scheduled' ELSE 'pending' END,
+               o.scheduled_at::timestamptz, coalesce(o.scheduled_at::timestamptz, now()),
+               o.priority, o.prov, coalesce(o.metadata, '{}'), NULL, o.max_attempts, batch
+        FROM ordered o
+        WHERE o.idempotency_key IS NULL AND CASE WHEN o.first_refused IS NULL THEN true
+                                                   WHEN o.ord = o.first_refused
+                                                   THEN crm._enqueue_refuse(o.problem, o.template_name, o.blocked, o.provider, o.sender)
+                                                   ELSE false END
+    ), keyed AS (
         INSERT INTO crm.email_queue (
             id, account_id, recipient_email, recipient_name, to_addresses, cc, bcc, subject, html_content, text_content,
             template_id, template_variables, from_email, reply_to, headers, attachments, status, scheduled_at,
@@ -201,29 +229,21 @@ BEGIN
                o.scheduled_at::timestamptz, coalesce(o.scheduled_at::timestamptz, now()),
                o.priority, o.prov, coalesce(o.metadata, '{}'), o.idempotency_key, o.max_attempts, batch
         FROM ordered o
-        -- all or none: with a refused message nothing is inserted, and that message raises
-        WHERE CASE WHEN o.first_refused IS NULL THEN true
-                   WHEN o.ord = o.first_refused THEN crm._refuse(
-                       CASE o.problem WHEN 1 THEN '42501' WHEN 5 THEN '0A000' ELSE '22023' END,
-                       CASE o.problem
-                           WHEN 1 THEN 'message.account_id: a message can only be queued for the caller''s own account'
-                           WHEN 2 THEN 'message.account_id: no account (pass account_id, or call with JWT claims naming one)'
-                           WHEN 3 THEN format('message.template: unknown template "%s"', o.template_name)
-                           WHEN 4 THEN format('message.to: %s is on the suppression list (it bounced or complained)', o.blocked)
-                           WHEN 5 THEN format('message.provider: sending through %s is switched off', o.provider)
-                           WHEN 6 THEN format('message.provider: the account has no active %s connection', o.provider)
-                           ELSE format('message.from: %s is not a verified sender of this account', o.sender) END,
-                       CASE o.problem
-                           WHEN 4 THEN 'crm.unsuppress_email() lifts it once the address is fixed.'
-                           WHEN 7 THEN 'Send from the account''s default_from_email, one of its verified_senders (set by the platform), or the platform''s verified domain.' END)
-                   ELSE false END
+        WHERE o.idempotency_key IS NOT NULL AND CASE WHEN o.first_refused IS NULL THEN true
+                                                   WHEN o.ord = o.first_refused
+                                                   THEN crm._enqueue_refuse(o.problem, o.template_name, o.blocked, o.provider, o.sender)
+                                                   ELSE false END
+        -- of messages repeating a key, the first in the caller's order is the one queued
+        ORDER BY o.ord
         ON CONFLICT (account_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
         RETURNING id
     )
-    SELECT array_agg(i.id ORDER BY o.ord), array_agg(o.acct ORDER BY o.ord), array_agg(o.idempotency_key ORDER BY o.ord),
-           count(i.id)
+    -- an unkeyed message is its new row; a keyed one is, unless the key was queued before
+    SELECT array_agg(CASE WHEN o.idempotency_key IS NULL THEN o.new_id ELSE k.id END ORDER BY o.ord),
+           array_agg(o.acct ORDER BY o.ord), array_agg(o.idempotency_key ORDER BY o.ord),
+           count(*) FILTER (WHERE o.idempotency_key IS NULL OR k.id IS NOT NULL)
     INTO ids, accts, keys, inserted
-    FROM ordered o LEFT JOIN ins i ON i.id = o.new_id;
+    FROM ordered o LEFT JOIN keyed k ON k.id = o.new_id;
 
     IF inserted > 0 THEN
         PERFORM crm._wake_email_worker_on_commit();
@@ -501,5 +521,5 @@ AS $$
 $$;
 REVOKE ALL ON FUNCTION crm._claim_emails(integer, double precision, boolean) FROM PUBLIC;
 REVOKE ALL ON FUNCTION crm._enqueue(jsonb, text) FROM PUBLIC;
-REVOKE ALL ON FUNCTION crm._refuse(text, text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION crm._enqueue_refuse(integer, text, text, text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION crm._record_email_outcomes(json, json) FROM PUBLIC;

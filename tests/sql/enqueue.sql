@@ -2,7 +2,7 @@
 -- offending field and nothing written, idempotency, sender and provider choice, templates,
 -- suppression, scheduling, batches, RLS.
 BEGIN;
-SELECT plan(44);
+SELECT plan(52);
 
 INSERT INTO crm.accounts (id, name, default_from_email) VALUES
   ('0000000a-0000-0000-0000-0000000000e9', 'Queue A', NULL),
@@ -114,6 +114,46 @@ SELECT is((SELECT provider || ' ' || from_email FROM crm.email_queue WHERE recip
 UPDATE crm.email_providers SET is_active = false WHERE provider_email = 'dana@gmail.com';
 SELECT crm.enqueue_email('{"account_id": "0000000a-0000-0000-0000-0000000000e9", "to": "dflt2@x.io", "subject": "s", "text": "t"}');
 SELECT is((SELECT provider FROM crm.email_queue WHERE recipient_email = 'dflt2@x.io'), 'resend', 'an inactive default falls back to resend');
+
+-- A batch is one statement (crm._enqueue): per message, the same answers as one by one.
+INSERT INTO crm.email_suppressions (account_id, email, reason) VALUES ('0000000a-0000-0000-0000-0000000000e9', 'gone@x.io', 'complained');
+SELECT throws_ok($$SELECT crm.enqueue_batch('[{"account_id": "0000000a-0000-0000-0000-0000000000e9", "to": "ok1@x.io", "subject": "s", "text": "t"},
+                                             {"account_id": "0000000a-0000-0000-0000-0000000000e9", "to": "ok2@x.io", "cc": "Gone@X.io", "subject": "s", "text": "t"},
+                                             {"account_id": "0000000a-0000-0000-0000-0000000000e9", "to": "ok3@x.io", "template": "No Such Template"}]')$$,
+    '22023', 'message.to: gone@x.io is on the suppression list (it bounced or complained)',
+    'of two refused messages in a batch, the first (a suppressed cc) is the error');
+SELECT is((SELECT count(*) FROM crm.email_queue WHERE recipient_email IN ('ok1@x.io', 'ok2@x.io', 'ok3@x.io')), 0::bigint,
+          '... and none of the batch was written');
+SELECT throws_ok($$SELECT crm.enqueue_batch('[{"account_id": "0000000a-0000-0000-0000-0000000000e9", "to": "ok1@x.io", "template": "No Such Template"},
+                                             {"account_id": "0000000a-0000-0000-0000-0000000000e9", "to": "gone@x.io", "subject": "s", "text": "t"}]')$$,
+    '22023', 'message.template: unknown template "No Such Template"', '... in the caller''s order, whatever the check');
+SELECT throws_ok($$SELECT crm.enqueue_batch('[{"account_id": "0000000a-0000-0000-0000-0000000000e9", "to": "ok1@x.io", "subject": "s", "text": "t"},
+                                             {"account_id": "0000000a-0000-0000-0000-0000000000e9", "to": "ok2@x.io", "subject": "s", "text": "t", "from": "CRM <ceo@elsewhere.example>"}]')$$,
+    '22023', 'message.from: CRM <ceo@elsewhere.example> is not a verified sender of this account', 'a sender check per message in a batch');
+CREATE TEMP TABLE keyed AS
+SELECT row_number() OVER () AS n, id FROM crm.enqueue_batch('[
+    {"account_id": "0000000a-0000-0000-0000-0000000000e9", "to": "k1@x.io", "subject": "s", "text": "t", "idempotency_key": "batch-k"},
+    {"account_id": "0000000a-0000-0000-0000-0000000000e9", "to": "u1@x.io", "subject": "s", "text": "t"},
+    {"account_id": "0000000a-0000-0000-0000-0000000000e9", "to": "k2@x.io", "subject": "s", "text": "t", "idempotency_key": "batch-k"},
+    {"account_id": "0000000a-0000-0000-0000-0000000000e9", "to": "k3@x.io", "subject": "s", "text": "t", "idempotency_key": "welcome-42"}]') id;
+SELECT is((SELECT array_agg(q.recipient_email ORDER BY k.n) FROM keyed k JOIN crm.email_queue q USING (id)),
+          ARRAY['k1@x.io', 'u1@x.io', 'k1@x.io', 'k@x.io'],
+          'ids in the messages'' order: a key repeated in the batch, and a key queued before, answer with the first row');
+SELECT is((SELECT count(*) FROM crm.email_queue WHERE recipient_email IN ('k1@x.io', 'k2@x.io', 'k3@x.io', 'u1@x.io')), 2::bigint,
+          '... and write nothing for them');
+INSERT INTO crm.email_templates (account_id, name, subject, html_content)
+VALUES ('0000000a-0000-0000-0000-0000000000e9', 'Batch Tpl', 'Tpl subject', '<p>{{n}}</p>');
+SELECT is((SELECT count(*) FROM crm.enqueue_batch('[
+    {"account_id": "0000000a-0000-0000-0000-0000000000e9", "to": "t1@x.io", "template": "Batch Tpl", "variables": {"n": 1}},
+    {"account_id": "0000000a-0000-0000-0000-0000000000e9", "to": "t2@x.io", "subject": "plain", "text": "t"},
+    {"account_id": "0000000b-0000-0000-0000-0000000000e9", "to": "t3@x.io", "subject": "other account", "text": "t"}]')), 3::bigint,
+          'a privileged batch over two accounts, with and without a template');
+SELECT is((SELECT array_agg(concat_ws(' ', recipient_email, account_id, subject, template_id IS NOT NULL, from_email, template_variables) ORDER BY recipient_email)
+           FROM crm.email_queue WHERE recipient_email IN ('t1@x.io', 't2@x.io', 't3@x.io')),
+          ARRAY['t1@x.io 0000000a-0000-0000-0000-0000000000e9 Tpl subject t CRM <noreply@resend.dev> {"n": 1}',
+                't2@x.io 0000000a-0000-0000-0000-0000000000e9 plain f CRM <noreply@resend.dev> {}',
+                't3@x.io 0000000b-0000-0000-0000-0000000000e9 other account f 317 Plumber <help@317plumber.com> {}'],
+          '... each message with its own account''s template and sender');
 
 SELECT * FROM finish();
 ROLLBACK;
