@@ -26,6 +26,9 @@ last_sent() { q -c "SELECT extract(epoch FROM max(sent_at)) FROM crm.email_queue
 N=${DELIVERY_BENCH_EMAILS:-5000}
 NB=${DELIVERY_BENCH_BATCH_EMAILS:-30000}
 WB=${DELIVERY_BENCH_WORKER_BATCH:-500}   # rows a worker claims per round in batch mode
+# DELIVERY_BENCH_PARTS: which of single, batch, latency, enqueue to run (bench/queue.sh: batch)
+PARTS=" ${DELIVERY_BENCH_PARTS:-single batch latency enqueue} "
+part() { [[ "$PARTS" == *" $1 "* ]]; }
 
 q <<SQL
 ALTER SYSTEM SET crm.resend_base_url = '$EMU';
@@ -62,6 +65,7 @@ rm -f "$lua"
 curl -s -X POST "$EMU/_emulator/reset" >/dev/null
 
 # (a) N emails queued while the worker is off; then on, and time until all are sent.
+if part single; then
 q -c "SELECT count(*) FROM generate_series(1, $N / 100) b, LATERAL crm.enqueue_batch((SELECT jsonb_agg(jsonb_build_object(
         'account_id', '0000000b-0000-0000-0000-00000000d1d1', 'to', 'r' || b || '-' || i || '@example.com',
         'subject', 'Throughput', 'text', 'message ' || i)) FROM generate_series(1, 100) i))" >/dev/null
@@ -70,8 +74,10 @@ q -c "ALTER SYSTEM SET crm.worker_enabled = on" -c "SELECT pg_reload_conf()" >/d
 wait_sent
 secs=$(echo "$(last_sent Throughput) - $start" | bc -l)
 single=$(echo "$N / $secs" | bc -l)
+fi
 
 # (a') Batch mode: NB emails, each worker claiming WB per round (500: five batch requests).
+if part batch; then
 q -c "ALTER SYSTEM SET crm.worker_enabled = off" -c "ALTER SYSTEM SET crm.resend_batch = on" \
   -c "ALTER SYSTEM SET crm.worker_batch_size = $WB" -c "SELECT pg_reload_conf()" >/dev/null
 curl -s -X POST "$EMU/_emulator/reset" >/dev/null
@@ -87,8 +93,10 @@ batched=$(echo "$NB / $secs" | bc -l)
 batch_requests=$(curl -s "$EMU/_emulator/requests" | python3 -c "import json,sys; d=json.load(sys.stdin); print(sum(1 for r in d if r['path'] == '/emails/batch'))")
 curl -s -X POST "$EMU/_emulator/reset" >/dev/null
 q -c "ALTER SYSTEM RESET crm.worker_batch_size" -c "ALTER SYSTEM SET crm.resend_batch = off" -c "SELECT pg_reload_conf()" >/dev/null
+fi
 
 # (b) Low load: one email every 20 ms, each committed on its own; latency = sent_at - created_at.
+if part latency; then
 sleep 1
 script=$(mktemp)
 for i in $(seq 300); do
@@ -100,8 +108,10 @@ rm -f "$script"
 until [ "$(q -c "SELECT count(*) FROM crm.email_queue WHERE subject = 'Latency' AND status <> 'sent'")" = 0 ]; do sleep 0.05; done
 read -r p50 p99 max <<< "$(q -F ' ' -c "SELECT round(percentile_cont(0.5) WITHIN GROUP (ORDER BY ms)::numeric, 1), round(percentile_cont(0.99) WITHIN GROUP (ORDER BY ms)::numeric, 1), round(max(ms)::numeric, 1)
     FROM (SELECT extract(epoch FROM sent_at - created_at) * 1000 AS ms FROM crm.email_queue WHERE subject = 'Latency') s")"
+fi
 
 # (c) Enqueue throughput (worker off, so only enqueueing is measured).
+if part enqueue; then
 q -c "ALTER SYSTEM SET crm.worker_enabled = off" -c "SELECT pg_reload_conf()" >/dev/null
 one=$(mktemp); batch=$(mktemp)
 echo "SELECT crm.enqueue_email('{\"account_id\": \"0000000b-0000-0000-0000-00000000d1d1\", \"to\": \"e@example.com\", \"subject\": \"Enqueue\", \"text\": \"t\"}');" > "$one"
@@ -109,6 +119,7 @@ echo "SELECT count(*) FROM crm.enqueue_batch((SELECT jsonb_agg(jsonb_build_objec
 tps() { pgbench -n -c 8 -j 2 -T 10 -f "$1" 2>&1 | sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p'; }
 e_single=$(tps "$one"); e_batch=$(echo "$(tps "$batch") * 100" | bc -l)
 rm -f "$one" "$batch"
+fi
 q -c "ALTER SYSTEM RESET crm.worker_enabled" -c "ALTER SYSTEM RESET crm.resend_base_url" -c "ALTER SYSTEM RESET crm.resend_api_key" \
   -c "ALTER SYSTEM RESET crm.resend_rate_limit" -c "ALTER SYSTEM RESET crm.resend_batch" -c "SELECT pg_reload_conf()" >/dev/null
 
@@ -116,8 +127,9 @@ echo
 echo "## Delivery (worker -> emulator on 127.0.0.1, $(nproc) cores)"
 printf '(a) raw emulator capacity, wrk -c 8, POST /emails:        %8.0f emails/s (one per request)\n' "$raw"
 printf '    raw emulator capacity, wrk -c 8, POST /emails/batch:  %8.0f emails/s (%.0f requests/s of 100)\n' "$raw_batch" "$raw_batch_req"
-printf '    worker, single mode (%d emails, one per request):   %8.0f emails/s = %.2f of raw /emails capacity\n' "$N" "$single" "$(echo "$single / $raw" | bc -l)"
-printf '    worker, batch mode (%d emails, %d batch requests): %8.0f emails/s = %.2f of raw /emails/batch capacity (target: >= 2,000/s and >= 0.50)\n' \
+part single && printf '    worker, single mode (%d emails, one per request):   %8.0f emails/s = %.2f of raw /emails capacity\n' "$N" "$single" "$(echo "$single / $raw" | bc -l)"
+part batch && printf '    worker, batch mode (%d emails, %d batch requests): %8.0f emails/s = %.2f of raw /emails/batch capacity (target: >= 2,000/s and >= 0.50)\n' \
   "$NB" "$batch_requests" "$batched" "$(echo "$batched / $raw_batch" | bc -l)"
-printf '(b) enqueue -> sent at low load (300 emails, 20 ms apart): p50 %s ms, p99 %s ms, max %s ms (targets: p50 < 50, p99 < 250)\n' "$p50" "$p99" "$max"
-printf '(c) enqueue throughput, 8 clients: enqueue_email %8.0f rows/s; enqueue_batch (100 per call) %8.0f rows/s\n' "$e_single" "$e_batch"
+part latency && printf '(b) enqueue -> sent at low load (300 emails, 20 ms apart): p50 %s ms, p99 %s ms, max %s ms (targets: p50 < 50, p99 < 250)\n' "$p50" "$p99" "$max"
+part enqueue && printf '(c) enqueue throughput, 8 clients: enqueue_email %8.0f rows/s; enqueue_batch (100 per call) %8.0f rows/s\n' "$e_single" "$e_batch"
+true

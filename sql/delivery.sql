@@ -287,7 +287,7 @@ CREATE FUNCTION crm.cancel_email(id uuid) RETURNS boolean
 LANGUAGE sql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-    WITH c AS (UPDATE crm.email_queue q SET status = 'cancelled', locked_until = NULL
+    WITH c AS (UPDATE crm.email_queue q SET status = 'cancelled', locked_until = NULL, updated_at = now()
                WHERE q.id = $1 AND q.status IN ('pending', 'scheduled') AND q.send_key IS NULL
                  AND (q.account_id = crm.current_account_id() OR crm._caller_is_privileged())
                RETURNING 1)
@@ -375,7 +375,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
     WITH exhausted AS (
         UPDATE crm.email_queue q
-        SET status = 'failed', locked_until = NULL,
+        SET status = 'failed', locked_until = NULL, updated_at = now(),
             last_error = left(format('its sender stopped while sending it %s times (lease expired); last error: %s',
                                      q.attempts, coalesce(q.last_error, 'none')), 2000)
         WHERE q.id IN (SELECT x.id FROM crm.email_queue x
@@ -406,26 +406,32 @@ AS $$
           AND m.id NOT IN (SELECT id FROM pick)
           AND pg_try_advisory_xact_lock(7461, hashtext(m.send_key))   -- ours already: re-entrant
         FOR UPDATE SKIP LOCKED
-    ), fresh AS (
+    ), numbered AS (
         -- first attempts that can share a batch request: numbered per (max_attempts), 100 a group
-        SELECT id, max_attempts,
-               (row_number() OVER (PARTITION BY max_attempts ORDER BY priority DESC, next_attempt_at, id) - 1) / 100 AS grp
-        FROM pick
-        WHERE $3 AND provider = 'resend' AND send_key IS NULL AND attempts = 0
-          AND jsonb_array_length(attachments) = 0
-    ), sized AS (
-        SELECT id, max_attempts, grp, count(*) OVER (PARTITION BY max_attempts, grp) AS n FROM fresh
-    ), keys AS (
-        -- one new key per group of two or more (a group of one is sent alone, keyed by its id)
-        SELECT max_attempts, grp, gen_random_uuid()::text AS k FROM sized WHERE n > 1 GROUP BY max_attempts, grp
+        SELECT id, max_attempts, eligible,
+               CASE WHEN eligible THEN (row_number() OVER (PARTITION BY eligible, max_attempts
+                                                           ORDER BY priority DESC, next_attempt_at, id) - 1) / 100 END AS grp
+        FROM (SELECT p.*, $3 AND provider = 'resend' AND send_key IS NULL AND attempts = 0
+                          AND jsonb_array_length(attachments) = 0 AS eligible
+              FROM pick p) p
+    ), claiming AS (
+        -- every claimed row and its new group key: one per group of two or more, this claim's
+        -- own (a random nonce) plus the group's place; NULL for a row sent alone (keyed by its
+        -- id) or already in a group (its key kept). No join: the rows carry their key.
+        SELECT id, CASE WHEN eligible AND count(*) OVER (PARTITION BY eligible, max_attempts, grp) > 1
+                        THEN (SELECT gen_random_uuid()::text) || ':' || max_attempts || ':' || grp END AS k
+        FROM numbered
+        UNION ALL
+        SELECT id, NULL FROM mates
     ), claimed AS (
-        -- by primary key (= ANY of an array: an index scan however deep the queue is)
+        -- by primary key (a nested loop over the few claimed ids, each an index probe, however
+        -- deep the queue is)
         UPDATE crm.email_queue q
-        SET status = 'processing', attempts = q.attempts + 1,
+        SET status = 'processing', attempts = q.attempts + 1, updated_at = now(),
             locked_until = now() + make_interval(secs => $2),
-            send_key = coalesce(q.send_key,
-                (SELECT jsonb_object_agg(s.id, k.k) FROM sized s JOIN keys k USING (max_attempts, grp)) ->> q.id::text)
-        WHERE q.id = ANY (ARRAY(SELECT id FROM pick UNION ALL SELECT id FROM mates))
+            send_key = coalesce(q.send_key, c.k)
+        FROM claiming c
+        WHERE q.id = c.id
         RETURNING q.*
     )
     SELECT coalesce(json_agg(json_build_object(
@@ -505,6 +511,7 @@ AS $$
 
     UPDATE crm.email_queue q
     SET status = CASE o.outcome WHEN 'sent' THEN 'sent' WHEN 'retry' THEN 'pending' WHEN 'release' THEN 'pending' ELSE 'failed' END,
+        updated_at = now(),
         sent_at = CASE WHEN o.outcome = 'sent' THEN now() END,
         subject = CASE WHEN o.outcome = 'sent' AND o.subject IS NOT NULL THEN left(o.subject, 998) ELSE q.subject END,
         last_error = CASE WHEN o.outcome = 'sent' THEN NULL WHEN o.outcome = 'release' THEN q.last_error ELSE left(o.error, 2000) END,

@@ -364,8 +364,11 @@ CREATE INDEX email_analytics_queue_item_idx ON crm.email_analytics (queue_item_i
 DO $$
 DECLARE t text;
 BEGIN
+    -- (not email_queue: only the extension's own statements update it, and each sets
+    -- updated_at itself; a per-row trigger cost every claim and every recorded outcome a
+    -- plpgsql call)
     FOREACH t IN ARRAY ARRAY['accounts', 'users', 'contacts', 'jobs', 'invoices', 'payments',
-                             'email_providers', 'calendar_providers', 'email_templates', 'email_queue']
+                             'email_providers', 'calendar_providers', 'email_templates']
     LOOP
         EXECUTE format('CREATE TRIGGER touch_updated_at BEFORE UPDATE ON crm.%I
                         FOR EACH ROW EXECUTE FUNCTION crm.touch_updated_at()', t);

@@ -155,3 +155,6 @@ CREATE INDEX email_queue_provider_message_idx ON crm.email_queue ((metadata ->> 
 -- No query reads the queue by batch_id; its index cost every batch row an entry at enqueue and
 -- at each status change.
 DROP INDEX crm.email_queue_batch_idx;
+-- The queue's statements set updated_at themselves (a per-row trigger cost every claim and
+-- every recorded outcome a plpgsql call).
+DROP TRIGGER touch_updated_at ON crm.email_queue;

@@ -5,8 +5,7 @@ SELECT plan(12);
 SELECT tests.share_tap();
 
 INSERT INTO crm.accounts (id, name) VALUES ('0000000a-0000-0000-0000-0000000000f1', 'Purge');
--- Rows as they would be after months of sending (the touch trigger would reset updated_at).
-ALTER TABLE crm.email_queue DISABLE TRIGGER touch_updated_at;
+-- Rows as they would be after months of sending.
 INSERT INTO crm.email_queue (account_id, recipient_email, subject, status, sent_at, updated_at, idempotency_key) VALUES
   ('0000000a-0000-0000-0000-0000000000f1', 'old-sent-1@x.io', 's', 'sent', now() - interval '100 days', now() - interval '100 days', 'k-old'),
   ('0000000a-0000-0000-0000-0000000000f1', 'old-sent-2@x.io', 's', 'sent', now() - interval '95 days', now() - interval '95 days', NULL),
@@ -15,7 +14,6 @@ INSERT INTO crm.email_queue (account_id, recipient_email, subject, status, sent_
   ('0000000a-0000-0000-0000-0000000000f1', 'old-pending@x.io', 's', 'pending', NULL, now() - interval '200 days', NULL),
   ('0000000a-0000-0000-0000-0000000000f1', 'old-processing@x.io', 's', 'processing', NULL, now() - interval '200 days', NULL),
   ('0000000a-0000-0000-0000-0000000000f1', 'recent-sent@x.io', 's', 'sent', now() - interval '1 day', now() - interval '1 day', NULL);
-ALTER TABLE crm.email_queue ENABLE TRIGGER touch_updated_at;
 INSERT INTO crm.email_analytics (message_id, recipient_email, event, queue_item_id, account_id)
 SELECT 'msg-old', 'old-sent-1@x.io', 'delivered', id, account_id FROM crm.email_queue WHERE recipient_email = 'old-sent-1@x.io';
 CREATE FUNCTION pg_temp.left_rows() RETURNS text LANGUAGE sql AS $$
