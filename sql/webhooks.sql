@@ -166,18 +166,25 @@ BEGIN
     END IF;
 
     IF event ->> 'type' = 'payment_intent.succeeded' THEN
-        INSERT INTO crm.payments (account_id, invoice_id, amount, currency, status, stripe_payment_intent_id)
-        VALUES (inv.account_id, inv.id, amount, currency, 'succeeded', intent)
-        ON CONFLICT (stripe_payment_intent_id) WHERE stripe_payment_intent_id IS NOT NULL
-        DO UPDATE SET status = 'succeeded', amount = EXCLUDED.amount, currency = EXCLUDED.currency, failure_message = NULL
-           WHERE payments.status <> 'succeeded';
-        UPDATE crm.invoices
-           SET status = 'paid', paid_at = coalesce(paid_at, at, now()),
-               -- the intent that paid (not an unpaid one created earlier): the one to refund
-               stripe_payment_intent_id = intent
-         WHERE id = inv.id AND status IN ('draft', 'sent');
+        -- One statement for the payment, the invoice and its job (each statement costs an
+        -- executor start, and this is the path every paid invoice takes).
+        WITH payment AS (
+            INSERT INTO crm.payments (account_id, invoice_id, amount, currency, status, stripe_payment_intent_id)
+            VALUES (inv.account_id, inv.id, amount, currency, 'succeeded', intent)
+            ON CONFLICT (stripe_payment_intent_id) WHERE stripe_payment_intent_id IS NOT NULL
+            DO UPDATE SET status = 'succeeded', amount = EXCLUDED.amount, currency = EXCLUDED.currency, failure_message = NULL
+               WHERE payments.status <> 'succeeded'
+            RETURNING 1
+        ), invoice AS (
+            UPDATE crm.invoices
+               SET status = 'paid', paid_at = coalesce(paid_at, at, now()),
+                   -- the intent that paid (not an unpaid one created earlier): the one to refund
+                   stripe_payment_intent_id = intent
+             WHERE id = inv.id AND status IN ('draft', 'sent')
+            RETURNING 1
+        )
         UPDATE crm.jobs SET status = 'paid'
-         WHERE id = inv.job_id AND account_id = inv.account_id AND status NOT IN ('paid', 'cancelled');
+         WHERE inv.job_id IS NOT NULL AND id = inv.job_id AND account_id = inv.account_id AND status NOT IN ('paid', 'cancelled');
     ELSE
         INSERT INTO crm.payments (account_id, invoice_id, amount, currency, status, stripe_payment_intent_id, failure_message)
         VALUES (inv.account_id, inv.id, coalesce(amount, inv.amount), coalesce(currency, inv.currency), 'failed', intent,
@@ -190,6 +197,19 @@ BEGIN
     END IF;
     RETURN 'processed';
 END
+$$;
+
+-- An event's recipients ("to": an address or an array; "Name <addr>" or addr), lower-cased,
+-- distinct, at most 50. SQL, inlined into the query that reads it.
+CREATE FUNCTION crm._event_recipients(recipients jsonb) RETURNS SETOF text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    SELECT DISTINCT lower(coalesce(substring(r FROM '<([^>]+)>'), trim(r)))
+    FROM jsonb_array_elements_text(CASE jsonb_typeof($1)
+                                       WHEN 'array' THEN $1
+                                       WHEN 'string' THEN jsonb_build_array($1)
+                                       ELSE '[]'::jsonb END) r
+    LIMIT 50
 $$;
 
 -- Resend email events → email_analytics, one row per recipient, linked to the queue row whose
@@ -212,7 +232,6 @@ DECLARE
                    END;
     d      jsonb := event -> 'data';
     msg    text := d ->> 'email_id';
-    rcpt   text[];
     q      record;
     at     timestamptz;
     detail jsonb;
@@ -223,29 +242,23 @@ BEGIN
     at := coalesce(crm._try_timestamptz(event ->> 'created_at'), crm._try_timestamptz(d ->> 'created_at'), now());
     detail := coalesce(d -> 'click', d -> 'open');
     -- The provider's id is written only by the sender (_record_email_outcomes; tenants cannot
-    -- write the queue), on the row it sent.
+    -- write the queue), on the row it sent, and only a sent row has one: no condition on the
+    -- status, which offered the planner the (account, status) index — without fresh statistics
+    -- a scan of every sent row.
     SELECT id, account_id INTO q FROM crm.email_queue
-    WHERE metadata ->> 'provider_message_id' = msg AND status = 'sent' LIMIT 1;
-
-    rcpt := ARRAY(
-        SELECT DISTINCT lower(coalesce(substring(r FROM '<([^>]+)>'), trim(r)))
-        FROM jsonb_array_elements_text(CASE jsonb_typeof(d -> 'to')
-                                           WHEN 'array' THEN d -> 'to'
-                                           WHEN 'string' THEN jsonb_build_array(d -> 'to')
-                                           ELSE '[]'::jsonb END) r
-        LIMIT 50);
+    WHERE metadata ->> 'provider_message_id' = msg LIMIT 1;
 
     INSERT INTO crm.email_analytics (message_id, recipient_email, event, "timestamp", data,
                                      ip_address, user_agent, queue_item_id, account_id)
     SELECT msg, r.email, kind, at, d - 'to',
            crm._try_inet(detail ->> 'ipAddress'), left(detail ->> 'userAgent', 1000), q.id, q.account_id
-    FROM unnest(rcpt) r(email)
+    FROM crm._event_recipients(d -> 'to') r(email)
     ON CONFLICT (message_id, recipient_email, event, "timestamp") DO NOTHING;
 
     IF q.account_id IS NOT NULL
        AND (kind = 'complained' OR (kind = 'bounced' AND coalesce(d -> 'bounce' ->> 'type', 'Permanent') <> 'Transient')) THEN
         INSERT INTO crm.email_suppressions (account_id, email, reason, event_id)
-        SELECT q.account_id, r.email, kind, event_id FROM unnest(rcpt) r(email)
+        SELECT q.account_id, r.email, kind, event_id FROM crm._event_recipients(d -> 'to') r(email)
         ON CONFLICT (account_id, email) DO NOTHING;
     END IF;
     RETURN 'processed';
@@ -306,7 +319,10 @@ BEGIN
                      ELSE crm._apply_resend_event(payload, ev_id) END;
     INSERT INTO crm.webhook_events (provider, event_id, type, payload, processed_at, outcome)
     -- (an ElevenLabs recording and the conversation's variables are not kept here)
-    VALUES (p, ev_id, ev_type, payload #- '{data,full_audio}' #- '{data,conversation_initiation_client_data}', now(), result);
+    VALUES (p, ev_id, ev_type,
+            CASE WHEN p = 'elevenlabs' THEN payload #- '{data,full_audio}' #- '{data,conversation_initiation_client_data}'
+                 ELSE payload END,
+            now(), result);
     RETURN jsonb_build_object('status', result, 'event_id', ev_id, 'type', ev_type);
 END
 $$;

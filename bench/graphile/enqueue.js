@@ -1,10 +1,16 @@
-// The peer of bench/queue.sh's enqueue row: putting N emails in a queue from one session, in
-// calls of BATCH, through the same Node Postgres client (node-postgres, graphile-worker's own):
-//   ours:  SELECT crm.enqueue_batch($1::jsonb)   (validation, account, suppression, sender)
-//   peer:  graphile-worker's WorkerUtils.addJobs(specs)  (its add_jobs, the official bulk path)
-// Each job's payload is the same message object, so both sides receive the same bytes.
+// bench/queue.sh's enqueue row: putting N emails in a queue from one session, in calls of
+// BATCH, ours against graphile-worker 0.18 (installed from npm, its schema by its own
+// migrations), each job's payload the same message object, measured two ways:
+//   client: one call per batch through node-postgres (graphile-worker's own client):
+//           ours  SELECT crm.enqueue_batch($1::jsonb)      (validation, account, suppression, sender)
+//           peer  WorkerUtils.addJobs(specs)               (its add_jobs, the official bulk path)
+//   sql:    one statement making the N / BATCH calls over pre-built arguments, so only the
+//           database's work is timed:
+//           ours  crm.enqueue_batch(m)                     for each of the batches
+//           peer  graphile_worker.add_jobs(specs)          for each of the batches
+//   and the peer's figure in the issue: add_jobs of all N jobs in one call (sql_one_call).
 // Sides alternate for ROUNDS rounds (the machine's speed drifts); each round empties both
-// queues first. Prints one JSON line per side: {rows, seconds (best round), per_second}.
+// queues first. Prints one JSON line per measure: {measure, rows, seconds (best round), per_second}.
 // Env: DATABASE_URL, N (20000), BATCH (100), ROUNDS (3), ACCOUNT (the account id to queue for).
 const { makeWorkerUtils, runMigrations } = require("graphile-worker");
 const { Client } = require("pg");
@@ -28,9 +34,16 @@ async function main() {
     }
     calls.push(messages);
   }
-  const best = { ours: Infinity, graphile: Infinity };
-  const sides = {
-    ours: async () => {
+  // the same batches as SQL arguments, for the one-statement measures
+  await client.query("DROP TABLE IF EXISTS bench.enqueue_args");
+  await client.query("CREATE TABLE bench.enqueue_args (b int PRIMARY KEY, messages jsonb, specs graphile_worker.job_spec[])");
+  for (let b = 0; b < calls.length; b++) {
+    await client.query(
+      "INSERT INTO bench.enqueue_args SELECT $1, $2::jsonb, ARRAY(SELECT json_populate_recordset(null::graphile_worker.job_spec, $3::json))",
+      [b, JSON.stringify(calls[b]), JSON.stringify(calls[b].map((m) => ({ identifier: "send_email", payload: m })))]);
+  }
+  const measures = {
+    ours_client: async () => {
       let rows = 0;
       for (const messages of calls) {
         const r = await client.query("SELECT crm.enqueue_batch($1::jsonb) AS id", [JSON.stringify(messages)]);
@@ -38,7 +51,7 @@ async function main() {
       }
       return rows;
     },
-    graphile: async () => {
+    graphile_client: async () => {
       let rows = 0;
       for (const messages of calls) {
         const jobs = await utils.addJobs(messages.map((m) => ({ identifier: "send_email", payload: m })));
@@ -46,26 +59,34 @@ async function main() {
       }
       return rows;
     },
+    ours_sql: async () =>
+      Number((await client.query("SELECT count(*) AS n FROM bench.enqueue_args a, LATERAL crm.enqueue_batch(a.messages)")).rows[0].n),
+    graphile_sql: async () =>
+      Number((await client.query("SELECT count(*) AS n FROM bench.enqueue_args a, LATERAL graphile_worker.add_jobs(a.specs)")).rows[0].n),
+    graphile_sql_one_call: async () =>
+      Number((await client.query("SELECT count(*) AS n FROM graphile_worker.add_jobs(ARRAY(SELECT s FROM bench.enqueue_args a, unnest(a.specs) s))")).rows[0].n),
   };
+  const best = {};
   for (let r = 0; r < rounds; r++) {
-    for (const side of ["ours", "graphile"]) {
+    for (const m of Object.keys(measures)) {
       await client.query("DELETE FROM crm.email_queue WHERE subject = 'Enqueue bench'");
       await client.query("DELETE FROM graphile_worker._private_jobs");
       await client.query("VACUUM crm.email_queue");
       await client.query("VACUUM graphile_worker._private_jobs");
       const t0 = process.hrtime.bigint();
-      const rows = await sides[side]();
+      const rows = await measures[m]();
       const secs = Number(process.hrtime.bigint() - t0) / 1e9;
-      if (rows !== n) throw new Error(`${side}: ${rows} rows queued, not ${n}`);
-      best[side] = Math.min(best[side], secs);
+      if (rows !== n) throw new Error(`${m}: ${rows} rows queued, not ${n}`);
+      best[m] = Math.min(best[m] ?? Infinity, secs);
     }
   }
   await client.query("DELETE FROM crm.email_queue WHERE subject = 'Enqueue bench'");
   await client.query("DELETE FROM graphile_worker._private_jobs");
+  await client.query("DROP TABLE bench.enqueue_args");
   await client.end();
   await utils.release();
-  for (const side of ["ours", "graphile"]) {
-    console.log(JSON.stringify({ side, rows: n, batch, seconds: best[side], per_second: n / best[side] }));
+  for (const m of Object.keys(measures)) {
+    console.log(JSON.stringify({ measure: m, rows: n, batch, seconds: best[m], per_second: n / best[m] }));
   }
 }
 

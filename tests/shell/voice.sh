@@ -24,6 +24,8 @@ for _ in $(seq 50); do grep -q ready "$gw_log" 2>/dev/null && break; sleep 0.1; 
 cleanup() { kill $emu_pid $gw_pid 2>/dev/null; }
 trap cleanup EXIT
 echo "1..35"
+# mail an earlier test left queued is not this test's to send
+q -c "UPDATE crm.email_queue SET status = 'cancelled' WHERE status IN ('pending', 'scheduled', 'processing')" >/dev/null
 
 ACC=00000017-0000-0000-0000-0000000000a1
 OTHER=00000017-0000-0000-0000-0000000000a2
