@@ -14,7 +14,7 @@ psql -X -q -c "CREATE EXTENSION crm_integrations" -c "CREATE SCHEMA bench"
 export PGHOST PGPORT PGUSER
 
 mkdir -p .bench-out
-suites=${BENCH_SUITES:-vault templates webhooks delivery tasks calendar maps payments contacts voice}
+suites=${BENCH_SUITES:-vault templates webhooks delivery tasks calendar maps payments contacts voice queue}
 for s in $suites; do
   { echo "### suite: $s  ($(nproc) cores, $(date -u +%F), $(psql -XAtc 'select version()' | cut -d' ' -f1-2))"
     if [ -x "bench/$s.sh" ]; then "bench/$s.sh"; else psql -X -q -f "bench/$s.sql"; fi; } 2>&1 | tee ".bench-out/$s.txt"

@@ -79,8 +79,8 @@ impl Queue for EmailQueue {
     fn claim_json(&self, max_items: i32) -> Vec<(Option<String>, Option<String>)> {
         let lease = EMAIL_LEASE_SECONDS.get() as f64;
         let batch = RESEND_BATCH.get();
-        queue::claim_rows(
-            "SELECT j ->> 'id', j::text FROM json_array_elements(crm._claim_emails($1, $2, $3)) j",
+        queue::claim_array(
+            "SELECT crm._claim_emails($1, $2, $3)::text",
             &[max_items.into(), lease.into(), batch.into()],
         )
     }

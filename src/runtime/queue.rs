@@ -110,19 +110,32 @@ pub fn claim<Q: Queue>(queue: &Q, max_items: i32) -> (Vec<Q::Row>, Vec<Verdict>)
     (claimed, unreadable)
 }
 
-/// `SELECT j ->> 'id', j::text FROM json_array_elements(<claim>) j` for a claim function that
-/// returns a JSON array.
-pub fn claim_rows(
+/// The rows of a claim function that returns a JSON array (`sql` selects its text), as
+/// `(id, row JSON)` pairs, split by `crm_core::runtime::claimed` (Postgres' JSON functions
+/// would parse the array twice more). Should the text not be an array serde_json takes, Postgres
+/// splits it, so that a row the runner cannot read still fails alone.
+pub fn claim_array(
     sql: &str,
     args: &[pgrx::datum::DatumWithOid],
 ) -> Vec<(Option<String>, Option<String>)> {
-    Spi::connect(|client| {
-        client
-            .select(sql, None, args)?
-            .map(|row| Ok((row.get::<String>(1)?, row.get::<String>(2)?)))
-            .collect::<Result<Vec<_>, pgrx::spi::Error>>()
+    let text: Option<String> = Spi::get_one_with_args(sql, args)
+        .unwrap_or_else(|e| pgrx::error!("claiming failed: {e}"));
+    let Some(text) = text else {
+        return Vec::new();
+    };
+    crm_core::runtime::claimed::split_claimed(&text).unwrap_or_else(|| {
+        Spi::connect(|client| {
+            client
+                .select(
+                    "SELECT j ->> 'id', j::text FROM json_array_elements($1::json) j",
+                    None,
+                    &[text.as_str().into()],
+                )?
+                .map(|row| Ok((row.get::<String>(1)?, row.get::<String>(2)?)))
+                .collect::<Result<Vec<_>, pgrx::spi::Error>>()
+        })
+        .unwrap_or_else(|e| pgrx::error!("claiming failed: {e}"))
     })
-    .unwrap_or_else(|e| pgrx::error!("claiming failed: {e}"))
 }
 
 /// One claim → run → record cycle inside the caller's transaction (`crm.process_*` for

@@ -189,8 +189,8 @@ impl Queue for TaskQueue {
 
     fn claim_json(&self, max_items: i32) -> Vec<(Option<String>, Option<String>)> {
         let lease = TASK_LEASE_SECONDS.get() as f64;
-        queue::claim_rows(
-            "SELECT j ->> 'id', j::text FROM json_array_elements(crm._claim_tasks($1, $2)) j",
+        queue::claim_array(
+            "SELECT crm._claim_tasks($1, $2)::text",
             &[max_items.into(), lease.into()],
         )
     }
