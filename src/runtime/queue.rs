@@ -118,8 +118,8 @@ pub fn claim_array(
     sql: &str,
     args: &[pgrx::datum::DatumWithOid],
 ) -> Vec<(Option<String>, Option<String>)> {
-    let text: Option<String> = Spi::get_one_with_args(sql, args)
-        .unwrap_or_else(|e| pgrx::error!("claiming failed: {e}"));
+    let text: Option<String> =
+        Spi::get_one_with_args(sql, args).unwrap_or_else(|e| pgrx::error!("claiming failed: {e}"));
     let Some(text) = text else {
         return Vec::new();
     };
