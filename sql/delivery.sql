@@ -145,6 +145,10 @@ DECLARE
     keys     text[];
     inserted bigint;
 BEGIN
+    IF messages IS NULL THEN
+        RAISE EXCEPTION '%: required', CASE WHEN batch IS NULL THEN 'message' ELSE 'messages' END
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
     WITH v AS MATERIALIZED (
         SELECT v.*, gen_random_uuid() AS new_id,
                CASE WHEN v.account_id IS NULL THEN caller
@@ -465,9 +469,11 @@ AS $$
     ) p ON true
 $$;
 
--- What a sender or the oauth.refresh task learnt about connections: [{id, access_token, refresh_token, expires_in}] (sealed
--- by the runner, bound to the row) or [{id, revoked}] (invalid_grant: the user must connect
--- again; never retried). For every kind of connection.
+-- What a sender or the oauth.refresh task learnt about connections: [{id, table, access_token,
+-- refresh_token, expires_in}] (sealed by the runner, bound to the row) or [{id, table, revoked}]
+-- (invalid_grant: the user must connect again; never retried). For every kind of connection;
+-- each update lands only in its own table: ids are unique within a table, not across the three
+-- (a tenant may choose its rows' ids, so another account's id in another table must not be hit).
 CREATE FUNCTION crm._record_connection_updates(updates json) RETURNS void
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -487,9 +493,9 @@ BEGIN
                                   WHEN c.access_token IS NOT NULL THEN NULL ELSE p.last_error END,
                 needs_reconnect = p.needs_reconnect OR c.revoked IS NOT NULL,
                 is_active = p.is_active AND c.revoked IS NULL
-            FROM json_to_recordset($1) AS c(id uuid, access_token text, refresh_token text,
+            FROM json_to_recordset($1) AS c(id uuid, "table" text, access_token text, refresh_token text,
                                             expires_in double precision, revoked text)
-            WHERE p.id = c.id$f$, t) USING $1;
+            WHERE p.id = c.id AND c."table" = %L$f$, t, t) USING $1;
     END LOOP;
 END
 $$;

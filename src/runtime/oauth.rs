@@ -42,6 +42,9 @@ fn email_providers() -> String {
 #[derive(Debug, Clone, Serialize)]
 pub struct ConnectionUpdate {
     pub id: String,
+    /// The connection's table: ids are unique within a table, not across the three (a tenant
+    /// may choose a row's id), so an update names both.
+    pub table: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub access_token: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -234,6 +237,7 @@ impl Mailboxes {
                     .transpose()?;
                 self.updates.push(ConnectionUpdate {
                     id: id.to_string(),
+                    table: connection.table.clone(),
                     access_token: Some(access),
                     refresh_token: refresh,
                     expires_in: Some(token.expires_in as f64),
@@ -247,6 +251,7 @@ impl Mailboxes {
                 let reason = format!("{provider} refused the refresh token ({reason}); the connection is now inactive until it is connected again");
                 self.updates.push(ConnectionUpdate {
                     id: id.to_string(),
+                    table: connection.table.clone(),
                     access_token: None,
                     refresh_token: None,
                     expires_in: None,

@@ -2,7 +2,7 @@
 -- offending field and nothing written, idempotency, sender and provider choice, templates,
 -- suppression, scheduling, batches, RLS.
 BEGIN;
-SELECT plan(52);
+SELECT plan(54);
 
 INSERT INTO crm.accounts (id, name, default_from_email) VALUES
   ('0000000a-0000-0000-0000-0000000000e9', 'Queue A', NULL),
@@ -154,6 +154,9 @@ SELECT is((SELECT array_agg(concat_ws(' ', recipient_email, account_id, subject,
                 't2@x.io 0000000a-0000-0000-0000-0000000000e9 plain f CRM <noreply@resend.dev> {}',
                 't3@x.io 0000000b-0000-0000-0000-0000000000e9 other account f 317 Plumber <help@317plumber.com> {}'],
           '... each message with its own account''s template and sender');
+
+SELECT throws_ok($$SELECT crm.enqueue_email(NULL)$$, '22023', 'message: required', 'a NULL message is refused, not a silent NULL');
+SELECT throws_ok($$SELECT crm.enqueue_batch(NULL)$$, '22023', 'messages: required', 'a NULL batch too');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -2,7 +2,7 @@
 -- SQLSTATE and proof that nothing was written. Crashes, cancels and the worker are in
 -- tests/shell/hardening.sh (they need several sessions).
 BEGIN;
-SELECT plan(48);
+SELECT plan(51);
 
 INSERT INTO crm.accounts (id, name, default_from_email) VALUES
   ('0000000a-0000-0000-0000-0000000000a9', 'Attacker', 'Attacker <office@attacker.example>'),
@@ -147,6 +147,24 @@ SELECT is((SELECT count(*) FROM pg_proc p WHERE p.pronamespace = 'crm'::regnames
              AND p.proname NOT IN ('_render_email_parts', '_template_named', '_try_uuid', '_try_inet', '_try_timestamptz',
                                    '_is_time_zone', '_address_key', '_email_key')),
           0::bigint, 'no other internal helper is executable by anon');
+
+-- What a worker learnt about a connection lands only in that connection's table: a tenant may
+-- choose its rows' ids, so it could give its calendar connection the id of another account's
+-- mailbox; an update for its own connection must not revoke (or re-token) that mailbox.
+INSERT INTO crm.accounts (id, name) VALUES ('0000000a-0000-0000-0000-0000000000c7', 'Chooses ids'),
+                                           ('0000000b-0000-0000-0000-0000000000c7', 'Victim of a chosen id');
+INSERT INTO crm.email_providers (id, account_id, provider, provider_email, access_token_encrypted, is_default)
+VALUES ('c7c7c7c7-0000-0000-0000-000000000001', '0000000b-0000-0000-0000-0000000000c7', 'gmail', 'victim@gmail.com', crm.encrypt_token('v'), true);
+INSERT INTO crm.calendar_providers (id, account_id, provider, provider_email, access_token_encrypted)
+VALUES ('c7c7c7c7-0000-0000-0000-000000000001', '0000000a-0000-0000-0000-0000000000c7', 'google', 'chooser@gmail.com', crm.encrypt_token('c'));
+SELECT crm._record_connection_updates('[{"id": "c7c7c7c7-0000-0000-0000-000000000001", "table": "calendar_providers", "revoked": "invalid_grant"}]');
+SELECT is((SELECT is_active FROM crm.calendar_providers WHERE id = 'c7c7c7c7-0000-0000-0000-000000000001'), false,
+          'a revoked refresh token makes its own connection inactive');
+SELECT is((SELECT is_active::text || ' ' || coalesce(last_error, '-') FROM crm.email_providers WHERE id = 'c7c7c7c7-0000-0000-0000-000000000001'), 'true -',
+          '... and not another account''s connection of the same id in another table');
+SELECT crm._record_connection_updates('[{"id": "c7c7c7c7-0000-0000-0000-000000000001", "revoked": "invalid_grant"}]');
+SELECT is((SELECT is_active FROM crm.email_providers WHERE id = 'c7c7c7c7-0000-0000-0000-000000000001'), true,
+          'an update that names no table changes nothing');
 
 SELECT * FROM finish();
 ROLLBACK;
