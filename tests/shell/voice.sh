@@ -95,7 +95,11 @@ check "$(field "$r" "d['result']['protocolVersion']")/$(rpc mcp '{"jsonrpc": "2.
   "an unknown protocol version gets the newest; ping answers {}"
 r=$(rpc mcp '{"jsonrpc": "2.0", "id": 1, "method": "tools/list"}')
 check "${r%% *}/$(field "$r" "d['code']")" "401/42501" "no JWT: the anon role may not call mcp (401, 42501)"
-r=$(rpc mcp '{"jsonrpc": "2.0", "id": 1, "method": "tools/list"}' "${DANA_JWT%?}x")
+# A different first character of the signature (the last one carries only 4 bits: replacing it
+# can leave the decoded signature as it was, as base64 decoders ignore the spare bits)
+sig=${DANA_JWT##*.}
+BAD_JWT="${DANA_JWT%.*}.$([ "${sig:0:1}" = A ] && echo B || echo A)${sig:1}"
+r=$(rpc mcp '{"jsonrpc": "2.0", "id": 1, "method": "tools/list"}' "$BAD_JWT")
 check "${r%% *}/$(field "$r" "d['code']")" "401/PGRST301" "a JWT with a bad signature: 401 PGRST301"
 r=$(rpc mcp '{"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "search_contacts", "arguments": {"search": "john"}}}' "$OLGA_JWT")
 check "$(field "$r" "[c['name'] for c in d['result']['structuredContent']['contacts']]")" "['John Other']" "the JWT decides whose data: Olga's John only"
