@@ -1,4 +1,4 @@
--- Email delivery, the SQL half: enqueue (validation is crm._validate_email_message, in Rust),
+-- Email delivery, the SQL half: enqueue (validation is crm._validate_email_rows, in Rust),
 -- batch, cancel, list. Sending is crm.process_email_queue (Rust: src/delivery/).
 
 -- (The helpers enqueue calls are plpgsql, not sql: a sql function with SET is planned again at

@@ -52,23 +52,34 @@ fn max_message_bytes() -> usize {
     json.saturating_add((EMAIL_MAX_ATTACHMENT_BYTES.get().max(0) as usize).saturating_mul(2))
 }
 
-/// Validate and normalize one message for `crm.enqueue_email` (22023 naming the field; 54000
-/// when the argument is over its size limit).
-#[pg_extern(stable, parallel_safe)]
-fn _validate_email_message(message: JsonbArg) -> JsonB {
-    let message = message.parse("message", max_message_bytes(), "crm.delivery");
-    JsonB(message::validate(&message, &limits(), Utc::now()).unwrap_or_else(|e| raise_invalid(&e)))
+/// One message argument, within its size limit (54000 over it, 22023 when not JSON serde takes).
+fn parse_message(message: &JsonbArg) -> serde_json::Value {
+    message.parse("message", max_message_bytes(), "crm.delivery")
 }
 
-/// Validate and normalize a batch (a JSON array of at most 100 messages; four times a
-/// message's size limit in all).
-#[pg_extern(stable, parallel_safe)]
-fn _validate_email_batch(messages: JsonbArg) -> JsonB {
-    let messages = messages.parse(
+/// A batch argument: four times a message's size limit in all.
+fn parse_batch(messages: &JsonbArg) -> serde_json::Value {
+    messages.parse(
         "messages",
         max_message_bytes().saturating_mul(4),
         "crm.delivery",
-    );
+    )
+}
+
+/// Validate and normalize one message (22023 naming the field; 54000 when the argument is over
+/// its size limit). Drafts use it; enqueue uses `_validate_email_rows`.
+#[pg_extern(stable, parallel_safe)]
+fn _validate_email_message(message: JsonbArg) -> JsonB {
+    let message = parse_message(&message);
+    JsonB(message::validate(&message, &limits(), Utc::now()).unwrap_or_else(|e| raise_invalid(&e)))
+}
+
+/// Validate and normalize a batch (a JSON array of at most 100 messages). No longer called by
+/// the schema (enqueue uses `_validate_email_rows`); kept because the frozen 0.4.0→0.5.0 update
+/// script creates it from this library's symbol.
+#[pg_extern(stable, parallel_safe)]
+fn _validate_email_batch(messages: JsonbArg) -> JsonB {
+    let messages = parse_batch(&messages);
     JsonB(json!(message::validate_batch(
         &messages,
         &limits(),
@@ -120,14 +131,10 @@ fn _validate_email_rows(
     ),
 > {
     let queued = if batch {
-        let v = messages.parse(
-            "messages",
-            max_message_bytes().saturating_mul(4),
-            "crm.delivery",
-        );
+        let v = parse_batch(&messages);
         message::validate_batch_queued(&v, &limits(), Utc::now())
     } else {
-        let v = messages.parse("message", max_message_bytes(), "crm.delivery");
+        let v = parse_message(&messages);
         message::validate_queued(&v, &limits(), Utc::now()).map(|m| vec![m])
     }
     .unwrap_or_else(|e| raise_invalid(&e));
