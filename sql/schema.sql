@@ -340,8 +340,10 @@ CREATE INDEX email_queue_account_status_idx ON crm.email_queue (account_id, stat
 -- the claim add no entry. (batch_id has no index: no query reads the queue by it.)
 CREATE INDEX email_queue_provider_message_idx ON crm.email_queue ((metadata ->> 'provider_message_id'))
     WHERE (metadata ->> 'provider_message_id') IS NOT NULL;
+-- A batch group's rows waiting for their retry (the claim finds an expired group's
+-- 'processing' rows through the lease index: leaving them out saves every claimed row an entry).
 CREATE INDEX email_queue_send_key_idx ON crm.email_queue (send_key)
-    WHERE send_key IS NOT NULL AND status IN ('pending', 'scheduled', 'processing');
+    WHERE send_key IS NOT NULL AND status IN ('pending', 'scheduled');
 
 CREATE TABLE crm.email_analytics (
     id              uuid PRIMARY KEY DEFAULT gen_random_uuid(),

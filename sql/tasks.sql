@@ -191,11 +191,15 @@ $$;
 -- task whose lease expired is claimed again while attempts < max_attempts and failed
 -- otherwise (a task that kills its runner cannot loop); SKIP LOCKED lets runners claim at
 -- once without taking the same task. Returns a json array of what the runner needs.
+-- PL/pgSQL for its cached plan: a SQL function's statement is planned again at every call.
 CREATE FUNCTION crm._claim_tasks(max_items integer, lease_seconds double precision)
 RETURNS json
-LANGUAGE sql VOLATILE
+LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    claimed_tasks json;
+BEGIN
     WITH exhausted AS (
         UPDATE crm.integration_tasks t
         SET status = 'failed', locked_until = NULL, completed_at = now(),
@@ -225,7 +229,10 @@ AS $$
                'id', c.id, 'account_id', c.account_id, 'kind', c.kind, 'payload', c.payload,
                'dedupe_key', c.dedupe_key, 'attempts', c.attempts, 'max_attempts', c.max_attempts)
            ORDER BY c.next_attempt_at), '[]'::json)
-    FROM claimed c
+    INTO claimed_tasks
+    FROM claimed c;
+    RETURN claimed_tasks;
+END
 $$;
 
 -- Record what the runners did: [{id, outcome: done|retry|failed|release, result, error,

@@ -158,3 +158,8 @@ DROP INDEX crm.email_queue_batch_idx;
 -- The queue's statements set updated_at themselves (a per-row trigger cost every claim and
 -- every recorded outcome a plpgsql call).
 DROP TRIGGER touch_updated_at ON crm.email_queue;
+-- A batch group's 'processing' rows are found through the lease index (only expired ones are
+-- looked for): the send_key index keeps the rows waiting for a retry, one entry less a claim.
+DROP INDEX crm.email_queue_send_key_idx;
+CREATE INDEX email_queue_send_key_idx ON crm.email_queue (send_key)
+    WHERE send_key IS NOT NULL AND status IN ('pending', 'scheduled');
