@@ -150,11 +150,11 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     WITH v AS MATERIALIZED (
-        SELECT v.*, gen_random_uuid() AS new_id,
+        SELECT v.*, v.id AS new_id,
                CASE WHEN v.account_id IS NULL THEN caller
-                    WHEN v.account_id::uuid = caller THEN caller
+                    WHEN v.account_id = caller THEN caller
                     -- evaluated once, and only when a message names another account
-                    WHEN (SELECT crm._caller_is_privileged()) THEN v.account_id::uuid
+                    WHEN (SELECT crm._caller_is_privileged()) THEN v.account_id
                END AS acct
         FROM crm._validate_email_rows(messages, batch IS NOT NULL) v
     ), combo AS (

@@ -10,6 +10,7 @@
 pub mod contacts;
 pub mod documents;
 pub mod email;
+pub mod ids;
 pub mod integrations;
 pub mod runtime;
 pub mod template;

@@ -36,6 +36,12 @@ fn raise_invalid(e: &Invalid) -> ! {
     )
 }
 
+thread_local! {
+    /// The backend's generator of queue row ids (seeded from the OS on first use).
+    static ROW_IDS: std::cell::RefCell<crm_core::ids::UuidV7Source> =
+        std::cell::RefCell::new(crm_core::ids::UuidV7Source::new());
+}
+
 fn limits() -> Limits {
     Limits {
         max_attachment_bytes: EMAIL_MAX_ATTACHMENT_BYTES.get().max(0) as usize,
@@ -95,9 +101,11 @@ fn non_empty_object(m: serde_json::Map<String, serde_json::Value>) -> Option<Jso
 /// Validate a batch (`batch`: a JSON array of 1..=100 messages, errors naming `[i].field`) or
 /// one message, and return the messages as rows in their order (`ord` from 1), what
 /// `crm._enqueue` inserts. The same validation and limits as `_validate_email_batch` /
-/// `_validate_email_message`. Columns are named after the queue's (`account_id` and
-/// `scheduled_at` as text, cast in SQL); the JSON columns are NULL when empty, so the common
-/// message (no variables, headers, attachments or metadata) builds no jsonb at all.
+/// `_validate_email_message`. `id` is each row's new id, a UUIDv7 (`crm_core::ids`: cheaper
+/// than `gen_random_uuid()`, and the primary key grows at its right edge). Other columns are
+/// named after the queue's (`scheduled_at` as text, cast in SQL); the JSON columns are NULL
+/// when empty, so the common message (no variables, headers, attachments or metadata) builds
+/// no jsonb at all.
 // (pgrx reads the row type from the signature itself: it cannot be a type alias)
 #[allow(clippy::type_complexity)]
 #[pg_extern(stable, parallel_safe)]
@@ -108,7 +116,8 @@ fn _validate_email_rows(
     'static,
     (
         name!(ord, i32),
-        name!(account_id, Option<String>),
+        name!(id, pgrx::Uuid),
+        name!(account_id, Option<pgrx::Uuid>),
         name!(to_addresses, Vec<String>),
         name!(cc, Vec<String>),
         name!(bcc, Vec<String>),
@@ -138,10 +147,22 @@ fn _validate_email_rows(
         message::validate_queued(&v, &limits(), Utc::now()).map(|m| vec![m])
     }
     .unwrap_or_else(|e| raise_invalid(&e));
-    TableIterator::new(queued.into_iter().zip(1..).map(|(m, ord)| {
+    let now_ms = u64::try_from(Utc::now().timestamp_millis()).unwrap_or(0);
+    let ids: Vec<pgrx::Uuid> = ROW_IDS.with_borrow_mut(|ids| {
+        queued
+            .iter()
+            .map(|_| pgrx::Uuid::from_bytes(ids.next(now_ms)))
+            .collect()
+    });
+    TableIterator::new(queued.into_iter().zip(ids).zip(1..).map(|((m, id), ord)| {
         (
             ord,
-            m.account_id,
+            id,
+            // validated: 32 hex digits or 8-4-4-4-12
+            m.account_id
+                .as_deref()
+                .and_then(crm_core::ids::parse_uuid)
+                .map(pgrx::Uuid::from_bytes),
             m.to,
             m.cc,
             m.bcc,

@@ -6,8 +6,8 @@
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 use std::fmt;
 
 pub const MAX_RECIPIENTS: usize = 50;
@@ -97,6 +97,18 @@ impl Default for Limits {
 /// `to`, `cc`, `bcc` as arrays of bare addresses, `scheduled_at` in RFC 3339 UTC, defaults
 /// filled in (`variables` `{}`, `priority` 0, `max_attempts` 3, `headers` `{}`, …).
 pub fn validate(message: &Value, limits: &Limits, now: DateTime<Utc>) -> Result<Value, Invalid> {
+    validate_queued(message, limits, now).map(|m| {
+        serde_json::to_value(m).expect("a QueuedMessage is plain JSON (strings, numbers, maps)")
+    })
+}
+
+/// [`validate`], typed: the message as the queue stores it, built directly (not through a
+/// JSON map that is then deserialized: enqueue validates every message of every batch).
+pub fn validate_queued(
+    message: &Value,
+    limits: &Limits,
+    now: DateTime<Utc>,
+) -> Result<QueuedMessage, Invalid> {
     let m = message
         .as_object()
         .ok_or_else(|| invalid("", "the message must be a JSON object"))?;
@@ -106,15 +118,15 @@ pub fn validate(message: &Value, limits: &Limits, now: DateTime<Utc>) -> Result<
     {
         return Err(invalid(k.clone(), "unknown key"));
     }
-    let mut out = Map::new();
-
-    if let Some(a) = m.get("account_id").filter(|v| !v.is_null()) {
-        let s = a
-            .as_str()
-            .filter(|s| is_uuid(s))
-            .ok_or_else(|| invalid("account_id", "must be a UUID"))?;
-        out.insert("account_id".into(), json!(s.to_ascii_lowercase()));
-    }
+    let account_id = match m.get("account_id").filter(|v| !v.is_null()) {
+        Some(a) => Some(
+            a.as_str()
+                .filter(|s| is_uuid(s))
+                .ok_or_else(|| invalid("account_id", "must be a UUID"))?
+                .to_ascii_lowercase(),
+        ),
+        None => None,
+    };
 
     let to = recipients(m.get("to"), "to")?;
     if to.is_empty() {
@@ -128,12 +140,7 @@ pub fn validate(message: &Value, limits: &Limits, now: DateTime<Utc>) -> Result<
             format!("at most {MAX_RECIPIENTS} recipients in to, cc and bcc together"),
         ));
     }
-    out.insert("to".into(), json!(to));
-    out.insert("cc".into(), json!(cc));
-    out.insert("bcc".into(), json!(bcc));
-    if let Some(n) = opt_text(m, "to_name", 200)? {
-        out.insert("to_name".into(), json!(n));
-    }
+    let to_name = opt_text(m, "to_name", 200)?;
 
     let subject = opt_text(m, "subject", 998)?;
     let html = opt_body(m, "html")?;
@@ -157,11 +164,12 @@ pub fn validate(message: &Value, limits: &Limits, now: DateTime<Utc>) -> Result<
         }
         _ => {}
     }
-    let variables = m.get("variables").cloned().unwrap_or_else(|| json!({}));
-    if !variables.is_object() {
-        return Err(invalid("variables", "must be a JSON object"));
-    }
-    let variables_bytes = variables.to_string().len();
+    let variables = match m.get("variables") {
+        None => Map::new(),
+        Some(Value::Object(v)) => v.clone(),
+        Some(_) => return Err(invalid("variables", "must be a JSON object")),
+    };
+    let variables_bytes = json_len(&variables);
     if variables_bytes > limits.max_variables_bytes {
         return Err(invalid(
             "variables",
@@ -174,42 +182,29 @@ pub fn validate(message: &Value, limits: &Limits, now: DateTime<Utc>) -> Result<
     if template.is_none() && m.get("variables").is_some() {
         return Err(invalid("variables", "only used with a template"));
     }
-    for (k, v) in [
-        ("subject", subject),
-        ("html", html),
-        ("text", text),
-        ("template", template),
-    ] {
-        if let Some(v) = v {
-            out.insert(k.into(), json!(v));
-        }
-    }
-    out.insert("variables".into(), variables);
 
-    for field in ["from", "reply_to"] {
-        if let Some(v) = m.get(field).filter(|v| !v.is_null()) {
-            let s = v
-                .as_str()
-                .ok_or_else(|| invalid(field, "must be a string"))?;
-            let addr = parse_mailbox(s).map_err(|r| invalid(field, r))?;
-            // Keep "Name <addr>" for from (the display name matters); reply_to is an address.
-            out.insert(
-                field.into(),
-                json!(if field == "from" {
-                    s.trim().to_string()
-                } else {
-                    addr
-                }),
-            );
-        }
-    }
+    let mailbox = |field: &str| -> Result<Option<String>, Invalid> {
+        let Some(v) = m.get(field).filter(|v| !v.is_null()) else {
+            return Ok(None);
+        };
+        let s = v
+            .as_str()
+            .ok_or_else(|| invalid(field, "must be a string"))?;
+        let addr = parse_mailbox(s).map_err(|r| invalid(field, r))?;
+        // Keep "Name <addr>" for from (the display name matters); reply_to is an address.
+        Ok(Some(if field == "from" {
+            s.trim().to_string()
+        } else {
+            addr
+        }))
+    };
+    let from = mailbox("from")?;
+    let reply_to = mailbox("reply_to")?;
 
-    out.insert("headers".into(), headers(m.get("headers"))?);
-    out.insert(
-        "attachments".into(),
-        attachments(m.get("attachments"), limits)?,
-    );
+    let headers = headers(m.get("headers"))?;
+    let attachments = attachments(m.get("attachments"), limits)?;
 
+    let mut scheduled_at = None;
     if let Some(v) = m.get("scheduled_at").filter(|v| !v.is_null()) {
         let s = v
             .as_str()
@@ -225,21 +220,14 @@ pub fn validate(message: &Value, limits: &Limits, now: DateTime<Utc>) -> Result<
         if (at - now).num_seconds() > limits.max_schedule_ahead_secs {
             return Err(invalid("scheduled_at", "too far in the future"));
         }
-        out.insert(
-            "scheduled_at".into(),
-            json!(at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)),
-        );
+        scheduled_at = Some(at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true));
     }
 
-    out.insert(
-        "priority".into(),
-        json!(int_in(m, "priority", -1000, 1000, 0)?),
-    );
-    out.insert(
-        "max_attempts".into(),
-        json!(int_in(m, "max_attempts", 1, 20, 3)?),
-    );
+    // (both within i32: int_in bounds them)
+    let priority = int_in(m, "priority", -1000, 1000, 0)? as i32;
+    let max_attempts = int_in(m, "max_attempts", 1, 20, 3)? as i32;
 
+    let mut provider = None;
     if let Some(p) = m.get("provider").filter(|v| !v.is_null()) {
         let p = p
             .as_str()
@@ -251,13 +239,14 @@ pub fn validate(message: &Value, limits: &Limits, now: DateTime<Utc>) -> Result<
                 "unknown provider (resend, gmail, microsoft or smtp)",
             ));
         }
-        out.insert("provider".into(), json!(p));
+        provider = Some(p);
     }
-    let metadata = m.get("metadata").cloned().unwrap_or_else(|| json!({}));
-    if !metadata.is_object() {
-        return Err(invalid("metadata", "must be a JSON object"));
-    }
-    if metadata.to_string().len() > MAX_METADATA_BYTES {
+    let metadata = match m.get("metadata") {
+        None => Map::new(),
+        Some(Value::Object(v)) => v.clone(),
+        Some(_) => return Err(invalid("metadata", "must be a JSON object")),
+    };
+    if json_len(&metadata) > MAX_METADATA_BYTES {
         return Err(invalid(
             "metadata",
             format!("larger than {MAX_METADATA_BYTES} bytes"),
@@ -269,11 +258,37 @@ pub fn validate(message: &Value, limits: &Limits, now: DateTime<Utc>) -> Result<
             "is set by the queue",
         ));
     }
-    out.insert("metadata".into(), metadata);
-    if let Some(k) = opt_text(m, "idempotency_key", 256)? {
-        out.insert("idempotency_key".into(), json!(k));
+    let idempotency_key = opt_text(m, "idempotency_key", 256)?;
+    Ok(QueuedMessage {
+        account_id,
+        to,
+        cc,
+        bcc,
+        to_name,
+        subject,
+        html,
+        text,
+        template,
+        variables,
+        from,
+        reply_to,
+        headers,
+        attachments,
+        scheduled_at,
+        priority,
+        max_attempts,
+        provider,
+        metadata,
+        idempotency_key,
+    })
+}
+
+/// The length of an object's JSON text, as the size limits count it.
+fn json_len(m: &Map<String, Value>) -> usize {
+    if m.is_empty() {
+        return 2;
     }
-    Ok(Value::Object(out))
+    serde_json::to_string(m).map_or(usize::MAX, |s| s.len())
 }
 
 /// Validate a batch: a JSON array of 1..=100 messages. Errors name the message: `[3].to`.
@@ -282,6 +297,22 @@ pub fn validate_batch(
     limits: &Limits,
     now: DateTime<Utc>,
 ) -> Result<Vec<Value>, Invalid> {
+    batch_of(messages, |m| validate(m, limits, now))
+}
+
+/// [`validate_batch`], typed.
+pub fn validate_batch_queued(
+    messages: &Value,
+    limits: &Limits,
+    now: DateTime<Utc>,
+) -> Result<Vec<QueuedMessage>, Invalid> {
+    batch_of(messages, |m| validate_queued(m, limits, now))
+}
+
+fn batch_of<T>(
+    messages: &Value,
+    validate_one: impl Fn(&Value) -> Result<T, Invalid>,
+) -> Result<Vec<T>, Invalid> {
     let arr = messages
         .as_array()
         .ok_or_else(|| invalid("", "a batch must be a JSON array of messages"))?;
@@ -300,7 +331,7 @@ pub fn validate_batch(
     arr.iter()
         .enumerate()
         .map(|(i, m)| {
-            validate(m, limits, now).map_err(|e| Invalid {
+            validate_one(m).map_err(|e| Invalid {
                 field: format!(
                     "[{i}]{}{}",
                     if e.field.is_empty() { "" } else { "." },
@@ -312,67 +343,50 @@ pub fn validate_batch(
         .collect()
 }
 
-/// A validated message, typed: the normalized form of [`validate`] as the queue stores it.
-/// `crm._validate_email_rows` hands these to SQL as one row per message, so the enqueue does
-/// not turn JSON into text and back (jsonb → serde → jsonb) for every message of a batch.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+/// A validated message, typed, as the queue stores it. `crm._validate_email_rows` hands these
+/// to SQL as one row per message, so the enqueue does not turn JSON into text and back
+/// (jsonb → serde → jsonb) for every message of a batch. Serialized, it is the normalized
+/// JSON of [`validate`]: optional fields absent when not given.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct QueuedMessage {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub account_id: Option<String>,
     pub to: Vec<String>,
     pub cc: Vec<String>,
     pub bcc: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub to_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub subject: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub html: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub template: Option<String>,
     pub variables: Map<String, Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub from: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub reply_to: Option<String>,
     pub headers: Map<String, Value>,
     pub attachments: Vec<Value>,
     /// RFC 3339, UTC, microseconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub scheduled_at: Option<String>,
     pub priority: i32,
     pub max_attempts: i32,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub provider: Option<String>,
     pub metadata: Map<String, Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub idempotency_key: Option<String>,
 }
 
-impl QueuedMessage {
-    fn from_normalized(v: Value) -> QueuedMessage {
-        // `validate` writes exactly these keys with these types (unit-tested below); a
-        // mismatch is a bug in this file, not bad input.
-        serde_json::from_value(v).expect("validate's output is a QueuedMessage")
-    }
-}
-
-/// [`validate`], typed.
-pub fn validate_queued(
-    message: &Value,
-    limits: &Limits,
-    now: DateTime<Utc>,
-) -> Result<QueuedMessage, Invalid> {
-    validate(message, limits, now).map(QueuedMessage::from_normalized)
-}
-
-/// [`validate_batch`], typed.
-pub fn validate_batch_queued(
-    messages: &Value,
-    limits: &Limits,
-    now: DateTime<Utc>,
-) -> Result<Vec<QueuedMessage>, Invalid> {
-    validate_batch(messages, limits, now)
-        .map(|ms| ms.into_iter().map(QueuedMessage::from_normalized).collect())
-}
-
+/// A UUID as 32 hex digits or in the hyphenated 8-4-4-4-12 form.
 pub fn is_uuid(s: &str) -> bool {
-    let hex: String = s.chars().filter(|c| *c != '-').collect();
-    hex.len() == 32
-        && hex.chars().all(|c| c.is_ascii_hexdigit())
-        && (s.len() == 32 || s.len() == 36)
+    crate::ids::parse_uuid(s).is_some()
 }
 
 fn opt_text(m: &Map<String, Value>, key: &str, max: usize) -> Result<Option<String>, Invalid> {
@@ -526,9 +540,9 @@ pub fn is_address(addr: &str) -> bool {
     local_ok && domain_ok
 }
 
-fn headers(v: Option<&Value>) -> Result<Value, Invalid> {
+fn headers(v: Option<&Value>) -> Result<Map<String, Value>, Invalid> {
     let Some(v) = v.filter(|v| !v.is_null()) else {
-        return Ok(json!({}));
+        return Ok(Map::new());
     };
     let h = v
         .as_object()
@@ -554,12 +568,12 @@ fn headers(v: Option<&Value>) -> Result<Value, Invalid> {
             return Err(invalid(field, "must be one line of at most 998 characters"));
         }
     }
-    Ok(v.clone())
+    Ok(h.clone())
 }
 
-fn attachments(v: Option<&Value>, limits: &Limits) -> Result<Value, Invalid> {
+fn attachments(v: Option<&Value>, limits: &Limits) -> Result<Vec<Value>, Invalid> {
     let Some(v) = v.filter(|v| !v.is_null()) else {
-        return Ok(json!([]));
+        return Ok(Vec::new());
     };
     let arr = v
         .as_array()
@@ -629,12 +643,13 @@ fn attachments(v: Option<&Value>, limits: &Limits) -> Result<Value, Invalid> {
             ));
         }
     }
-    Ok(v.clone())
+    Ok(arr.clone())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn now() -> DateTime<Utc> {
         "2026-11-24T12:00:00Z".parse().unwrap()
