@@ -48,6 +48,36 @@ done
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
 q -c "TRUNCATE crm.email_queue CASCADE" >/dev/null 2>&1
 
+# 2'. The claim on a deep queue: what one worker round costs when a backlog has built up
+#     (1,000,000 due rows): crm._claim_emails(500, 60, batch mode), six calls in one session
+#     (the first, which compiles and caches, not counted), rolled back; the median of five.
+q >/dev/null <<SQL
+INSERT INTO crm.email_queue (account_id, recipient_email, to_addresses, subject, text_content, provider)
+SELECT '$ACCOUNT', 'd' || g || '@example.com', ARRAY['d' || g || '@example.com'], 'Deep queue', 't', 'resend'
+FROM generate_series(1, ${QUEUE_BENCH_DEEP_ROWS:-1000000}) g;
+VACUUM ANALYZE crm.email_queue;
+SQL
+deep_ms=$(q <<'SQL' 2>&1 | sed -n 's/.*claim_ms=\([0-9.]*\).*/\1/p'
+BEGIN;
+DO $$
+DECLARE
+    t0 timestamptz;
+    ms double precision[] := '{}';
+BEGIN
+    FOR i IN 1..6 LOOP
+        t0 := clock_timestamp();
+        PERFORM crm._claim_emails(500, 60, true);
+        IF i > 1 THEN
+            ms := ms || (extract(epoch FROM clock_timestamp() - t0) * 1000);
+        END IF;
+    END LOOP;
+    RAISE NOTICE 'claim_ms=%', (SELECT round(percentile_cont(0.5) WITHIN GROUP (ORDER BY m)::numeric, 1) FROM unnest(ms) m);
+END $$;
+ROLLBACK;
+SQL
+)
+q -c "TRUNCATE crm.email_queue CASCADE" >/dev/null 2>&1
+
 # 3. Webhook ingest, fsync on (webhooks.sh switches it), no duplicates
 hooks=$(WEBHOOK_BENCH_FSYNC=on WEBHOOK_BENCH_DUPLICATES=0 bench/webhooks.sh)
 hook() { echo "$hooks" | awk -v p="$1" '$1 == "fsync=on" && $2 == p {print $5}'; }
@@ -68,6 +98,7 @@ printf '%-74s %10.2fx\n' "  ratio ours / graphile-worker" "$(echo "$ours_client 
 printf '%-74s %12s %10s\n' "batch-mode delivery, 2 workers, fraction of the emulator's /emails/batch" "$(median "${fractions[@]}")" ">= 0.50"
 printf '%-74s %s\n' "  rounds (worker emails/s of wrk's emails/s)" \
   "$(for i in "${!rates[@]}"; do printf '%s/%s=%s ' "${rates[$i]}" "${raws[$i]}" "${fractions[$i]}"; done)"
+printf '%-74s %9s ms\n' "  one 500-row claim (batch mode) from a queue of ${QUEUE_BENCH_DEEP_ROWS:-1000000} due rows, median" "$deep_ms"
 printf '%-74s %9.0f/s %10s\n' "verified webhook ingest, 8 clients, fsync on: Stripe" "$stripe" ">= 5,000"
 printf '%-74s %9.0f/s %10s\n' "verified webhook ingest, 8 clients, fsync on: Resend" "$resend" ">= 5,000"
 printf '%-74s %9.0f/s\n' "  a one-row durable insert, 8 clients, the same disk" "$floor"
