@@ -199,19 +199,6 @@ BEGIN
 END
 $$;
 
--- An event's recipients ("to": an address or an array; "Name <addr>" or addr), lower-cased,
--- distinct, at most 50. SQL, inlined into the query that reads it.
-CREATE FUNCTION crm._event_recipients(recipients jsonb) RETURNS SETOF text
-LANGUAGE sql IMMUTABLE PARALLEL SAFE
-AS $$
-    SELECT DISTINCT lower(coalesce(substring(r FROM '<([^>]+)>'), trim(r)))
-    FROM jsonb_array_elements_text(CASE jsonb_typeof($1)
-                                       WHEN 'array' THEN $1
-                                       WHEN 'string' THEN jsonb_build_array($1)
-                                       ELSE '[]'::jsonb END) r
-    LIMIT 50
-$$;
-
 -- Resend email events → email_analytics, one row per recipient, linked to the queue row whose
 -- provider message id matches (and so to its account). Hard bounces and complaints put the
 -- address on that account's suppression list.
@@ -235,6 +222,7 @@ DECLARE
     q      record;
     at     timestamptz;
     detail jsonb;
+    rcpt   text[];
 BEGIN
     IF kind IS NULL OR msg IS NULL THEN
         RETURN 'ignored';
@@ -248,17 +236,20 @@ BEGIN
     SELECT id, account_id INTO q FROM crm.email_queue
     WHERE metadata ->> 'provider_message_id' = msg LIMIT 1;
 
+    -- (at most 50, as written: lower-cased here, the same lower() as the suppression list's;
+    -- an address repeated in another case is then a conflict, skipped)
+    rcpt := crm._event_recipients(d -> 'to');
     INSERT INTO crm.email_analytics (message_id, recipient_email, event, "timestamp", data,
                                      ip_address, user_agent, queue_item_id, account_id)
-    SELECT msg, r.email, kind, at, d - 'to',
+    SELECT msg, lower(r.email), kind, at, d - 'to',
            crm._try_inet(detail ->> 'ipAddress'), left(detail ->> 'userAgent', 1000), q.id, q.account_id
-    FROM crm._event_recipients(d -> 'to') r(email)
+    FROM unnest(rcpt) r(email)
     ON CONFLICT (message_id, recipient_email, event, "timestamp") DO NOTHING;
 
     IF q.account_id IS NOT NULL
        AND (kind = 'complained' OR (kind = 'bounced' AND coalesce(d -> 'bounce' ->> 'type', 'Permanent') <> 'Transient')) THEN
         INSERT INTO crm.email_suppressions (account_id, email, reason, event_id)
-        SELECT q.account_id, r.email, kind, event_id FROM crm._event_recipients(d -> 'to') r(email)
+        SELECT q.account_id, lower(r.email), kind, event_id FROM unnest(rcpt) r(email)
         ON CONFLICT (account_id, email) DO NOTHING;
     END IF;
     RETURN 'processed';

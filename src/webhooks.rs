@@ -184,3 +184,20 @@ fn _verify_webhook(provider: &str, headers: JsonbArg, body: &str) -> Option<Stri
         }
     }
 }
+
+/// The recipients of a Resend event's `data.to`, for `crm._apply_resend_event`
+/// (`crm_core::integrations::resend::event_recipients`: the address in angle brackets, distinct,
+/// at most 50; lower-cased there, in SQL). A function, so PL/pgSQL evaluates it as a simple
+/// expression: as an inlined SQL query it was planned with every delivery.
+#[pg_extern(immutable, parallel_safe)]
+fn _event_recipients(to: Option<JsonbArg>) -> Vec<String> {
+    let Some(to) = to else {
+        return Vec::new();
+    };
+    let to = to.parse(
+        "to",
+        guc::WEBHOOK_MAX_BODY.get().max(0) as usize,
+        "crm.webhooks",
+    );
+    crm_core::integrations::resend::event_recipients(&to)
+}

@@ -1,5 +1,6 @@
-//! Resend's API, as data: the JSON of `POST /emails` and `POST /emails/batch`, and the message
-//! ids in their answers. (The HTTP call itself is in the SQL shell's provider module.)
+//! Resend's API, as data: the JSON of `POST /emails` and `POST /emails/batch`, the message ids
+//! in their answers, and the recipients of its webhook events. (The HTTP call itself is in the
+//! SQL shell's provider module.)
 //! <https://resend.com/docs/api-reference/emails/send-email>
 
 use crate::email::Outgoing;
@@ -70,9 +71,83 @@ pub fn batch_message_ids(body: &str) -> Option<Vec<Option<String>>> {
     )
 }
 
+/// The most recipients an event is recorded for.
+pub const MAX_EVENT_RECIPIENTS: usize = 50;
+
+/// The recipients of a webhook event's `data.to` (an address or an array of them, each
+/// `addr` or `Name <addr>`): the address in the first non-empty angle brackets, else the text
+/// trimmed of spaces; distinct, in order, at most [`MAX_EVENT_RECIPIENTS`]. Not lower-cased:
+/// SQL's `lower()` does that, as it does for the suppression list the addresses are matched
+/// against. A non-string element counts as its JSON text; a null is skipped.
+pub fn event_recipients(to: &Value) -> Vec<String> {
+    let items: Vec<&Value> = match to {
+        Value::Array(a) => a.iter().collect(),
+        Value::String(_) => vec![to],
+        _ => Vec::new(),
+    };
+    let mut out: Vec<String> = Vec::new();
+    for item in items {
+        let text = match item {
+            Value::Null => continue,
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        let addr = bracketed(&text)
+            .unwrap_or_else(|| text.trim_matches(' '))
+            .to_string();
+        if !out.contains(&addr) {
+            out.push(addr);
+            if out.len() == MAX_EVENT_RECIPIENTS {
+                break;
+            }
+        }
+    }
+    out
+}
+
+/// What `substring(s FROM '<([^>]+)>')` finds: the text after the first `<` that a `>`
+/// follows with something in between.
+fn bracketed(s: &str) -> Option<&str> {
+    let mut from = 0;
+    while let Some(open) = s[from..].find('<').map(|i| from + i) {
+        let close = open + 1 + s[open + 1..].find('>')?;
+        if close > open + 1 {
+            return Some(&s[open + 1..close]);
+        }
+        from = open + 1;
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn event_recipients_as_sql_substring_and_trim_find_them() {
+        let r = |v: Value| event_recipients(&v);
+        assert_eq!(r(json!("a@x.io")), vec!["a@x.io"]);
+        assert_eq!(r(json!("  John <John@X.io>  ")), vec!["John@X.io"]);
+        assert_eq!(
+            r(json!([
+                "a@x.io",
+                " a@x.io ",
+                "B <b@x.io>",
+                null,
+                "c<>d<e@x.io>"
+            ])),
+            vec!["a@x.io", "b@x.io", "e@x.io"]
+        );
+        assert_eq!(r(json!(["x<a<b>y"])), vec!["a<b"]);
+        assert_eq!(
+            r(json!(["<>", "no close <here"])),
+            vec!["<>", "no close <here"]
+        );
+        assert_eq!(r(json!({"to": "a@x.io"})), Vec::<String>::new());
+        assert_eq!(r(json!(null)), Vec::<String>::new());
+        let many: Vec<String> = (0..80).map(|i| format!("r{i}@x.io")).collect();
+        assert_eq!(r(json!(many)).len(), MAX_EVENT_RECIPIENTS);
+    }
 
     fn sample() -> Outgoing {
         Outgoing {
