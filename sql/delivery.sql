@@ -535,6 +535,29 @@ BEGIN
 END
 $$;
 
+-- When the next email is due (a pending or scheduled row, or an expired lease): the worker's
+-- idle sleep. The earliest due time per priority, each one probe of the claim index (priority
+-- DESC, next_attempt_at), the priorities walked one by one (at most 2,001: -1000..1000).
+CREATE FUNCTION crm._next_email_due() RETURNS timestamptz
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH RECURSIVE priorities AS (
+        (SELECT q.priority FROM crm.email_queue q
+         WHERE q.status IN ('pending', 'scheduled') ORDER BY q.priority DESC LIMIT 1)
+        UNION ALL
+        SELECT (SELECT q.priority FROM crm.email_queue q
+                WHERE q.status IN ('pending', 'scheduled') AND q.priority < p.priority
+                ORDER BY q.priority DESC LIMIT 1)
+        FROM priorities p WHERE p.priority IS NOT NULL
+    )
+    SELECT least((SELECT min((SELECT q.next_attempt_at FROM crm.email_queue q
+                              WHERE q.status IN ('pending', 'scheduled') AND q.priority = p.priority
+                              ORDER BY q.next_attempt_at LIMIT 1))
+                  FROM priorities p WHERE p.priority IS NOT NULL),
+                 (SELECT min(locked_until) FROM crm.email_queue WHERE status = 'processing'))
+$$;
+
 -- Record what the providers answered: [{id, outcome: sent|retry|failed|release,
 -- provider_message_id, subject (as sent), error, after_seconds}]. Only rows still 'processing'
 -- change. 'release': given back unsent (the sender stopped, or its turn ended): due at once,

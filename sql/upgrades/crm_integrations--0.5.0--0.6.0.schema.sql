@@ -163,3 +163,6 @@ DROP TRIGGER touch_updated_at ON crm.email_queue;
 DROP INDEX crm.email_queue_send_key_idx;
 CREATE INDEX email_queue_send_key_idx ON crm.email_queue (send_key)
     WHERE send_key IS NOT NULL AND status IN ('pending', 'scheduled');
+-- The claim and the worker's next-due time read the claim index; the index on next_attempt_at
+-- alone cost every queued row an entry.
+DROP INDEX crm.email_queue_due_idx;

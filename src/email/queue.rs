@@ -121,9 +121,7 @@ impl Queue for EmailQueue {
 
     fn next_due_secs(&self) -> Option<f64> {
         Spi::get_one::<f64>(
-            "SELECT extract(epoch FROM least(
-                 (SELECT min(next_attempt_at) FROM crm.email_queue WHERE status IN ('pending', 'scheduled')),
-                 (SELECT min(locked_until) FROM crm.email_queue WHERE status = 'processing')) - clock_timestamp())::float8",
+            "SELECT extract(epoch FROM crm._next_email_due() - clock_timestamp())::float8",
         )
         .ok()
         .flatten()
