@@ -379,8 +379,9 @@ REVOKE ALL ON FUNCTION crm.purge_email_queue(interval, integer) FROM PUBLIC;
 -- reclaimed only while attempts < max_attempts, and failed otherwise (so a row that kills
 -- its sender cannot loop forever).
 --
--- PL/pgSQL, not SQL: a SQL function's statement is parsed and planned again at every call
--- (2-3 ms of a 500-row claim), PL/pgSQL keeps its plan for the worker's session.
+-- PL/pgSQL, not SQL: a SQL function's statement is parsed and planned again at every call,
+-- and without its arguments' values (its LIMIT $1 then estimated at a tenth of the queue: on
+-- a backlog of 1,000,000 rows a 500-row claim took 110-130 ms); PL/pgSQL plans it with them.
 CREATE FUNCTION crm._claim_emails(max_items integer, lease_seconds double precision, batch_mode boolean DEFAULT false)
 RETURNS json
 LANGUAGE plpgsql VOLATILE

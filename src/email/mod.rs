@@ -106,9 +106,10 @@ fn non_empty_object(m: serde_json::Map<String, serde_json::Value>) -> Option<Jso
 /// named after the queue's (`scheduled_at` as text, cast in SQL); the JSON columns are NULL
 /// when empty, so the common message (no variables, headers, attachments or metadata) builds
 /// no jsonb at all.
-// (pgrx reads the row type from the signature itself: it cannot be a type alias)
+// (pgrx reads the row type from the signature itself: it cannot be a type alias; volatile, as
+// gen_random_uuid() is: every call makes new ids)
 #[allow(clippy::type_complexity)]
-#[pg_extern(stable, parallel_safe)]
+#[pg_extern(volatile, parallel_safe)]
 fn _validate_email_rows(
     messages: JsonbArg,
     batch: bool,
