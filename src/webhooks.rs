@@ -194,9 +194,10 @@ fn _event_recipients(to: Option<JsonbArg>) -> Vec<String> {
     let Some(to) = to else {
         return Vec::new();
     };
+    // (the limit the error names; the body it comes from is already within crm.webhook_max_body)
     let to = to.parse(
         "to",
-        guc::WEBHOOK_MAX_BODY.get().max(0) as usize,
+        guc::MAX_JSON_ARGUMENT_BYTES.get().max(0) as usize,
         "crm.webhooks",
     );
     crm_core::integrations::resend::event_recipients(&to)

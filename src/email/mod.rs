@@ -140,15 +140,16 @@ fn _validate_email_rows(
         name!(idempotency_key, Option<String>),
     ),
 > {
+    let now = Utc::now();
     let queued = if batch {
         let v = parse_batch(&messages);
-        message::validate_batch_queued(&v, &limits(), Utc::now())
+        message::validate_batch_queued(&v, &limits(), now)
     } else {
         let v = parse_message(&messages);
-        message::validate_queued(&v, &limits(), Utc::now()).map(|m| vec![m])
+        message::validate_queued(&v, &limits(), now).map(|m| vec![m])
     }
     .unwrap_or_else(|e| raise_invalid(&e));
-    let now_ms = u64::try_from(Utc::now().timestamp_millis()).unwrap_or(0);
+    let now_ms = u64::try_from(now.timestamp_millis()).unwrap_or(0);
     let ids: Vec<pgrx::Uuid> = ROW_IDS.with_borrow_mut(|ids| {
         queued
             .iter()
