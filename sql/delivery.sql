@@ -146,9 +146,11 @@ AS $$
 DECLARE
     caller   uuid := crm.current_account_id();
     ids      uuid[];
-    accts    uuid[];
-    keys     text[];
     inserted bigint;
+    -- keyed messages not inserted (their key was queued before): positions, accounts, keys
+    old_ords int[];
+    old_accts uuid[];
+    old_keys text[];
 BEGIN
     IF messages IS NULL THEN
         RAISE EXCEPTION '%: required', CASE WHEN batch IS NULL THEN 'message' ELSE 'messages' END
@@ -190,18 +192,17 @@ BEGIN
         FROM (SELECT v.ord, v.acct, lower(unnest(v.to_addresses || v.cc || v.bcc)) AS addr FROM v WHERE v.acct IS NOT NULL) r
         JOIN crm.email_suppressions s ON s.account_id = r.acct AND s.email = r.addr
         GROUP BY r.ord
-    ), ordered AS (
-        SELECT v.*, c.tpl_id, c.tpl_subject, c.prov, c.prov_email, c.sender, b.email AS blocked, p.problem,
-               -- WindowAgg reads every row before it returns one: the first refused message
-               -- (in the caller's order) is known before anything is inserted
-               min(v.ord) FILTER (WHERE p.problem IS NOT NULL) OVER () AS first_refused
+    ), checked AS (
+        -- what the checks found for each message. Narrow: the messages themselves stay in v
+        -- (each copy of a row between plan nodes costs a tuple per column).
+        SELECT v.ord, c.tpl_id, c.tpl_subject, c.prov, c.sender, b.email AS blocked, p.problem
         FROM v
         LEFT JOIN sender c ON c.acct = v.acct AND c.template_name IS NOT DISTINCT FROM v.template_name
                           AND c.provider IS NOT DISTINCT FROM v.provider AND c.from_email IS NOT DISTINCT FROM v.from_email
         LEFT JOIN blocked b ON b.ord = v.ord
         -- the first check the message fails: 1 account not the caller's, 2 no account,
         -- 3 unknown template, 4 suppressed recipient, 5 provider switched off, 6 no mailbox,
-        -- 7 sender not verified (crm._enqueue_refuse raises the first refused message's)
+        -- 7 sender not verified
         CROSS JOIN LATERAL (SELECT CASE WHEN v.account_id IS NOT NULL AND v.acct IS NULL THEN 1
                                         WHEN v.acct IS NULL THEN 2
                                         WHEN v.template_name IS NOT NULL AND c.tpl_id IS NULL THEN 3
@@ -209,51 +210,62 @@ BEGIN
                                         WHEN v.provider IS NOT NULL AND NOT crm.email_provider_available(v.provider) THEN 5
                                         WHEN v.provider IN ('gmail', 'microsoft') AND c.prov_email IS NULL THEN 6
                                         WHEN NOT c.allowed THEN 7 END AS problem) p
+    ), refused AS (
+        -- the first refused message in the caller's order. Both inserts read it (an InitPlan,
+        -- run before their first row), so it is known before anything is inserted; that
+        -- message's row then raises its refusal (crm._enqueue_refuse), and no other is queued.
+        SELECT min(ord) AS ord FROM checked WHERE problem IS NOT NULL
     ), plain AS (
         INSERT INTO crm.email_queue (
             id, account_id, recipient_email, recipient_name, to_addresses, cc, bcc, subject, html_content, text_content,
             template_id, template_variables, from_email, reply_to, headers, attachments, status, scheduled_at,
             next_attempt_at, priority, provider, metadata, idempotency_key, max_attempts, batch_id)
-        SELECT o.new_id, o.acct, o.to_addresses[1], o.recipient_name, o.to_addresses, o.cc, o.bcc,
-               coalesce(o.subject, o.tpl_subject), o.html_content, o.text_content,
-               o.tpl_id, coalesce(o.template_variables, '{}'), o.sender, o.reply_to,
+        SELECT o.new_id, o.acct, o.to_addresses[1], o.recipient_name, o.to_addresses, coalesce(o.cc, '{}'), coalesce(o.bcc, '{}'),
+               coalesce(o.subject, k.tpl_subject), o.html_content, o.text_content,
+               k.tpl_id, coalesce(o.template_variables, '{}'), k.sender, o.reply_to,
                coalesce(o.headers, '{}'), coalesce(o.attachments, '[]'),
                CASE WHEN o.scheduled_at::timestamptz > now() THEN 'scheduled' ELSE 'pending' END,
                o.scheduled_at::timestamptz, coalesce(o.scheduled_at::timestamptz, now()),
-               o.priority, o.prov, coalesce(o.metadata, '{}'), NULL, o.max_attempts, batch
-        FROM ordered o
-        WHERE o.idempotency_key IS NULL AND CASE WHEN o.first_refused IS NULL THEN true
-                                                   WHEN o.ord = o.first_refused
-                                                   THEN crm._enqueue_refuse(o.problem, o.template_name, o.blocked, o.provider, o.sender)
-                                                   ELSE false END
+               o.priority, k.prov, coalesce(o.metadata, '{}'), NULL, o.max_attempts, batch
+        FROM v o JOIN checked k ON k.ord = o.ord
+        WHERE o.idempotency_key IS NULL
+          AND CASE WHEN (SELECT ord FROM refused) IS NULL THEN true
+                   WHEN o.ord = (SELECT ord FROM refused)
+                   THEN crm._enqueue_refuse(k.problem, o.template_name, k.blocked, o.provider, k.sender)
+                   ELSE false END
     ), keyed AS (
         INSERT INTO crm.email_queue (
             id, account_id, recipient_email, recipient_name, to_addresses, cc, bcc, subject, html_content, text_content,
             template_id, template_variables, from_email, reply_to, headers, attachments, status, scheduled_at,
             next_attempt_at, priority, provider, metadata, idempotency_key, max_attempts, batch_id)
-        SELECT o.new_id, o.acct, o.to_addresses[1], o.recipient_name, o.to_addresses, o.cc, o.bcc,
-               coalesce(o.subject, o.tpl_subject), o.html_content, o.text_content,
-               o.tpl_id, coalesce(o.template_variables, '{}'), o.sender, o.reply_to,
+        SELECT o.new_id, o.acct, o.to_addresses[1], o.recipient_name, o.to_addresses, coalesce(o.cc, '{}'), coalesce(o.bcc, '{}'),
+               coalesce(o.subject, k.tpl_subject), o.html_content, o.text_content,
+               k.tpl_id, coalesce(o.template_variables, '{}'), k.sender, o.reply_to,
                coalesce(o.headers, '{}'), coalesce(o.attachments, '[]'),
                CASE WHEN o.scheduled_at::timestamptz > now() THEN 'scheduled' ELSE 'pending' END,
                o.scheduled_at::timestamptz, coalesce(o.scheduled_at::timestamptz, now()),
-               o.priority, o.prov, coalesce(o.metadata, '{}'), o.idempotency_key, o.max_attempts, batch
-        FROM ordered o
-        WHERE o.idempotency_key IS NOT NULL AND CASE WHEN o.first_refused IS NULL THEN true
-                                                   WHEN o.ord = o.first_refused
-                                                   THEN crm._enqueue_refuse(o.problem, o.template_name, o.blocked, o.provider, o.sender)
-                                                   ELSE false END
+               o.priority, k.prov, coalesce(o.metadata, '{}'), o.idempotency_key, o.max_attempts, batch
+        FROM v o JOIN checked k ON k.ord = o.ord
+        WHERE o.idempotency_key IS NOT NULL
+          AND CASE WHEN (SELECT ord FROM refused) IS NULL THEN true
+                   WHEN o.ord = (SELECT ord FROM refused)
+                   THEN crm._enqueue_refuse(k.problem, o.template_name, k.blocked, o.provider, k.sender)
+                   ELSE false END
         -- of messages repeating a key, the first in the caller's order is the one queued
         ORDER BY o.ord
         ON CONFLICT (account_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
         RETURNING id
     )
     -- an unkeyed message is its new row; a keyed one is, unless the key was queued before
+    -- (those are looked up below; without ORDER BY, aggregates of one query see its rows in
+    -- the same order, so the three arrays stay aligned)
     SELECT array_agg(CASE WHEN o.idempotency_key IS NULL THEN o.new_id ELSE k.id END ORDER BY o.ord),
-           array_agg(o.acct ORDER BY o.ord), array_agg(o.idempotency_key ORDER BY o.ord),
-           count(*) FILTER (WHERE o.idempotency_key IS NULL OR k.id IS NOT NULL)
-    INTO ids, accts, keys, inserted
-    FROM ordered o LEFT JOIN keyed k ON k.id = o.new_id;
+           count(*) FILTER (WHERE o.idempotency_key IS NULL OR k.id IS NOT NULL),
+           array_agg(o.ord) FILTER (WHERE o.idempotency_key IS NOT NULL AND k.id IS NULL),
+           array_agg(o.acct) FILTER (WHERE o.idempotency_key IS NOT NULL AND k.id IS NULL),
+           array_agg(o.idempotency_key) FILTER (WHERE o.idempotency_key IS NOT NULL AND k.id IS NULL)
+    INTO ids, inserted, old_ords, old_accts, old_keys
+    FROM v o LEFT JOIN keyed k ON k.id = o.new_id;
 
     IF inserted > 0 THEN
         PERFORM crm._wake_email_worker_on_commit();
@@ -261,10 +273,13 @@ BEGIN
     -- A message whose idempotency key was queued before (or earlier in this batch) is answered
     -- with that row. A new statement, so a row committed by a concurrent enqueue of the same
     -- key (which ON CONFLICT waited for) is seen.
-    RETURN QUERY
-    SELECT coalesce(x.id, (SELECT q.id FROM crm.email_queue q WHERE q.account_id = x.acct AND q.idempotency_key = x.key))
-    FROM unnest(ids, accts, keys) WITH ORDINALITY x(id, acct, key, n)
-    ORDER BY x.n;
+    IF old_ords IS NOT NULL THEN
+        SELECT array_agg(coalesce(q.id, x.id) ORDER BY x.n) INTO ids
+        FROM unnest(ids) WITH ORDINALITY x(id, n)
+        LEFT JOIN unnest(old_ords, old_accts, old_keys) o(n, acct, key) ON o.n = x.n
+        LEFT JOIN crm.email_queue q ON q.account_id = o.acct AND q.idempotency_key = o.key;
+    END IF;
+    RETURN QUERY SELECT x.id FROM unnest(ids) WITH ORDINALITY x(id, n) ORDER BY x.n;
 END
 $$;
 

@@ -1,10 +1,17 @@
-//! `jsonb` arguments received as text and parsed here, so that a bad one is a clean ERROR.
+//! `jsonb` arguments read here, so that a bad one is a clean ERROR.
 //!
-//! pgrx's own `JsonB` argument parses with serde_json and panics when that fails; serde_json
-//! refuses nesting deeper than 128 levels, which Postgres' jsonb accepts, so any caller could
-//! turn `'[[[[…]]]]'` into an internal error (XX000). [`JsonbArg`] is declared `jsonb` in SQL
-//! like `JsonB`, but keeps the text; [`JsonbArg::parse`] raises 22023 (or 54000 when it is
-//! over the size limit) naming the argument.
+//! pgrx's own `JsonB` argument prints the value with `jsonb_out` and parses that text with
+//! serde_json, panicking when serde_json refuses it; serde_json refuses nesting deeper than
+//! 128 levels, which Postgres' jsonb accepts, so any caller could turn `'[[[[…]]]]'` into an
+//! internal error (XX000). [`JsonbArg`] is declared `jsonb` in SQL like `JsonB`;
+//! [`JsonbArg::parse`] raises 22023 (or 54000 when it is over the size limit) naming the
+//! argument.
+//!
+//! It reads jsonb's binary form directly ([`binary_to_value`]): printing a batch of messages as
+//! text only to parse that text again was 7 % of an enqueue's instructions. The limits keep
+//! their meaning (bytes of the text `jsonb_out` would print, counted exactly), and whatever the
+//! binary reading declines (a value over the limit, nesting serde_json would refuse, a number
+//! serde_json cannot hold) takes the text path, whose errors are the documented ones.
 
 use crate::errors::raise;
 use pgrx::callconv::{Arg, ArgAbi};
@@ -14,11 +21,11 @@ use pgrx::pgrx_sql_entity_graph::metadata::{
 };
 use pgrx::prelude::*;
 use pgrx::{direct_function_call, FromDatum};
-use serde_json::Value;
+use serde_json::{Map, Value};
 use std::ffi::CStr;
 
-/// The text of a `jsonb` argument (as `jsonb_out` writes it).
-pub struct JsonbArg(pub String);
+/// A `jsonb` argument: its detoasted value, valid for the function call that received it.
+pub struct JsonbArg(*mut pg_sys::Jsonb);
 
 impl FromDatum for JsonbArg {
     unsafe fn from_polymorphic_datum(
@@ -29,18 +36,11 @@ impl FromDatum for JsonbArg {
         if is_null {
             return None;
         }
-        // SAFETY: the datum is a jsonb (the SQL signature says so); jsonb_out returns a
-        // palloc'd C string that we copy and free, as pgrx's JsonB does.
+        // SAFETY: the datum is a jsonb (the SQL signature says so); detoasting gives the
+        // 4-byte-header form the jsonb functions read, in the call's memory context.
         unsafe {
-            let varlena = datum.cast_mut_ptr();
-            let detoasted = pg_sys::pg_detoast_datum_packed(varlena);
-            let cstr = direct_function_call::<&CStr>(pg_sys::jsonb_out, &[Some(detoasted.into())])?;
-            let text = cstr.to_string_lossy().into_owned();
-            pg_sys::pfree(cstr.as_ptr() as *mut std::ffi::c_void);
-            if detoasted != varlena {
-                pg_sys::pfree(detoasted as *mut std::ffi::c_void);
-            }
-            Some(JsonbArg(text))
+            let detoasted = pg_sys::pg_detoast_datum(datum.cast_mut_ptr());
+            Some(JsonbArg(detoasted.cast()))
         }
     }
 }
@@ -71,18 +71,51 @@ unsafe impl SqlTranslatable for JsonbArg {
 }
 
 impl JsonbArg {
+    /// The text `jsonb_out` prints for it.
+    pub fn text(&self) -> String {
+        // SAFETY: a detoasted jsonb (FromDatum above); jsonb_out returns a palloc'd C string,
+        // copied here and freed.
+        unsafe {
+            let cstr = direct_function_call::<&CStr>(
+                pg_sys::jsonb_out,
+                &[Some(pg_sys::Datum::from(self.0))],
+            )
+            .expect("jsonb_out returns a string");
+            let text = cstr.to_string_lossy().into_owned();
+            pg_sys::pfree(cstr.as_ptr() as *mut std::ffi::c_void);
+            text
+        }
+    }
+
     /// The value, or ERROR 54000 when its text is over `max_bytes`, 22023 when serde_json
     /// cannot take it (nested too deeply), naming `what`.
     pub fn parse(&self, what: &str, max_bytes: usize, domain: &'static str) -> Value {
-        if self.0.len() > max_bytes {
+        // SAFETY: a detoasted jsonb (FromDatum above), alive for this call.
+        let read = unsafe { binary_to_value(&mut (*self.0).root, max_bytes) };
+        if let Some((value, text_len)) = read {
+            // Tests run a debug build: there every argument is also read the text way, so the
+            // whole suite checks that the two readings agree.
+            if cfg!(debug_assertions) {
+                let text = self.text();
+                assert_eq!(text_len, text.len(), "text length of jsonb {text}");
+                assert_eq!(
+                    Some(&value),
+                    parse_json_text(&text).ok().as_ref(),
+                    "value of jsonb {text}"
+                );
+            }
+            return value;
+        }
+        let text = self.text();
+        if text.len() > max_bytes {
             raise(
                 PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
-                format!("{what}: {} bytes of JSON exceed the limit of {max_bytes} (crm.max_json_argument_bytes)", self.0.len()),
+                format!("{what}: {} bytes of JSON exceed the limit of {max_bytes} (crm.max_json_argument_bytes)", text.len()),
                 None,
                 domain,
             );
         }
-        parse_json_text(&self.0).unwrap_or_else(|e| {
+        parse_json_text(&text).unwrap_or_else(|e| {
             raise(
                 PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
                 format!("{what}: {e}"),
@@ -90,6 +123,202 @@ impl JsonbArg {
                 domain,
             )
         })
+    }
+}
+
+/// Deeper than this the binary reading declines (serde_json, which the text path uses, refuses
+/// 128 levels; the text path then gives its error).
+const MAX_BINARY_DEPTH: usize = 120;
+
+/// A container being read.
+enum Open {
+    Array(Vec<Value>),
+    /// the object so far, and the key whose value comes next
+    Object(Map<String, Value>, Option<String>),
+}
+
+/// `root` as the `Value` serde_json parses from its `jsonb_out` text, and that text's length
+/// in bytes, counted as `jsonb_out` prints it (`", "` between items, `": "` after a key,
+/// strings escaped as `escape_json` does, numbers as `numeric_out` writes them). None when
+/// the text would be over `max_bytes`, when nesting reaches [`MAX_BINARY_DEPTH`], or for a
+/// number serde_json cannot hold.
+///
+/// # Safety
+/// `root` is the root container of a detoasted jsonb that outlives the call.
+unsafe fn binary_to_value(
+    root: *mut pg_sys::JsonbContainer,
+    max_bytes: usize,
+) -> Option<(Value, usize)> {
+    use pg_sys::JsonbIteratorToken::*;
+    // SAFETY: per the function's contract; JsonbIteratorNext fills `item` for each token, and
+    // only the union field its token and type name is read.
+    unsafe {
+        let mut it = pg_sys::JsonbIteratorInit(root);
+        let mut item: pg_sys::JsonbValue = std::mem::zeroed();
+        let mut open: Vec<Open> = Vec::new();
+        let mut len = 0usize;
+        let mut first = true; // no ", " before the next item
+        let mut raw_scalar = false; // a top-level scalar: printed without brackets
+        let mut done = None;
+        let mut tokens = 0u32;
+        loop {
+            let token = pg_sys::JsonbIteratorNext(&mut it, &mut item, false);
+            let closed = match token {
+                WJB_DONE => break,
+                WJB_BEGIN_ARRAY | WJB_BEGIN_OBJECT => {
+                    if !first {
+                        len += 2;
+                    }
+                    first = true;
+                    if open.len() >= MAX_BINARY_DEPTH {
+                        return None;
+                    }
+                    if token == WJB_BEGIN_OBJECT {
+                        len += 1;
+                        open.push(Open::Object(Map::new(), None));
+                    } else {
+                        let array = item.val.array;
+                        if array.rawScalar {
+                            raw_scalar = true;
+                        } else {
+                            len += 1;
+                        }
+                        open.push(Open::Array(Vec::with_capacity(
+                            usize::try_from(array.nElems).unwrap_or(0),
+                        )));
+                    }
+                    None
+                }
+                WJB_KEY => {
+                    if !first {
+                        len += 2;
+                    }
+                    first = true;
+                    let key = string_of(&item, &mut len);
+                    len += 2;
+                    match open.last_mut() {
+                        Some(Open::Object(_, pending)) => *pending = Some(key),
+                        _ => return None,
+                    }
+                    None
+                }
+                WJB_VALUE => {
+                    first = false;
+                    Some(scalar_of(&item, &mut len)?)
+                }
+                WJB_ELEM => {
+                    if !first {
+                        len += 2;
+                    }
+                    first = false;
+                    Some(scalar_of(&item, &mut len)?)
+                }
+                WJB_END_ARRAY | WJB_END_OBJECT => {
+                    first = false;
+                    match open.pop()? {
+                        Open::Array(mut items) if raw_scalar && open.is_empty() => {
+                            Some(items.pop()?)
+                        }
+                        Open::Array(items) => {
+                            len += 1;
+                            Some(Value::Array(items))
+                        }
+                        Open::Object(map, _) => {
+                            len += 1;
+                            Some(Value::Object(map))
+                        }
+                    }
+                }
+                _ => return None,
+            };
+            if len > max_bytes {
+                return None;
+            }
+            if let Some(value) = closed {
+                match open.last_mut() {
+                    None => done = Some(value),
+                    Some(Open::Array(items)) => items.push(value),
+                    Some(Open::Object(map, pending)) => {
+                        map.insert(pending.take()?, value);
+                    }
+                }
+            }
+            tokens = tokens.wrapping_add(1);
+            if tokens % 4096 == 0 {
+                pgrx::check_for_interrupts!();
+            }
+        }
+        done.map(|value| (value, len))
+    }
+}
+
+/// A string item (a key or a value), adding its escaped text's length to `len`.
+///
+/// # Safety
+/// `item` is a jbvString filled by JsonbIteratorNext.
+unsafe fn string_of(item: &pg_sys::JsonbValue, len: &mut usize) -> String {
+    // SAFETY: per the contract, `val` points at `len` bytes inside the jsonb.
+    let bytes = unsafe {
+        let s = item.val.string;
+        std::slice::from_raw_parts(s.val as *const u8, usize::try_from(s.len).unwrap_or(0))
+    };
+    // (most strings have nothing to escape: count those bytes in one pass, which vectorizes)
+    let special = bytes.iter().fold(false, |any, &b| {
+        any | (b < 0x20) | (b == b'"') | (b == b'\\')
+    });
+    *len += 2 + if !special {
+        bytes.len()
+    } else {
+        bytes.iter().map(|&b| escaped_len(b)).sum::<usize>()
+    };
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// How many bytes `escape_json` writes for one byte of a string.
+fn escaped_len(b: u8) -> usize {
+    match b {
+        b'"' | b'\\' | 0x08 | 0x0c | b'\n' | b'\r' | b'\t' => 2,
+        0..=0x1f => 6, // \u00XX
+        _ => 1,
+    }
+}
+
+/// A scalar item, adding its text's length to `len`; None for a number serde_json cannot hold.
+///
+/// # Safety
+/// `item` is a scalar filled by JsonbIteratorNext.
+#[allow(non_upper_case_globals)] // (bindgen names jsonb's value types as Postgres does)
+unsafe fn scalar_of(item: &pg_sys::JsonbValue, len: &mut usize) -> Option<Value> {
+    use pg_sys::jbvType::*;
+    // SAFETY: the union field read is the one the item's type names.
+    unsafe {
+        match item.type_ {
+            jbvNull => {
+                *len += 4;
+                Some(Value::Null)
+            }
+            jbvBool => {
+                let b = item.val.boolean;
+                *len += if b { 4 } else { 5 };
+                Some(Value::Bool(b))
+            }
+            jbvString => Some(Value::String(string_of(item, len))),
+            jbvNumeric => {
+                let cstr = direct_function_call::<&CStr>(
+                    pg_sys::numeric_out,
+                    &[Some(pg_sys::Datum::from(item.val.numeric))],
+                )?;
+                let text = cstr.to_str().ok().map(str::to_owned);
+                pg_sys::pfree(cstr.as_ptr() as *mut std::ffi::c_void);
+                let text = text?;
+                *len += text.len();
+                // as serde_json parses these digits in the text
+                serde_json::from_str::<serde_json::Number>(&text)
+                    .ok()
+                    .map(Value::Number)
+            }
+            _ => None,
+        }
     }
 }
 

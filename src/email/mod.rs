@@ -94,6 +94,11 @@ fn _validate_email_batch(messages: JsonbArg) -> JsonB {
     .unwrap_or_else(|e| raise_invalid(&e))))
 }
 
+/// NULL instead of an empty array (most messages have no cc or bcc: no array to build)
+fn non_empty(v: Vec<String>) -> Option<Vec<String>> {
+    (!v.is_empty()).then_some(v)
+}
+
 fn non_empty_object(m: serde_json::Map<String, serde_json::Value>) -> Option<JsonB> {
     (!m.is_empty()).then_some(JsonB(serde_json::Value::Object(m)))
 }
@@ -103,9 +108,9 @@ fn non_empty_object(m: serde_json::Map<String, serde_json::Value>) -> Option<Jso
 /// `crm._enqueue` inserts. The same validation and limits as `_validate_email_batch` /
 /// `_validate_email_message`. `id` is each row's new id, a UUIDv7 (`crm_core::ids`: cheaper
 /// than `gen_random_uuid()`, and the primary key grows at its right edge). Other columns are
-/// named after the queue's (`scheduled_at` as text, cast in SQL); the JSON columns are NULL
-/// when empty, so the common message (no variables, headers, attachments or metadata) builds
-/// no jsonb at all.
+/// named after the queue's (`scheduled_at` as text, cast in SQL); the JSON columns, `cc` and
+/// `bcc` are NULL when empty, so the common message (no variables, headers, attachments,
+/// metadata, cc or bcc) builds no jsonb and one array.
 // (pgrx reads the row type from the signature itself: it cannot be a type alias; volatile, as
 // gen_random_uuid() is: every call makes new ids)
 #[allow(clippy::type_complexity)]
@@ -120,8 +125,8 @@ fn _validate_email_rows(
         name!(id, pgrx::Uuid),
         name!(account_id, Option<pgrx::Uuid>),
         name!(to_addresses, Vec<String>),
-        name!(cc, Vec<String>),
-        name!(bcc, Vec<String>),
+        name!(cc, Option<Vec<String>>),
+        name!(bcc, Option<Vec<String>>),
         name!(recipient_name, Option<String>),
         name!(subject, Option<String>),
         name!(html_content, Option<String>),
@@ -166,8 +171,8 @@ fn _validate_email_rows(
                 .and_then(crm_core::ids::parse_uuid)
                 .map(pgrx::Uuid::from_bytes),
             m.to,
-            m.cc,
-            m.bcc,
+            non_empty(m.cc),
+            non_empty(m.bcc),
             m.to_name,
             m.subject,
             m.html,

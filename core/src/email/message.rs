@@ -440,10 +440,10 @@ fn int_in(
 }
 
 fn recipients(v: Option<&Value>, field: &str) -> Result<Vec<String>, Invalid> {
-    let items: Vec<&Value> = match v {
+    let items: &[Value] = match v {
         None | Some(Value::Null) => return Ok(vec![]),
-        Some(Value::String(_)) => vec![v.unwrap()],
-        Some(Value::Array(a)) => a.iter().collect(),
+        Some(one @ Value::String(_)) => std::slice::from_ref(one),
+        Some(Value::Array(a)) => a,
         Some(_) => {
             return Err(invalid(
                 field,
@@ -457,17 +457,20 @@ fn recipients(v: Option<&Value>, field: &str) -> Result<Vec<String>, Invalid> {
             format!("at most {MAX_RECIPIENTS} addresses"),
         ));
     }
-    let mut out: Vec<String> = Vec::with_capacity(items.len());
-    for (i, item) in items.iter().enumerate() {
-        let name = if matches!(v, Some(Value::Array(_))) {
+    // (the item's name is only spelled out for an error)
+    let name = |i: usize| {
+        if matches!(v, Some(Value::Array(_))) {
             format!("{field}[{i}]")
         } else {
             field.to_string()
-        };
+        }
+    };
+    let mut out: Vec<String> = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
         let s = item
             .as_str()
-            .ok_or_else(|| invalid(name.clone(), "must be a string"))?;
-        let addr = parse_mailbox(s).map_err(|r| invalid(name, r))?;
+            .ok_or_else(|| invalid(name(i), "must be a string"))?;
+        let addr = parse_mailbox(s).map_err(|r| invalid(name(i), r))?;
         if !out.contains(&addr) {
             out.push(addr);
         }
@@ -499,8 +502,10 @@ pub fn parse_mailbox(s: &str) -> Result<String, String> {
     let (_, addr) =
         split_mailbox(s).ok_or_else(|| format!("\"{}\" is not an email address", truncate(s)))?;
     if is_address(addr) {
-        let (local, domain) = addr.rsplit_once('@').expect("checked");
-        Ok(format!("{local}@{}", domain.to_ascii_lowercase()))
+        let at = addr.rfind('@').expect("checked");
+        let mut out = addr.to_string();
+        out[at + 1..].make_ascii_lowercase();
+        Ok(out)
     } else {
         Err(format!("\"{}\" is not an email address", truncate(s)))
     }
@@ -519,24 +524,25 @@ pub fn is_address(addr: &str) -> bool {
     let Some((local, domain)) = addr.rsplit_once('@') else {
         return false;
     };
-    let atext = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+/=?^_`{|}~-".contains(c);
+    // (bytes: a non-ASCII character fails these checks whichever of its bytes is looked at)
+    let atext = |c: u8| c.is_ascii_alphanumeric() || b"!#$%&'*+/=?^_`{|}~-".contains(&c);
     let local_ok = !local.is_empty()
         && local.len() <= 64
         && local
             .split('.')
-            .all(|part| !part.is_empty() && part.chars().all(atext));
-    let labels: Vec<&str> = domain.split('.').collect();
-    let domain_ok = labels.len() >= 2
-        && labels.iter().all(|l| {
-            !l.is_empty()
-                && l.len() <= 63
-                && !l.starts_with('-')
-                && !l.ends_with('-')
-                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-        })
-        && labels
-            .last()
-            .is_some_and(|tld| tld.len() >= 2 && tld.chars().all(|c| c.is_ascii_alphabetic()));
+            .all(|part| !part.is_empty() && part.bytes().all(atext));
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-')
+    };
+    let tld = domain.rsplit('.').next().unwrap_or("");
+    let domain_ok = domain.contains('.')
+        && domain.split('.').all(label_ok)
+        && tld.len() >= 2
+        && tld.bytes().all(|c| c.is_ascii_alphabetic());
     local_ok && domain_ok
 }
 

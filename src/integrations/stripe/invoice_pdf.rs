@@ -9,7 +9,8 @@ use pgrx::prelude::*;
 #[pg_extern(immutable, parallel_safe, strict)]
 fn _invoice_pdf(document: JsonbArg) -> Vec<u8> {
     // crm._invoice_document cuts every field; this bounds any other caller
-    if document.0.len() > 1024 * 1024 {
+    let document = document.text();
+    if document.len() > 1024 * 1024 {
         raise(
             PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
             "an invoice document over 1 MB",
@@ -17,7 +18,7 @@ fn _invoice_pdf(document: JsonbArg) -> Vec<u8> {
             "crm_integrations.invoice_pdf",
         );
     }
-    let invoice: Invoice = parse_json_as(&document.0).unwrap_or_else(|e| {
+    let invoice: Invoice = parse_json_as(&document).unwrap_or_else(|e| {
         raise(
             PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
             format!("invoice document: {e}"),

@@ -44,7 +44,7 @@ fn read(text: &str) -> Result<Input, String> {
 /// The best visiting order: `{order, arrivals, legs, total_travel, feasible, exact}`.
 #[pg_extern(immutable, parallel_safe, strict)]
 fn _plan_order(problem: crate::json_arg::JsonbArg) -> JsonB {
-    let input = read(&problem.0).unwrap_or_else(|e| {
+    let input = read(&problem.text()).unwrap_or_else(|e| {
         raise(
             PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
             format!("route problem: {e}"),
