@@ -195,7 +195,8 @@ BEGIN
     ), checked AS (
         -- what the checks found for each message. Narrow: the messages themselves stay in v
         -- (each copy of a row between plan nodes costs a tuple per column).
-        SELECT v.ord, c.tpl_id, c.tpl_subject, c.prov, c.sender, b.email AS blocked, p.problem
+        SELECT v.ord, v.idempotency_key IS NOT NULL AS keyed,
+               c.tpl_id, c.tpl_subject, c.prov, c.sender, b.email AS blocked, p.problem
         FROM v
         LEFT JOIN sender c ON c.acct = v.acct AND c.template_name IS NOT DISTINCT FROM v.template_name
                           AND c.provider IS NOT DISTINCT FROM v.provider AND c.from_email IS NOT DISTINCT FROM v.from_email
@@ -228,7 +229,7 @@ BEGIN
                o.scheduled_at::timestamptz, coalesce(o.scheduled_at::timestamptz, now()),
                o.priority, k.prov, coalesce(o.metadata, '{}'), NULL, o.max_attempts, batch
         FROM v o JOIN checked k ON k.ord = o.ord
-        WHERE o.idempotency_key IS NULL
+        WHERE NOT k.keyed   -- (a condition on this narrow side: the planner then hashes it, not v)
           AND CASE WHEN (SELECT ord FROM refused) IS NULL THEN true
                    WHEN o.ord = (SELECT ord FROM refused)
                    THEN crm._enqueue_refuse(k.problem, o.template_name, k.blocked, o.provider, k.sender)
@@ -246,7 +247,7 @@ BEGIN
                o.scheduled_at::timestamptz, coalesce(o.scheduled_at::timestamptz, now()),
                o.priority, k.prov, coalesce(o.metadata, '{}'), o.idempotency_key, o.max_attempts, batch
         FROM v o JOIN checked k ON k.ord = o.ord
-        WHERE o.idempotency_key IS NOT NULL
+        WHERE k.keyed
           AND CASE WHEN (SELECT ord FROM refused) IS NULL THEN true
                    WHEN o.ord = (SELECT ord FROM refused)
                    THEN crm._enqueue_refuse(k.problem, o.template_name, k.blocked, o.provider, k.sender)

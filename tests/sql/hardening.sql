@@ -2,7 +2,7 @@
 -- SQLSTATE and proof that nothing was written. Crashes, cancels and the worker are in
 -- tests/shell/hardening.sh (they need several sessions).
 BEGIN;
-SELECT plan(51);
+SELECT plan(56);
 
 INSERT INTO crm.accounts (id, name, default_from_email) VALUES
   ('0000000a-0000-0000-0000-0000000000a9', 'Attacker', 'Attacker <office@attacker.example>'),
@@ -165,6 +165,29 @@ SELECT is((SELECT is_active::text || ' ' || coalesce(last_error, '-') FROM crm.e
 SELECT crm._record_connection_updates('[{"id": "c7c7c7c7-0000-0000-0000-000000000001", "revoked": "invalid_grant"}]');
 SELECT is((SELECT is_active FROM crm.email_providers WHERE id = 'c7c7c7c7-0000-0000-0000-000000000001'), true,
           'an update that names no table changes nothing');
+
+-- jsonb arguments are read in their binary form; the size limit still counts the bytes of the
+-- text jsonb_out prints for them, exactly (escapes, separators, numbers, multi-byte letters).
+SET crm.max_json_argument_bytes = 1024;
+CREATE TEMP TABLE jsonb_probe AS
+SELECT b || jsonb_build_object('p', repeat('x', 1024 - octet_length((b || '{"p": ""}')::text))) AS exact,
+       b || jsonb_build_object('p', repeat('x', 1025 - octet_length((b || '{"p": ""}')::text))) AS over
+FROM (SELECT jsonb_build_object('v', E'tab\there "quoted" \\ \u0001 \u00e9', 'n', 1.50e30,
+                                'a', jsonb_build_array(true, false, null, '{}'::jsonb, '[]'::jsonb)) AS b) s;
+SELECT is((SELECT octet_length(exact::text) || ' ' || octet_length(over::text) FROM jsonb_probe), '1024 1025',
+          'the probes print as 1,024 and 1,025 bytes');
+SELECT is((SELECT crm.render_template('{{{v}}}|{{a.[0]}}|{{a.[1]}}', exact) FROM jsonb_probe),
+          E'tab\there "quoted" \\ \u0001 \u00e9|true|false', 'variables of exactly crm.max_json_argument_bytes are read, escapes and all');
+SELECT throws_ok($$SELECT crm.render_template('x', over) FROM jsonb_probe$$, '54000',
+                 'variables: 1025 bytes of JSON exceed the limit of 1024 (crm.max_json_argument_bytes)',
+                 'one byte over the limit: 54000, counting the bytes jsonb_out prints');
+SELECT throws_ok($$SELECT crm.enqueue_email(jsonb_build_object('to', 'x@y.example', 'subject', 's', 'text', 't', 'metadata',
+                                            jsonb_build_object('n', ('1' || repeat('0', 400))::numeric)))$$,
+                 '22023', NULL, 'a number serde_json cannot hold (10^400) is 22023');
+SELECT throws_like($$SELECT crm.enqueue_email(jsonb_build_object('to', 'x@y.example', 'subject', 's', 'text', 't', 'metadata',
+                                              jsonb_build_object('n', ('1' || repeat('0', 400))::numeric)))$$,
+                   'message: invalid JSON: number out of range%', '... with the text path''s words');
+RESET crm.max_json_argument_bytes;
 
 SELECT * FROM finish();
 ROLLBACK;
