@@ -244,7 +244,7 @@ unsafe fn binary_to_value(
                 }
             }
             tokens = tokens.wrapping_add(1);
-            if tokens % 4096 == 0 {
+            if tokens.is_multiple_of(4096) {
                 pgrx::check_for_interrupts!();
             }
         }
