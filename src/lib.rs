@@ -16,6 +16,7 @@ mod json_arg;
 mod log_redact;
 mod runtime;
 mod schema;
+mod srf;
 mod templates;
 mod vault;
 mod voice;
