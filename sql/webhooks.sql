@@ -288,10 +288,13 @@ BEGIN
                     -- ElevenLabs: one event per conversation and type (its retries repeat both)
                     WHEN 'elevenlabs' THEN coalesce(payload -> 'data' ->> 'conversation_id', md5(body)) || ':' || (payload ->> 'type')
                     ELSE delivery END;
-    ev_id := left(ev_id, 300);
     ev_type := payload ->> 'type';
     IF ev_id IS NULL OR ev_id = '' OR ev_type IS NULL OR ev_type = '' THEN
         RAISE EXCEPTION '% webhook body lacks an event id or type', p USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- (webhook_events keeps ids of up to 256 characters, types of up to 200)
+    IF length(ev_id) > 256 OR length(ev_type) > 200 THEN
+        RAISE EXCEPTION '% webhook event id over 256 characters or type over 200', p USING ERRCODE = 'invalid_parameter_value';
     END IF;
 
     -- One delivery of an event at a time: copies arriving together queue on this lock (held

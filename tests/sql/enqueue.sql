@@ -35,7 +35,7 @@ SELECT throws_ok($$SELECT crm.enqueue_email('{"to": "a@x.io", "subject": "Hi\r\n
     'message.subject: must not contain line breaks', 'header injection through the subject');
 SELECT throws_ok($$SELECT crm.enqueue_email('{"to": "a@x.io", "subject": "s", "html": "h", "tempalte": "x"}')$$, '22023',
     'message.tempalte: unknown key', 'a misspelt key is an error, not ignored');
-SELECT throws_ok($$SELECT crm.enqueue_email('[1]')$$, '22023', 'message.: the message must be a JSON object', 'not an object');
+SELECT throws_ok($$SELECT crm.enqueue_email('[1]')$$, '22023', 'message: the message must be a JSON object', 'not an object');
 SELECT throws_ok($$SELECT crm.enqueue_batch((SELECT jsonb_agg('{"to": "a@x.io", "subject": "s", "text": "t"}'::jsonb) FROM generate_series(1, 101)))$$,
     '22023', NULL, 'a batch of 101');
 SELECT throws_ok($$SELECT crm.enqueue_batch('[{"to": "a@x.io", "subject": "s", "text": "t"}, {"to": "bad"}]')$$,

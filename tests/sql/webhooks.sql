@@ -2,7 +2,7 @@
 -- rejection with its SQLSTATE and nothing written, deduplication, Stripe and Resend effects,
 -- out-of-order Stripe events, suppression, the PostgREST entry points.
 BEGIN;
-SELECT plan(61);
+SELECT plan(64);
 
 SET LOCAL crm.stripe_webhook_secret = 'whsec_test_secret';
 SET LOCAL crm.resend_webhook_secret = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
@@ -65,6 +65,10 @@ SELECT throws_ok($$SELECT crm.ingest_webhook('stripe', tests.stripe_headers('[1]
     '22023', NULL, 'signed body that is not an object: 22023');
 SELECT throws_ok($$SELECT crm.ingest_webhook('stripe', tests.stripe_headers('{"type": "x"}', 'whsec_test_secret'), '{"type": "x"}')$$,
     '22023', 'stripe webhook body lacks an event id or type', 'signed body without id: 22023');
+SELECT throws_ok(format($q$SELECT crm.ingest_webhook('stripe', tests.stripe_headers(%1$L, 'whsec_test_secret'), %1$L)$q$,
+                        json_build_object('id', 'evt_' || repeat('x', 253), 'type', 'x')),
+    '22023', 'stripe webhook event id over 256 characters or type over 200', 'signed event id of 257 characters: 22023 (was a CHECK violation)');
+SELECT is((SELECT count(*) FROM crm.webhook_events WHERE event_id LIKE 'evt\_xxx%'), 0::bigint, '... and nothing is stored');
 SELECT throws_ok($$SELECT crm.ingest_webhook('paypal', '{}', '{}')$$, '22023', 'unknown webhook provider "paypal" (expected stripe, resend or elevenlabs)', 'unknown provider: 22023');
 SELECT throws_ok($$SELECT crm.ingest_webhook('stripe', '[]', '{}')$$, '22023', 'webhook headers must be a JSON object', 'headers not an object: 22023');
 SET LOCAL crm.stripe_webhook_secret = '';
@@ -85,6 +89,9 @@ SELECT throws_ok($$SELECT crm.ingest_webhook('resend', '{"svix-id": "msg_1", "sv
 SELECT throws_ok($$SELECT crm.ingest_webhook('resend', tests.svix_headers('msg_x', '{"type":"email.sent"}', 'whsec_dGhlIHdyb25nIGtleQ=='), '{"type":"email.sent"}')$$,
     '28000', NULL, 'Resend with a wrong secret: 28000');
 SELECT is(pg_temp.events(), (SELECT n FROM before), 'no rejected webhook wrote an event');
+SELECT is(crm.ingest_webhook('stripe', tests.stripe_headers(b, 'whsec_test_secret'), b) ->> 'status', 'ignored',
+          'an event id of exactly 256 characters is taken')
+FROM (SELECT json_build_object('id', 'evt_' || repeat('y', 252), 'type', 'x')::text AS b) s;
 SELECT is((SELECT count(*) FROM crm.payments), 0::bigint, '... nor a payment');
 
 -- Stripe effects.

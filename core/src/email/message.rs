@@ -62,7 +62,12 @@ pub struct Invalid {
 
 impl fmt::Display for Invalid {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "message.{}: {}", self.field, self.reason)
+        // (a problem with the message as a whole names no field)
+        if self.field.is_empty() {
+            write!(f, "message: {}", self.reason)
+        } else {
+            write!(f, "message.{}: {}", self.field, self.reason)
+        }
     }
 }
 
@@ -655,6 +660,27 @@ fn attachments(v: Option<&Value>, limits: &Limits) -> Result<Vec<Value>, Invalid
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn errors_name_the_field_or_the_whole_message() {
+        assert_eq!(
+            invalid("", "must be a JSON object").to_string(),
+            "message: must be a JSON object"
+        );
+        assert_eq!(
+            invalid("to", "required").to_string(),
+            "message.to: required"
+        );
+        let batch = validate_batch_queued(
+            &json!([{"to": "a@b.co", "subject": "s", "text": "x"}, 3]),
+            &Limits::default(),
+            Utc::now(),
+        );
+        assert_eq!(
+            batch.unwrap_err().to_string(),
+            "message.[1]: the message must be a JSON object"
+        );
+    }
     use serde_json::json;
 
     fn now() -> DateTime<Utc> {
