@@ -183,9 +183,10 @@ unsafe fn binary_to_value(
                         } else {
                             len += 1;
                         }
-                        open.push(Open::Array(Vec::with_capacity(
-                            usize::try_from(array.nElems).unwrap_or(0),
-                        )));
+                        // (capacity capped: an array of millions of nulls is refused once
+                        // its text passes the limit, not after allocating for all of them)
+                        let n = usize::try_from(array.nElems).unwrap_or(0);
+                        open.push(Open::Array(Vec::with_capacity(n.min(1024))));
                     }
                     None
                 }
