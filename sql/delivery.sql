@@ -157,12 +157,18 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     WITH v AS MATERIALIZED (
-        SELECT v.*, v.id AS new_id,
+        -- (what the checks read first: a scan reading only these does not walk past the
+        -- messages' contents to find them)
+        SELECT v.ord,
                CASE WHEN v.account_id IS NULL THEN caller
                     WHEN v.account_id = caller THEN caller
                     -- evaluated once, and only when a message names another account
                     WHEN (SELECT crm._caller_is_privileged()) THEN v.account_id
-               END AS acct
+               END AS acct,
+               v.id AS new_id, v.idempotency_key, v.account_id, v.template_name, v.provider, v.from_email,
+               v.to_addresses, v.cc, v.bcc, v.recipient_name, v.subject, v.html_content, v.text_content,
+               v.template_variables, v.reply_to, v.headers, v.attachments, v.scheduled_at, v.priority,
+               v.max_attempts, v.metadata
         FROM crm._validate_email_rows(messages, batch IS NOT NULL) v
     ), combo AS (
         -- per distinct (account, template, provider, from): template; provider (the message's,

@@ -92,28 +92,41 @@ impl JsonbArg {
     pub fn parse(&self, what: &str, max_bytes: usize, domain: &'static str) -> Value {
         // SAFETY: a detoasted jsonb (FromDatum above), alive for this call.
         let read = unsafe { binary_to_value(&mut (*self.0).root, max_bytes) };
-        if let Some((value, text_len)) = read {
-            // Tests run a debug build: there every argument is also read the text way, so the
-            // whole suite checks that the two readings agree.
-            if cfg!(debug_assertions) {
-                let text = self.text();
-                assert_eq!(text_len, text.len(), "text length of jsonb {text}");
-                assert_eq!(
-                    Some(&value),
-                    parse_json_text(&text).ok().as_ref(),
-                    "value of jsonb {text}"
-                );
+        match read {
+            Read::Value(value, text_len) => {
+                // Tests run a debug build: there every argument is also read the text way, so
+                // the whole suite checks that the two readings agree.
+                if cfg!(debug_assertions) {
+                    let text = self.text();
+                    assert_eq!(text_len, text.len(), "text length of a jsonb argument");
+                    assert_eq!(
+                        Some(&value),
+                        parse_json_text(&text).ok().as_ref(),
+                        "value of a jsonb argument"
+                    );
+                }
+                return value;
             }
-            return value;
+            // Over the limit: its size is counted without printing it (a string of control
+            // characters prints six bytes for each of its own, past what a palloc can hold)
+            // SAFETY: as above.
+            Read::TooLong => {
+                if let Some(text_len) = unsafe { text_len(&mut (*self.0).root) } {
+                    if cfg!(debug_assertions) && text_len <= 64 << 20 {
+                        assert_eq!(
+                            text_len,
+                            self.text().len(),
+                            "text length of a jsonb argument"
+                        );
+                    }
+                    too_long(what, text_len, max_bytes, domain);
+                }
+            }
+            Read::Declined => {}
         }
         let text = self.text();
         if text.len() > max_bytes {
-            raise(
-                PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
-                format!("{what}: {} bytes of JSON exceed the limit of {max_bytes} (crm.max_json_argument_bytes)", text.len()),
-                None,
-                domain,
-            );
+            too_long(what, text.len(), max_bytes, domain);
         }
         parse_json_text(&text).unwrap_or_else(|e| {
             raise(
@@ -124,6 +137,26 @@ impl JsonbArg {
             )
         })
     }
+}
+
+/// ERROR 54000: `what`'s text is `text_len` bytes, over `max_bytes`.
+fn too_long(what: &str, text_len: usize, max_bytes: usize, domain: &'static str) -> ! {
+    raise(
+        PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+        format!("{what}: {text_len} bytes of JSON exceed the limit of {max_bytes} (crm.max_json_argument_bytes)"),
+        None,
+        domain,
+    )
+}
+
+/// What [`binary_to_value`] made of a jsonb.
+enum Read {
+    /// the value, and the length of its `jsonb_out` text
+    Value(Value, usize),
+    /// its text would be over the limit
+    TooLong,
+    /// something the text path decides (nesting, a number, a string that is not UTF-8)
+    Declined,
 }
 
 /// Deeper than this the binary reading declines (serde_json, which the text path uses, refuses
@@ -139,16 +172,41 @@ enum Open {
 
 /// `root` as the `Value` serde_json parses from its `jsonb_out` text, and that text's length
 /// in bytes, counted as `jsonb_out` prints it (`", "` between items, `": "` after a key,
-/// strings escaped as `escape_json` does, numbers as `numeric_out` writes them). None when
-/// the text would be over `max_bytes`, when nesting reaches [`MAX_BINARY_DEPTH`], or for a
-/// number serde_json cannot hold.
+/// strings escaped as `escape_json` does, numbers as `numeric_out` writes them). TooLong when
+/// the text would be over `max_bytes`; Declined when nesting reaches [`MAX_BINARY_DEPTH`], for
+/// a number serde_json cannot hold, or a string that is not UTF-8 (a database in another
+/// encoding: the text path reads it lossily, and counts what it read).
 ///
 /// # Safety
 /// `root` is the root container of a detoasted jsonb that outlives the call.
-unsafe fn binary_to_value(
+unsafe fn binary_to_value(root: *mut pg_sys::JsonbContainer, max_bytes: usize) -> Read {
+    match unsafe { read_value(root, max_bytes) } {
+        Ok(Some((value, len))) => Read::Value(value, len),
+        Ok(None) => Read::Declined,
+        Err(TooLong) => Read::TooLong,
+    }
+}
+
+/// The text reached the limit.
+struct TooLong;
+
+/// [`binary_to_value`]'s walk: Ok(None) for a value it declines.
+///
+/// # Safety
+/// As [`binary_to_value`].
+unsafe fn read_value(
     root: *mut pg_sys::JsonbContainer,
     max_bytes: usize,
-) -> Option<(Value, usize)> {
+) -> Result<Option<(Value, usize)>, TooLong> {
+    // (`?` on an Option below declines: this macro keeps those returns readable)
+    macro_rules! or_decline {
+        ($e:expr) => {
+            match $e {
+                Some(v) => v,
+                None => return Ok(None),
+            }
+        };
+    }
     use pg_sys::JsonbIteratorToken::*;
     // SAFETY: per the function's contract; JsonbIteratorNext fills `item` for each token, and
     // only the union field its token and type name is read.
@@ -171,7 +229,7 @@ unsafe fn binary_to_value(
                     }
                     first = true;
                     if open.len() >= MAX_BINARY_DEPTH {
-                        return None;
+                        return Ok(None);
                     }
                     if token == WJB_BEGIN_OBJECT {
                         len += 1;
@@ -195,30 +253,30 @@ unsafe fn binary_to_value(
                         len += 2;
                     }
                     first = true;
-                    let key = string_of(&item, &mut len);
+                    let key = or_decline!(string_of(&item, &mut len));
                     len += 2;
                     match open.last_mut() {
                         Some(Open::Object(_, pending)) => *pending = Some(key),
-                        _ => return None,
+                        _ => return Ok(None),
                     }
                     None
                 }
                 WJB_VALUE => {
                     first = false;
-                    Some(scalar_of(&item, &mut len)?)
+                    Some(or_decline!(scalar_of(&item, &mut len)))
                 }
                 WJB_ELEM => {
                     if !first {
                         len += 2;
                     }
                     first = false;
-                    Some(scalar_of(&item, &mut len)?)
+                    Some(or_decline!(scalar_of(&item, &mut len)))
                 }
                 WJB_END_ARRAY | WJB_END_OBJECT => {
                     first = false;
-                    match open.pop()? {
+                    match or_decline!(open.pop()) {
                         Open::Array(mut items) if raw_scalar && open.is_empty() => {
-                            Some(items.pop()?)
+                            Some(or_decline!(items.pop()))
                         }
                         Open::Array(items) => {
                             len += 1;
@@ -230,17 +288,17 @@ unsafe fn binary_to_value(
                         }
                     }
                 }
-                _ => return None,
+                _ => return Ok(None),
             };
             if len > max_bytes {
-                return None;
+                return Err(TooLong);
             }
             if let Some(value) = closed {
                 match open.last_mut() {
                     None => done = Some(value),
                     Some(Open::Array(items)) => items.push(value),
                     Some(Open::Object(map, pending)) => {
-                        map.insert(pending.take()?, value);
+                        map.insert(or_decline!(pending.take()), value);
                     }
                 }
             }
@@ -249,30 +307,44 @@ unsafe fn binary_to_value(
                 pgrx::check_for_interrupts!();
             }
         }
-        done.map(|value| (value, len))
+        Ok(done.map(|value| (value, len)))
     }
 }
 
-/// A string item (a key or a value), adding its escaped text's length to `len`.
+/// A string item (a key or a value), adding its escaped text's length to `len`; None when it
+/// is not UTF-8.
 ///
 /// # Safety
 /// `item` is a jbvString filled by JsonbIteratorNext.
-unsafe fn string_of(item: &pg_sys::JsonbValue, len: &mut usize) -> String {
+unsafe fn string_of(item: &pg_sys::JsonbValue, len: &mut usize) -> Option<String> {
+    let bytes = unsafe { string_bytes(item) };
+    *len += escaped_text_len(bytes);
+    std::str::from_utf8(bytes).ok().map(str::to_owned)
+}
+
+/// The bytes of a string item.
+///
+/// # Safety
+/// `item` is a jbvString filled by JsonbIteratorNext; the bytes live as long as the jsonb.
+unsafe fn string_bytes(item: &pg_sys::JsonbValue) -> &[u8] {
     // SAFETY: per the contract, `val` points at `len` bytes inside the jsonb.
-    let bytes = unsafe {
+    unsafe {
         let s = item.val.string;
         std::slice::from_raw_parts(s.val as *const u8, usize::try_from(s.len).unwrap_or(0))
-    };
+    }
+}
+
+/// The length of a string as `escape_json` prints it, quotes included.
+fn escaped_text_len(bytes: &[u8]) -> usize {
     // (most strings have nothing to escape: count those bytes in one pass, which vectorizes)
     let special = bytes.iter().fold(false, |any, &b| {
         any | (b < 0x20) | (b == b'"') | (b == b'\\')
     });
-    *len += 2 + if !special {
+    2 + if !special {
         bytes.len()
     } else {
         bytes.iter().map(|&b| escaped_len(b)).sum::<usize>()
-    };
-    String::from_utf8_lossy(bytes).into_owned()
+    }
 }
 
 /// How many bytes `escape_json` writes for one byte of a string.
@@ -303,15 +375,9 @@ unsafe fn scalar_of(item: &pg_sys::JsonbValue, len: &mut usize) -> Option<Value>
                 *len += if b { 4 } else { 5 };
                 Some(Value::Bool(b))
             }
-            jbvString => Some(Value::String(string_of(item, len))),
+            jbvString => string_of(item, len).map(Value::String),
             jbvNumeric => {
-                let cstr = direct_function_call::<&CStr>(
-                    pg_sys::numeric_out,
-                    &[Some(pg_sys::Datum::from(item.val.numeric))],
-                )?;
-                let text = cstr.to_str().ok().map(str::to_owned);
-                pg_sys::pfree(cstr.as_ptr() as *mut std::ffi::c_void);
-                let text = text?;
+                let text = numeric_text(item)?;
                 *len += text.len();
                 // as serde_json parses these digits in the text
                 serde_json::from_str::<serde_json::Number>(&text)
@@ -320,6 +386,83 @@ unsafe fn scalar_of(item: &pg_sys::JsonbValue, len: &mut usize) -> Option<Value>
             }
             _ => None,
         }
+    }
+}
+
+/// A number item as `numeric_out` prints it.
+///
+/// # Safety
+/// `item` is a jbvNumeric filled by JsonbIteratorNext.
+unsafe fn numeric_text(item: &pg_sys::JsonbValue) -> Option<String> {
+    // SAFETY: numeric_out of the item's numeric returns a palloc'd C string, copied and freed.
+    unsafe {
+        let cstr = direct_function_call::<&CStr>(
+            pg_sys::numeric_out,
+            &[Some(pg_sys::Datum::from(item.val.numeric))],
+        )?;
+        let text = cstr.to_str().ok().map(str::to_owned);
+        pg_sys::pfree(cstr.as_ptr() as *mut std::ffi::c_void);
+        text
+    }
+}
+
+/// The length of `root`'s `jsonb_out` text, counted as [`binary_to_value`] counts it but
+/// building nothing; None for a string that is not UTF-8 (the text path measures those).
+///
+/// # Safety
+/// As [`binary_to_value`].
+#[allow(non_upper_case_globals)] // (bindgen names jsonb's value types as Postgres does)
+unsafe fn text_len(root: *mut pg_sys::JsonbContainer) -> Option<usize> {
+    use pg_sys::jbvType::*;
+    use pg_sys::JsonbIteratorToken::*;
+    // SAFETY: as in read_value.
+    unsafe {
+        let mut it = pg_sys::JsonbIteratorInit(root);
+        let mut item: pg_sys::JsonbValue = std::mem::zeroed();
+        let mut len = 0usize;
+        let mut first = true;
+        let mut raw_scalar = false;
+        let mut tokens = 0u32;
+        loop {
+            let token = pg_sys::JsonbIteratorNext(&mut it, &mut item, false);
+            let separated = matches!(
+                token,
+                WJB_BEGIN_ARRAY | WJB_BEGIN_OBJECT | WJB_KEY | WJB_ELEM
+            );
+            if separated && !first {
+                len += 2;
+            }
+            match token {
+                WJB_DONE => break,
+                WJB_BEGIN_ARRAY if item.val.array.rawScalar => raw_scalar = true,
+                WJB_BEGIN_ARRAY | WJB_BEGIN_OBJECT => len += 1,
+                WJB_END_ARRAY if raw_scalar => {}
+                WJB_END_ARRAY | WJB_END_OBJECT => len += 1,
+                WJB_KEY => {
+                    let bytes = string_bytes(&item);
+                    std::str::from_utf8(bytes).ok()?;
+                    len += escaped_text_len(bytes) + 2;
+                }
+                _ => match item.type_ {
+                    // WJB_VALUE, WJB_ELEM
+                    jbvNull => len += 4,
+                    jbvBool => len += if item.val.boolean { 4 } else { 5 },
+                    jbvString => {
+                        let bytes = string_bytes(&item);
+                        std::str::from_utf8(bytes).ok()?;
+                        len += escaped_text_len(bytes);
+                    }
+                    jbvNumeric => len += numeric_text(&item)?.len(),
+                    _ => return None,
+                },
+            }
+            first = matches!(token, WJB_BEGIN_ARRAY | WJB_BEGIN_OBJECT | WJB_KEY);
+            tokens = tokens.wrapping_add(1);
+            if tokens.is_multiple_of(4096) {
+                pgrx::check_for_interrupts!();
+            }
+        }
+        Some(len)
     }
 }
 
