@@ -9,7 +9,7 @@ cd "$(dirname "$0")/../.."
 source tests/lib/tap.bash
 start_emulator "${CRM_EMULATOR_PORT_HOSTILE:-18057}"
 trap 'kill $emu_pid 2>/dev/null' EXIT
-echo "1..10"
+echo "1..12"
 A=0000000f-0000-0000-0000-0000000000f1
 B=0000000f-0000-0000-0000-0000000000f2
 UA=0000000f-0000-0000-0000-0000000000a1
@@ -78,5 +78,15 @@ bigmsg=$(python3 -c "import json; print(json.dumps({'to': 'a@b.example', 'subjec
 echo "SELECT crm.create_draft('$bigmsg')" > /tmp/hostile_draft.sql
 check "$(state "SELECT crm.sync_contacts()" anon)/$(state "SELECT crm.create_draft('{}')" anon)/$(as_a "SELECT crm.create_draft(NULL)")/$(as_a "SELECT crm.create_draft('$deep')")/$(PGOPTIONS="$PGOPTIONS -c role=authenticated -c request.jwt.claims={\"sub\":\"$UA\"}" psql -X -q -At -d "$DB" -v VERBOSITY=verbose -f /tmp/hostile_draft.sql 2>&1 | sed -n 's/^.*ERROR:  \([0-9A-Z]\{5\}\):.*/\1/p' | head -1)/$(as_a "SELECT count(*) FROM crm.sync_contacts(NULL)")/$(as_a "SELECT crm.create_draft('{\"to\": \"a@b.example\", \"subject\": \"x\", \"text\": \"x\"}')")" \
   "42501/42501/22023/22023/22023/ok/55000" "0.6.0: sync_contacts and create_draft refuse anon (42501); a NULL, 5,000-deep or 3 MB-text message 22023 (before any mailbox is looked at); an account with no mailbox 55000"
+# jsonb arguments are read from jsonb's binary form (0.6.0). A string of 50 MB of control
+# characters prints as 300 MB: refused with its exact size, counted without printing it.
+check "$(psql -X -q -At -d "$DB" -c "SELECT crm.render_template('x', jsonb_build_object('a', repeat(chr(1), 50000000)))" 2>&1 | sed -n 's/^.*ERROR:  //p')" \
+  "variables: 300000009 bytes of JSON exceed the limit of 1048576 (crm.max_json_argument_bytes)" "a 50 MB string of control characters: 54000 with its exact printed size, not an allocation error"
+# In a database whose encoding is not UTF-8 the bytes of a string are read as before (lossily),
+# and counted as before.
+psql -X -q -d "$DB" -c "DROP DATABASE IF EXISTS crm_test_sql_ascii" -c "CREATE DATABASE crm_test_sql_ascii ENCODING 'SQL_ASCII' TEMPLATE template0 LC_COLLATE 'C' LC_CTYPE 'C'" >/dev/null
+check "$(psql -X -q -At -d crm_test_sql_ascii -c "CREATE EXTENSION crm_integrations" -c "SELECT crm.render_template('[{{a}}]', convert_from('\\x7b2261223a2022e9227d'::bytea, 'SQL_ASCII')::jsonb)" -c "SET crm.max_json_argument_bytes = 1024" -c "SELECT crm.render_template('x', jsonb_build_object('a', convert_from('\\xe9'::bytea, 'SQL_ASCII') || repeat('x', 2000)))" 2>&1 | sed 's/^.*ERROR:  //' | tr '\n' '|')" \
+  "[�]|variables: 2012 bytes of JSON exceed the limit of 1024 (crm.max_json_argument_bytes)|" "a SQL_ASCII database: a byte that is not UTF-8 reads as U+FFFD, and the limit counts it so, as before"
+psql -X -q -d "$DB" -c "DROP DATABASE crm_test_sql_ascii" >/dev/null
 check "$(q -c "SELECT 1")" "1" "the server is still up"
 exit $failed
