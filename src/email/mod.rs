@@ -95,8 +95,8 @@ fn _validate_email_batch(messages: JsonbArg) -> JsonB {
 }
 
 /// NULL instead of an empty array (most messages have no cc or bcc: no array to build)
-fn non_empty(v: Vec<String>) -> Option<crate::srf::TextArray> {
-    (!v.is_empty()).then_some(crate::srf::TextArray(v))
+fn non_empty(v: Vec<String>) -> Option<crate::text_array::TextArray> {
+    (!v.is_empty()).then_some(crate::text_array::TextArray(v))
 }
 
 fn non_empty_object(m: serde_json::Map<String, serde_json::Value>) -> Option<JsonB> {
@@ -118,30 +118,33 @@ fn non_empty_object(m: serde_json::Map<String, serde_json::Value>) -> Option<Jso
 fn _validate_email_rows(
     messages: JsonbArg,
     batch: bool,
-) -> crate::srf::TableIterator<(
-    name!(ord, i32),
-    name!(id, pgrx::Uuid),
-    name!(account_id, Option<pgrx::Uuid>),
-    name!(to_addresses, crate::srf::TextArray),
-    name!(cc, Option<crate::srf::TextArray>),
-    name!(bcc, Option<crate::srf::TextArray>),
-    name!(recipient_name, Option<String>),
-    name!(subject, Option<String>),
-    name!(html_content, Option<String>),
-    name!(text_content, Option<String>),
-    name!(template_name, Option<String>),
-    name!(template_variables, Option<JsonB>),
-    name!(from_email, Option<String>),
-    name!(reply_to, Option<String>),
-    name!(headers, Option<JsonB>),
-    name!(attachments, Option<JsonB>),
-    name!(scheduled_at, Option<String>),
-    name!(priority, i32),
-    name!(max_attempts, i32),
-    name!(provider, Option<String>),
-    name!(metadata, Option<JsonB>),
-    name!(idempotency_key, Option<String>),
-)> {
+) -> TableIterator<
+    'static,
+    (
+        name!(ord, i32),
+        name!(id, pgrx::Uuid),
+        name!(account_id, Option<pgrx::Uuid>),
+        name!(to_addresses, crate::text_array::TextArray),
+        name!(cc, Option<crate::text_array::TextArray>),
+        name!(bcc, Option<crate::text_array::TextArray>),
+        name!(recipient_name, Option<String>),
+        name!(subject, Option<String>),
+        name!(html_content, Option<String>),
+        name!(text_content, Option<String>),
+        name!(template_name, Option<String>),
+        name!(template_variables, Option<JsonB>),
+        name!(from_email, Option<String>),
+        name!(reply_to, Option<String>),
+        name!(headers, Option<JsonB>),
+        name!(attachments, Option<JsonB>),
+        name!(scheduled_at, Option<String>),
+        name!(priority, i32),
+        name!(max_attempts, i32),
+        name!(provider, Option<String>),
+        name!(metadata, Option<JsonB>),
+        name!(idempotency_key, Option<String>),
+    ),
+> {
     let now = Utc::now();
     let queued = if batch {
         let v = parse_batch(&messages);
@@ -158,44 +161,36 @@ fn _validate_email_rows(
             .map(|_| pgrx::Uuid::from_bytes(ids.next(now_ms)))
             .collect()
     });
-    crate::srf::TableIterator(
-        queued
-            .into_iter()
-            .zip(ids)
-            .zip(1..)
-            .map(|((m, id), ord)| {
-                (
-                    ord,
-                    id,
-                    // validated: 32 hex digits or 8-4-4-4-12
-                    m.account_id
-                        .as_deref()
-                        .and_then(crm_core::ids::parse_uuid)
-                        .map(pgrx::Uuid::from_bytes),
-                    crate::srf::TextArray(m.to),
-                    non_empty(m.cc),
-                    non_empty(m.bcc),
-                    m.to_name,
-                    m.subject,
-                    m.html,
-                    m.text,
-                    m.template,
-                    non_empty_object(m.variables),
-                    m.from,
-                    m.reply_to,
-                    non_empty_object(m.headers),
-                    (!m.attachments.is_empty())
-                        .then_some(JsonB(serde_json::Value::Array(m.attachments))),
-                    m.scheduled_at,
-                    m.priority,
-                    m.max_attempts,
-                    m.provider,
-                    non_empty_object(m.metadata),
-                    m.idempotency_key,
-                )
-            })
-            .collect(),
-    )
+    TableIterator::new(queued.into_iter().zip(ids).zip(1..).map(|((m, id), ord)| {
+        (
+            ord,
+            id,
+            // validated: 32 hex digits or 8-4-4-4-12
+            m.account_id
+                .as_deref()
+                .and_then(crm_core::ids::parse_uuid)
+                .map(pgrx::Uuid::from_bytes),
+            crate::text_array::TextArray(m.to),
+            non_empty(m.cc),
+            non_empty(m.bcc),
+            m.to_name,
+            m.subject,
+            m.html,
+            m.text,
+            m.template,
+            non_empty_object(m.variables),
+            m.from,
+            m.reply_to,
+            non_empty_object(m.headers),
+            (!m.attachments.is_empty()).then_some(JsonB(serde_json::Value::Array(m.attachments))),
+            m.scheduled_at,
+            m.priority,
+            m.max_attempts,
+            m.provider,
+            non_empty_object(m.metadata),
+            m.idempotency_key,
+        )
+    }))
 }
 
 /// Send due emails now: claim up to `max_items`, send, record. For pg_cron and psql:
