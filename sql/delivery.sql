@@ -201,7 +201,7 @@ BEGIN
     ), checked AS (
         -- what the checks found for each message. Narrow: the messages themselves stay in v
         -- (each copy of a row between plan nodes costs a tuple per column).
-        SELECT v.ord, v.idempotency_key IS NOT NULL AS keyed,
+        SELECT v.ord, v.idempotency_key IS NOT NULL AS has_key,
                c.tpl_id, c.tpl_subject, c.prov, c.sender, b.email AS blocked, p.problem
         FROM v
         LEFT JOIN sender c ON c.acct = v.acct AND c.template_name IS NOT DISTINCT FROM v.template_name
@@ -228,17 +228,17 @@ BEGIN
             template_id, template_variables, from_email, reply_to, headers, attachments, status, scheduled_at,
             next_attempt_at, priority, provider, metadata, idempotency_key, max_attempts, batch_id)
         SELECT o.new_id, o.acct, o.to_addresses[1], o.recipient_name, o.to_addresses, coalesce(o.cc, '{}'), coalesce(o.bcc, '{}'),
-               coalesce(o.subject, k.tpl_subject), o.html_content, o.text_content,
-               k.tpl_id, coalesce(o.template_variables, '{}'), k.sender, o.reply_to,
+               coalesce(o.subject, chk.tpl_subject), o.html_content, o.text_content,
+               chk.tpl_id, coalesce(o.template_variables, '{}'), chk.sender, o.reply_to,
                coalesce(o.headers, '{}'), coalesce(o.attachments, '[]'),
                CASE WHEN o.scheduled_at::timestamptz > now() THEN 'scheduled' ELSE 'pending' END,
                o.scheduled_at::timestamptz, coalesce(o.scheduled_at::timestamptz, now()),
-               o.priority, k.prov, coalesce(o.metadata, '{}'), NULL, o.max_attempts, batch
-        FROM v o JOIN checked k ON k.ord = o.ord
-        WHERE NOT k.keyed   -- (a condition on this narrow side: the planner then hashes it, not v)
+               o.priority, chk.prov, coalesce(o.metadata, '{}'), NULL, o.max_attempts, batch
+        FROM v o JOIN checked chk ON chk.ord = o.ord
+        WHERE NOT chk.has_key   -- (a condition on this narrow side: the planner then hashes it, not v)
           AND CASE WHEN (SELECT ord FROM refused) IS NULL THEN true
                    WHEN o.ord = (SELECT ord FROM refused)
-                   THEN crm._enqueue_refuse(k.problem, o.template_name, k.blocked, o.provider, k.sender)
+                   THEN crm._enqueue_refuse(chk.problem, o.template_name, chk.blocked, o.provider, chk.sender)
                    ELSE false END
     ), keyed AS (
         INSERT INTO crm.email_queue (
@@ -246,17 +246,17 @@ BEGIN
             template_id, template_variables, from_email, reply_to, headers, attachments, status, scheduled_at,
             next_attempt_at, priority, provider, metadata, idempotency_key, max_attempts, batch_id)
         SELECT o.new_id, o.acct, o.to_addresses[1], o.recipient_name, o.to_addresses, coalesce(o.cc, '{}'), coalesce(o.bcc, '{}'),
-               coalesce(o.subject, k.tpl_subject), o.html_content, o.text_content,
-               k.tpl_id, coalesce(o.template_variables, '{}'), k.sender, o.reply_to,
+               coalesce(o.subject, chk.tpl_subject), o.html_content, o.text_content,
+               chk.tpl_id, coalesce(o.template_variables, '{}'), chk.sender, o.reply_to,
                coalesce(o.headers, '{}'), coalesce(o.attachments, '[]'),
                CASE WHEN o.scheduled_at::timestamptz > now() THEN 'scheduled' ELSE 'pending' END,
                o.scheduled_at::timestamptz, coalesce(o.scheduled_at::timestamptz, now()),
-               o.priority, k.prov, coalesce(o.metadata, '{}'), o.idempotency_key, o.max_attempts, batch
-        FROM v o JOIN checked k ON k.ord = o.ord
-        WHERE k.keyed
+               o.priority, chk.prov, coalesce(o.metadata, '{}'), o.idempotency_key, o.max_attempts, batch
+        FROM v o JOIN checked chk ON chk.ord = o.ord
+        WHERE chk.has_key
           AND CASE WHEN (SELECT ord FROM refused) IS NULL THEN true
                    WHEN o.ord = (SELECT ord FROM refused)
-                   THEN crm._enqueue_refuse(k.problem, o.template_name, k.blocked, o.provider, k.sender)
+                   THEN crm._enqueue_refuse(chk.problem, o.template_name, chk.blocked, o.provider, chk.sender)
                    ELSE false END
         -- of messages repeating a key, the first in the caller's order is the one queued
         ORDER BY o.ord

@@ -109,18 +109,15 @@ impl JsonbArg {
             }
             // Over the limit: its size is counted without printing it (a string of control
             // characters prints six bytes for each of its own, past what a palloc can hold)
-            // SAFETY: as above.
-            Read::TooLong => {
-                if let Some(text_len) = unsafe { text_len(&mut (*self.0).root) } {
-                    if cfg!(debug_assertions) && text_len <= 64 << 20 {
-                        assert_eq!(
-                            text_len,
-                            self.text().len(),
-                            "text length of a jsonb argument"
-                        );
-                    }
-                    too_long(what, text_len, max_bytes, domain);
+            Read::TooLong(text_len) => {
+                if cfg!(debug_assertions) && text_len <= 64 << 20 {
+                    assert_eq!(
+                        text_len,
+                        self.text().len(),
+                        "text length of a jsonb argument"
+                    );
                 }
+                too_long(what, text_len, max_bytes, domain);
             }
             Read::Declined => {}
         }
@@ -153,11 +150,14 @@ fn too_long(what: &str, text_len: usize, max_bytes: usize, domain: &'static str)
 enum Read {
     /// the value, and the length of its `jsonb_out` text
     Value(Value, usize),
-    /// its text would be over the limit
-    TooLong,
+    /// its text is this many bytes, over the limit
+    TooLong(usize),
     /// something the text path decides (nesting, a number, a string that is not UTF-8)
     Declined,
 }
+
+/// A value the binary reading leaves to the text path.
+struct Declined;
 
 /// Deeper than this the binary reading declines (serde_json, which the text path uses, refuses
 /// 128 levels; the text path then gives its error).
@@ -172,48 +172,23 @@ enum Open {
 
 /// `root` as the `Value` serde_json parses from its `jsonb_out` text, and that text's length
 /// in bytes, counted as `jsonb_out` prints it (`", "` between items, `": "` after a key,
-/// strings escaped as `escape_json` does, numbers as `numeric_out` writes them). TooLong when
-/// the text would be over `max_bytes`; Declined when nesting reaches [`MAX_BINARY_DEPTH`], for
-/// a number serde_json cannot hold, or a string that is not UTF-8 (a database in another
-/// encoding: the text path reads it lossily, and counts what it read).
+/// strings escaped as `escape_json` does, numbers as `numeric_out` writes them). Once the text
+/// is over `max_bytes` the walk stops building and only counts, for TooLong's exact size.
+/// Declined when nesting reaches [`MAX_BINARY_DEPTH`], for a number serde_json cannot hold, or
+/// for a string that is not UTF-8 (a database in another encoding: the text path reads it
+/// lossily, and counts what it read).
 ///
 /// # Safety
 /// `root` is the root container of a detoasted jsonb that outlives the call.
 unsafe fn binary_to_value(root: *mut pg_sys::JsonbContainer, max_bytes: usize) -> Read {
-    match unsafe { read_value(root, max_bytes) } {
-        Ok(Some((value, len))) => Read::Value(value, len),
-        Ok(None) => Read::Declined,
-        Err(TooLong) => Read::TooLong,
-    }
-}
-
-/// The text reached the limit.
-struct TooLong;
-
-/// [`binary_to_value`]'s walk: Ok(None) for a value it declines.
-///
-/// # Safety
-/// As [`binary_to_value`].
-unsafe fn read_value(
-    root: *mut pg_sys::JsonbContainer,
-    max_bytes: usize,
-) -> Result<Option<(Value, usize)>, TooLong> {
-    // (`?` on an Option below declines: this macro keeps those returns readable)
-    macro_rules! or_decline {
-        ($e:expr) => {
-            match $e {
-                Some(v) => v,
-                None => return Ok(None),
-            }
-        };
-    }
     use pg_sys::JsonbIteratorToken::*;
     // SAFETY: per the function's contract; JsonbIteratorNext fills `item` for each token, and
     // only the union field its token and type name is read.
     unsafe {
         let mut it = pg_sys::JsonbIteratorInit(root);
         let mut item: pg_sys::JsonbValue = std::mem::zeroed();
-        let mut open: Vec<Open> = Vec::new();
+        // the containers being built; None once the text is over the limit
+        let mut open: Option<Vec<Open>> = Some(Vec::new());
         let mut len = 0usize;
         let mut first = true; // no ", " before the next item
         let mut raw_scalar = false; // a top-level scalar: printed without brackets
@@ -221,117 +196,117 @@ unsafe fn read_value(
         let mut tokens = 0u32;
         loop {
             let token = pg_sys::JsonbIteratorNext(&mut it, &mut item, false);
+            let separated = matches!(
+                token,
+                WJB_BEGIN_ARRAY | WJB_BEGIN_OBJECT | WJB_KEY | WJB_ELEM
+            );
+            if separated && !first {
+                len += 2;
+            }
             let closed = match token {
                 WJB_DONE => break,
                 WJB_BEGIN_ARRAY | WJB_BEGIN_OBJECT => {
-                    if !first {
-                        len += 2;
-                    }
-                    first = true;
-                    if open.len() >= MAX_BINARY_DEPTH {
-                        return Ok(None);
-                    }
-                    if token == WJB_BEGIN_OBJECT {
+                    let object = token == WJB_BEGIN_OBJECT;
+                    if object || !item.val.array.rawScalar {
                         len += 1;
-                        open.push(Open::Object(Map::new(), None));
                     } else {
-                        let array = item.val.array;
-                        if array.rawScalar {
-                            raw_scalar = true;
-                        } else {
-                            len += 1;
+                        raw_scalar = true;
+                    }
+                    if let Some(open) = open.as_mut() {
+                        if open.len() >= MAX_BINARY_DEPTH {
+                            return Read::Declined;
                         }
-                        // (capacity capped: an array of millions of nulls is refused once
-                        // its text passes the limit, not after allocating for all of them)
-                        let n = usize::try_from(array.nElems).unwrap_or(0);
-                        open.push(Open::Array(Vec::with_capacity(n.min(1024))));
+                        open.push(if object {
+                            Open::Object(Map::new(), None)
+                        } else {
+                            // (capacity capped: an array of millions of nulls is refused once
+                            // its text passes the limit, not after allocating for all of them)
+                            let n = usize::try_from(item.val.array.nElems).unwrap_or(0);
+                            Open::Array(Vec::with_capacity(n.min(1024)))
+                        });
                     }
                     None
                 }
                 WJB_KEY => {
-                    if !first {
-                        len += 2;
-                    }
-                    first = true;
-                    let key = or_decline!(string_of(&item, &mut len));
+                    let Ok(key) = string_of(&item, &mut len, open.is_some()) else {
+                        return Read::Declined;
+                    };
                     len += 2;
-                    match open.last_mut() {
-                        Some(Open::Object(_, pending)) => *pending = Some(key),
-                        _ => return Ok(None),
+                    if let (Some(open), Some(key)) = (open.as_mut(), key) {
+                        match open.last_mut() {
+                            Some(Open::Object(_, pending)) => *pending = Some(key),
+                            _ => return Read::Declined,
+                        }
                     }
                     None
                 }
-                WJB_VALUE => {
-                    first = false;
-                    Some(or_decline!(scalar_of(&item, &mut len)))
-                }
-                WJB_ELEM => {
-                    if !first {
-                        len += 2;
-                    }
-                    first = false;
-                    Some(or_decline!(scalar_of(&item, &mut len)))
-                }
+                WJB_VALUE | WJB_ELEM => match scalar_of(&item, &mut len, open.is_some()) {
+                    Ok(value) => value,
+                    Err(Declined) => return Read::Declined,
+                },
                 WJB_END_ARRAY | WJB_END_OBJECT => {
-                    first = false;
-                    match or_decline!(open.pop()) {
-                        Open::Array(mut items) if raw_scalar && open.is_empty() => {
-                            Some(or_decline!(items.pop()))
-                        }
-                        Open::Array(items) => {
-                            len += 1;
-                            Some(Value::Array(items))
-                        }
-                        Open::Object(map, _) => {
-                            len += 1;
-                            Some(Value::Object(map))
-                        }
+                    if !(token == WJB_END_ARRAY && raw_scalar) {
+                        len += 1;
+                    }
+                    match open.as_mut().map(Vec::pop) {
+                        None => None,
+                        Some(Some(Open::Array(mut items))) if raw_scalar => items.pop(),
+                        Some(Some(Open::Array(items))) => Some(Value::Array(items)),
+                        Some(Some(Open::Object(map, _))) => Some(Value::Object(map)),
+                        Some(None) => return Read::Declined,
                     }
                 }
-                _ => return Ok(None),
+                _ => return Read::Declined,
             };
-            if len > max_bytes {
-                return Err(TooLong);
-            }
-            if let Some(value) = closed {
+            first = matches!(token, WJB_BEGIN_ARRAY | WJB_BEGIN_OBJECT | WJB_KEY);
+            if let (Some(value), Some(open)) = (closed, open.as_mut()) {
                 match open.last_mut() {
                     None => done = Some(value),
                     Some(Open::Array(items)) => items.push(value),
-                    Some(Open::Object(map, pending)) => {
-                        map.insert(or_decline!(pending.take()), value);
-                    }
+                    Some(Open::Object(map, pending)) => match pending.take() {
+                        Some(key) => {
+                            map.insert(key, value);
+                        }
+                        None => return Read::Declined,
+                    },
                 }
+            }
+            if open.is_some() && len > max_bytes {
+                // from here on only count: the error names the whole text's size
+                open = None;
+                done = None;
             }
             tokens = tokens.wrapping_add(1);
             if tokens.is_multiple_of(4096) {
                 pgrx::check_for_interrupts!();
             }
         }
-        Ok(done.map(|value| (value, len)))
+        match (open, done) {
+            (None, _) => Read::TooLong(len),
+            (Some(_), Some(value)) => Read::Value(value, len),
+            (Some(_), None) => Read::Declined,
+        }
     }
 }
 
-/// A string item (a key or a value), adding its escaped text's length to `len`; None when it
-/// is not UTF-8.
+/// A string item (a key or a value): its escaped text's length added to `len`, and the string
+/// itself when `build`; Declined when it is not UTF-8.
 ///
 /// # Safety
 /// `item` is a jbvString filled by JsonbIteratorNext.
-unsafe fn string_of(item: &pg_sys::JsonbValue, len: &mut usize) -> Option<String> {
-    let bytes = unsafe { string_bytes(item) };
-    *len += escaped_text_len(bytes);
-    std::str::from_utf8(bytes).ok().map(str::to_owned)
-}
-
-/// The bytes of a string item.
-///
-/// # Safety
-/// `item` is a jbvString filled by JsonbIteratorNext; the bytes live as long as the jsonb.
-unsafe fn string_bytes(item: &pg_sys::JsonbValue) -> &[u8] {
+unsafe fn string_of(
+    item: &pg_sys::JsonbValue,
+    len: &mut usize,
+    build: bool,
+) -> Result<Option<String>, Declined> {
     // SAFETY: per the contract, `val` points at `len` bytes inside the jsonb.
-    unsafe {
+    let bytes = unsafe {
         let s = item.val.string;
         std::slice::from_raw_parts(s.val as *const u8, usize::try_from(s.len).unwrap_or(0))
-    }
+    };
+    *len += escaped_text_len(bytes);
+    let text = std::str::from_utf8(bytes).map_err(|_| Declined)?;
+    Ok(build.then(|| text.to_owned()))
 }
 
 /// The length of a string as `escape_json` prints it, quotes included.
@@ -356,36 +331,43 @@ fn escaped_len(b: u8) -> usize {
     }
 }
 
-/// A scalar item, adding its text's length to `len`; None for a number serde_json cannot hold.
+/// A scalar item: its text's length added to `len`, and its value when `build`; Declined for a
+/// number serde_json cannot hold (when building) or a string that is not UTF-8.
 ///
 /// # Safety
 /// `item` is a scalar filled by JsonbIteratorNext.
 #[allow(non_upper_case_globals)] // (bindgen names jsonb's value types as Postgres does)
-unsafe fn scalar_of(item: &pg_sys::JsonbValue, len: &mut usize) -> Option<Value> {
+unsafe fn scalar_of(
+    item: &pg_sys::JsonbValue,
+    len: &mut usize,
+    build: bool,
+) -> Result<Option<Value>, Declined> {
     use pg_sys::jbvType::*;
     // SAFETY: the union field read is the one the item's type names.
     unsafe {
-        match item.type_ {
+        let value = match item.type_ {
             jbvNull => {
                 *len += 4;
-                Some(Value::Null)
+                Value::Null
             }
             jbvBool => {
                 let b = item.val.boolean;
                 *len += if b { 4 } else { 5 };
-                Some(Value::Bool(b))
+                Value::Bool(b)
             }
-            jbvString => string_of(item, len).map(Value::String),
+            jbvString => return Ok(string_of(item, len, build)?.map(Value::String)),
             jbvNumeric => {
-                let text = numeric_text(item)?;
+                let text = numeric_text(item).ok_or(Declined)?;
                 *len += text.len();
+                if !build {
+                    return Ok(None);
+                }
                 // as serde_json parses these digits in the text
-                serde_json::from_str::<serde_json::Number>(&text)
-                    .ok()
-                    .map(Value::Number)
+                Value::Number(serde_json::from_str(&text).map_err(|_| Declined)?)
             }
-            _ => None,
-        }
+            _ => return Err(Declined),
+        };
+        Ok(build.then_some(value))
     }
 }
 
@@ -403,66 +385,6 @@ unsafe fn numeric_text(item: &pg_sys::JsonbValue) -> Option<String> {
         let text = cstr.to_str().ok().map(str::to_owned);
         pg_sys::pfree(cstr.as_ptr() as *mut std::ffi::c_void);
         text
-    }
-}
-
-/// The length of `root`'s `jsonb_out` text, counted as [`binary_to_value`] counts it but
-/// building nothing; None for a string that is not UTF-8 (the text path measures those).
-///
-/// # Safety
-/// As [`binary_to_value`].
-#[allow(non_upper_case_globals)] // (bindgen names jsonb's value types as Postgres does)
-unsafe fn text_len(root: *mut pg_sys::JsonbContainer) -> Option<usize> {
-    use pg_sys::jbvType::*;
-    use pg_sys::JsonbIteratorToken::*;
-    // SAFETY: as in read_value.
-    unsafe {
-        let mut it = pg_sys::JsonbIteratorInit(root);
-        let mut item: pg_sys::JsonbValue = std::mem::zeroed();
-        let mut len = 0usize;
-        let mut first = true;
-        let mut raw_scalar = false;
-        let mut tokens = 0u32;
-        loop {
-            let token = pg_sys::JsonbIteratorNext(&mut it, &mut item, false);
-            let separated = matches!(
-                token,
-                WJB_BEGIN_ARRAY | WJB_BEGIN_OBJECT | WJB_KEY | WJB_ELEM
-            );
-            if separated && !first {
-                len += 2;
-            }
-            match token {
-                WJB_DONE => break,
-                WJB_BEGIN_ARRAY if item.val.array.rawScalar => raw_scalar = true,
-                WJB_BEGIN_ARRAY | WJB_BEGIN_OBJECT => len += 1,
-                WJB_END_ARRAY if raw_scalar => {}
-                WJB_END_ARRAY | WJB_END_OBJECT => len += 1,
-                WJB_KEY => {
-                    let bytes = string_bytes(&item);
-                    std::str::from_utf8(bytes).ok()?;
-                    len += escaped_text_len(bytes) + 2;
-                }
-                _ => match item.type_ {
-                    // WJB_VALUE, WJB_ELEM
-                    jbvNull => len += 4,
-                    jbvBool => len += if item.val.boolean { 4 } else { 5 },
-                    jbvString => {
-                        let bytes = string_bytes(&item);
-                        std::str::from_utf8(bytes).ok()?;
-                        len += escaped_text_len(bytes);
-                    }
-                    jbvNumeric => len += numeric_text(&item)?.len(),
-                    _ => return None,
-                },
-            }
-            first = matches!(token, WJB_BEGIN_ARRAY | WJB_BEGIN_OBJECT | WJB_KEY);
-            tokens = tokens.wrapping_add(1);
-            if tokens.is_multiple_of(4096) {
-                pgrx::check_for_interrupts!();
-            }
-        }
-        Some(len)
     }
 }
 
