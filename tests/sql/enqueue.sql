@@ -2,7 +2,7 @@
 -- offending field and nothing written, idempotency, sender and provider choice, templates,
 -- suppression, scheduling, batches, RLS.
 BEGIN;
-SELECT plan(54);
+SELECT plan(62);
 
 INSERT INTO crm.accounts (id, name, default_from_email) VALUES
   ('0000000a-0000-0000-0000-0000000000e9', 'Queue A', NULL),
@@ -154,6 +154,49 @@ SELECT is((SELECT array_agg(concat_ws(' ', recipient_email, account_id, subject,
                 't2@x.io 0000000a-0000-0000-0000-0000000000e9 plain f CRM <noreply@resend.dev> {}',
                 't3@x.io 0000000b-0000-0000-0000-0000000000e9 other account f 317 Plumber <help@317plumber.com> {}'],
           '... each message with its own account''s template and sender');
+
+-- The queue's account is checked once per statement (crm._email_queue_accounts_exist) instead of
+-- by the foreign key's per-row trigger, with the same error; the key itself still cascades and
+-- checks updates. (tests/shell/queue_account_isolation.sh: the concurrent interleavings.)
+CREATE TEMP TABLE before_fk AS SELECT pg_temp.rows() AS n;
+SELECT throws_ok($$SELECT crm.enqueue_batch('[
+    {"account_id": "0000000a-0000-0000-0000-0000000000e9", "to": "fk1@x.io", "subject": "s", "text": "t"},
+    {"account_id": "0000000f-0000-0000-0000-0000000000e9", "to": "fk2@x.io", "subject": "s", "text": "t"}]')$$,
+    '23503', 'insert or update on table "email_queue" violates foreign key constraint "email_queue_account_id_fkey"',
+    'a privileged batch naming an account that does not exist: 23503, the foreign key named');
+SELECT throws_ok($$INSERT INTO crm.email_queue (account_id, recipient_email, subject)
+                  VALUES ('0000000a-0000-0000-0000-0000000000e9', 'fk3@x.io', 's'), ('0000000f-0000-0000-0000-0000000000e9', 'fk4@x.io', 's')$$,
+    '23503', 'insert or update on table "email_queue" violates foreign key constraint "email_queue_account_id_fkey"',
+    'a direct insert of an unknown account too, one good row beside it');
+SELECT is(pg_temp.rows(), (SELECT n FROM before_fk), '... and neither wrote a row');
+DO $$
+BEGIN
+    INSERT INTO crm.email_queue (account_id, recipient_email, subject) VALUES ('0000000f-0000-0000-0000-0000000000e9', 'fk5@x.io', 's');
+EXCEPTION WHEN foreign_key_violation THEN
+    DECLARE c text; t text; d text;
+    BEGIN
+        GET STACKED DIAGNOSTICS c = CONSTRAINT_NAME, t = TABLE_NAME, d = PG_EXCEPTION_DETAIL;
+        PERFORM set_config('tests.fk_error', concat_ws(' | ', c, t, d), true);
+    END;
+END $$;
+SELECT is(current_setting('tests.fk_error'),
+          'email_queue_account_id_fkey | email_queue | Key (account_id)=(0000000f-0000-0000-0000-0000000000e9) is not present in table "accounts".',
+          '... with the constraint, the table and the key in the error fields, as the built-in check gives them');
+SELECT throws_ok($$UPDATE crm.email_queue SET account_id = '0000000f-0000-0000-0000-0000000000e9' WHERE recipient_email = 't1@x.io'$$,
+    '23503', NULL, 'moving a queued row to an unknown account is still refused by the foreign key');
+SELECT is((SELECT string_agg(p.proname || '=' || t.tgenabled::text, ', ' ORDER BY p.proname)
+           FROM pg_trigger t JOIN pg_constraint c ON c.oid = t.tgconstraint JOIN pg_proc p ON p.oid = t.tgfoid
+           WHERE c.conname = 'email_queue_account_id_fkey'),
+          'RI_FKey_cascade_del=O, RI_FKey_check_ins=D, RI_FKey_check_upd=O, RI_FKey_noaction_upd=O',
+          'the foreign key''s cascade and update checks are on; only its per-row insert check is off');
+INSERT INTO crm.accounts (id, name) VALUES ('0000000c-0000-0000-0000-0000000000e9', 'Queue C');
+SELECT is((SELECT count(*) FROM crm.enqueue_batch('[
+    {"account_id": "0000000c-0000-0000-0000-0000000000e9", "to": "c1@x.io", "subject": "s", "text": "t"},
+    {"account_id": "0000000c-0000-0000-0000-0000000000e9", "to": "c2@x.io", "subject": "s", "text": "t"}]')), 2::bigint,
+          'a new account''s mail is queued');
+DELETE FROM crm.accounts WHERE id = '0000000c-0000-0000-0000-0000000000e9';
+SELECT is((SELECT count(*) FROM crm.email_queue WHERE account_id = '0000000c-0000-0000-0000-0000000000e9'), 0::bigint,
+          'deleting the account deletes its queued mail (the foreign key''s cascade)');
 
 SELECT throws_ok($$SELECT crm.enqueue_email(NULL)$$, '22023', 'message: required', 'a NULL message is refused, not a silent NULL');
 SELECT throws_ok($$SELECT crm.enqueue_batch(NULL)$$, '22023', 'messages: required', 'a NULL batch too');

@@ -1,5 +1,6 @@
 -- Everything about schema crm that an install or an update decides, one sorted line per fact:
--- functions (definition and privileges), columns, constraints, indexes, triggers, views,
+-- functions (definition and privileges), columns, constraints, indexes, triggers (a foreign
+-- key's own ones too: enabled or not), views,
 -- policies, table privileges, the extension's members and its pg_dump configuration.
 \pset tuples_only on
 \pset format unaligned
@@ -22,6 +23,11 @@ WITH facts AS (
     UNION ALL
     SELECT 'trigger ' || pg_get_triggerdef(t.oid) FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
     WHERE c.relnamespace = 'crm'::regnamespace AND NOT t.tgisinternal
+    UNION ALL
+    -- a foreign key's own triggers, by constraint (their names hold OIDs), enabled or not
+    SELECT 'constraint trigger ' || c.relname || ' ' || k.conname || ' ' || t.tgfoid::regproc || ' ' || t.tgenabled::text
+    FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_constraint k ON k.oid = t.tgconstraint
+    WHERE c.relnamespace = 'crm'::regnamespace AND t.tgisinternal
     UNION ALL
     SELECT 'view ' || c.relname || ' ' || md5(pg_get_viewdef(c.oid)) FROM pg_class c
     WHERE c.relnamespace = 'crm'::regnamespace AND c.relkind = 'v'
