@@ -343,17 +343,19 @@ CREATE INDEX email_queue_provider_message_idx ON crm.email_queue ((metadata ->> 
 -- 'processing' rows through the lease index: leaving them out saves every claimed row an entry).
 CREATE INDEX email_queue_send_key_idx ON crm.email_queue (send_key)
     WHERE send_key IS NOT NULL AND status IN ('pending', 'scheduled');
--- The account of queued rows, checked once per statement instead of once per row. The foreign
--- key above stays (it cascades an account's deletion, checks an UPDATE of account_id, and is
--- the relationship PostgREST embeds), but its per-row insert check is disabled: it ran one
--- query with its own executor start for every queued row, 23 % of an enqueue (issue 17).
--- This trigger does the same for a whole statement: it takes the same FOR KEY SHARE lock on
--- each distinct account, so a concurrent DELETE of the account waits for the inserting
--- transaction and then cascades to its rows (or fails under REPEATABLE READ); an account
--- deleted first makes the insert fail with the same error (23503, same constraint name).
--- SECURITY DEFINER: like the built-in check, it reads accounts whatever the inserter's rights
--- and row-level security.
-CREATE FUNCTION crm._email_queue_accounts_exist() RETURNS trigger
+-- The references of queued rows (account, template), checked once per statement instead of
+-- once per row. The foreign keys above stay (they cascade or clear on deletion, check an
+-- UPDATE, and are the relationships PostgREST embeds), but their per-row insert checks are
+-- disabled: each ran a query with its own executor start for every queued row (the account's
+-- was 23 % of an enqueue, issue 17). This trigger does the same for a whole statement: it takes
+-- the same FOR KEY SHARE lock on each distinct account and template, so a concurrent DELETE of
+-- one waits for the inserting transaction and then cascades to (or clears) its rows, or fails
+-- under REPEATABLE READ; one deleted first makes the insert fail with the same error (23503,
+-- the same constraint, table and detail). tests/shell/queue_references_isolation.sh runs the
+-- interleavings against this trigger and against the built-in checks: the same output.
+-- SECURITY DEFINER: like the built-in check, it reads the referenced rows whatever the
+-- inserter's rights and row-level security.
+CREATE FUNCTION crm._email_queue_references_exist() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -371,21 +373,39 @@ BEGIN
                   CONSTRAINT = 'email_queue_account_id_fkey',
                   DETAIL = format('Key (account_id)=(%s) is not present in table "accounts".', missing);
     END IF;
+    SELECT n.template_id INTO missing
+    FROM (SELECT DISTINCT template_id FROM new_rows WHERE template_id IS NOT NULL) n
+    LEFT JOIN LATERAL (SELECT true AS found FROM crm.email_templates t WHERE t.id = n.template_id FOR KEY SHARE) t ON true
+    WHERE t.found IS NULL
+    LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'insert or update on table "email_queue" violates foreign key constraint "email_queue_template_id_fkey"'
+            USING ERRCODE = 'foreign_key_violation', SCHEMA = 'crm', TABLE = 'email_queue',
+                  CONSTRAINT = 'email_queue_template_id_fkey',
+                  DETAIL = format('Key (template_id)=(%s) is not present in table "email_templates".', missing);
+    END IF;
     RETURN NULL;
 END
 $$;
-CREATE TRIGGER email_queue_accounts_exist AFTER INSERT ON crm.email_queue
+CREATE TRIGGER email_queue_references_exist AFTER INSERT ON crm.email_queue
     REFERENCING NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION crm._email_queue_accounts_exist();
+    FOR EACH STATEMENT EXECUTE FUNCTION crm._email_queue_references_exist();
 DO $$
 DECLARE
     per_row_check name;
 BEGIN
-    SELECT t.tgname INTO STRICT per_row_check
-    FROM pg_catalog.pg_trigger t JOIN pg_catalog.pg_constraint c ON c.oid = t.tgconstraint
-    WHERE t.tgrelid = 'crm.email_queue'::regclass AND c.conname = 'email_queue_account_id_fkey'
-      AND t.tgfoid = 'pg_catalog."RI_FKey_check_ins"'::regproc;
-    EXECUTE format('ALTER TABLE crm.email_queue DISABLE TRIGGER %I', per_row_check);
+    FOR per_row_check IN
+        SELECT t.tgname
+        FROM pg_catalog.pg_trigger t JOIN pg_catalog.pg_constraint c ON c.oid = t.tgconstraint
+        WHERE t.tgrelid = 'crm.email_queue'::regclass
+          AND c.conname IN ('email_queue_account_id_fkey', 'email_queue_template_id_fkey')
+          AND t.tgfoid = 'pg_catalog."RI_FKey_check_ins"'::regproc
+    LOOP
+        EXECUTE format('ALTER TABLE crm.email_queue DISABLE TRIGGER %I', per_row_check);
+    END LOOP;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'the queue''s foreign keys have no per-row insert checks to replace';
+    END IF;
 END
 $$;
 

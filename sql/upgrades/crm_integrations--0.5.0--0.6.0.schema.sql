@@ -168,20 +168,27 @@ CREATE INDEX email_queue_send_key_idx ON crm.email_queue (send_key)
 DROP INDEX crm.email_queue_due_idx;
 
 -- @after-functions
--- The accounts of queued rows are checked once per statement (crm._email_queue_accounts_exist,
--- sql/schema.sql says why); the foreign key's per-row insert check is disabled. As in
--- sql/schema.sql.
-CREATE TRIGGER email_queue_accounts_exist AFTER INSERT ON crm.email_queue
+-- The references of queued rows (account, template) are checked once per statement
+-- (crm._email_queue_references_exist; sql/schema.sql says why); the foreign keys' per-row
+-- insert checks are disabled. As in sql/schema.sql.
+CREATE TRIGGER email_queue_references_exist AFTER INSERT ON crm.email_queue
     REFERENCING NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION crm._email_queue_accounts_exist();
+    FOR EACH STATEMENT EXECUTE FUNCTION crm._email_queue_references_exist();
 DO $$
 DECLARE
     per_row_check name;
 BEGIN
-    SELECT t.tgname INTO STRICT per_row_check
-    FROM pg_catalog.pg_trigger t JOIN pg_catalog.pg_constraint c ON c.oid = t.tgconstraint
-    WHERE t.tgrelid = 'crm.email_queue'::regclass AND c.conname = 'email_queue_account_id_fkey'
-      AND t.tgfoid = 'pg_catalog."RI_FKey_check_ins"'::regproc;
-    EXECUTE format('ALTER TABLE crm.email_queue DISABLE TRIGGER %I', per_row_check);
+    FOR per_row_check IN
+        SELECT t.tgname
+        FROM pg_catalog.pg_trigger t JOIN pg_catalog.pg_constraint c ON c.oid = t.tgconstraint
+        WHERE t.tgrelid = 'crm.email_queue'::regclass
+          AND c.conname IN ('email_queue_account_id_fkey', 'email_queue_template_id_fkey')
+          AND t.tgfoid = 'pg_catalog."RI_FKey_check_ins"'::regproc
+    LOOP
+        EXECUTE format('ALTER TABLE crm.email_queue DISABLE TRIGGER %I', per_row_check);
+    END LOOP;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'the queue''s foreign keys have no per-row insert checks to replace';
+    END IF;
 END
 $$;

@@ -2,7 +2,7 @@
 -- offending field and nothing written, idempotency, sender and provider choice, templates,
 -- suppression, scheduling, batches, RLS.
 BEGIN;
-SELECT plan(62);
+SELECT plan(63);
 
 INSERT INTO crm.accounts (id, name, default_from_email) VALUES
   ('0000000a-0000-0000-0000-0000000000e9', 'Queue A', NULL),
@@ -155,9 +155,10 @@ SELECT is((SELECT array_agg(concat_ws(' ', recipient_email, account_id, subject,
                 't3@x.io 0000000b-0000-0000-0000-0000000000e9 other account f 317 Plumber <help@317plumber.com> {}'],
           '... each message with its own account''s template and sender');
 
--- The queue's account is checked once per statement (crm._email_queue_accounts_exist) instead of
--- by the foreign key's per-row trigger, with the same error; the key itself still cascades and
--- checks updates. (tests/shell/queue_account_isolation.sh: the concurrent interleavings.)
+-- The queue's account and template are checked once per statement
+-- (crm._email_queue_references_exist) instead of by the foreign keys' per-row triggers, with the
+-- same errors; the keys themselves still cascade and check updates.
+-- (tests/shell/queue_references_isolation.sh: the concurrent interleavings.)
 CREATE TEMP TABLE before_fk AS SELECT pg_temp.rows() AS n;
 SELECT throws_ok($$SELECT crm.enqueue_batch('[
     {"account_id": "0000000a-0000-0000-0000-0000000000e9", "to": "fk1@x.io", "subject": "s", "text": "t"},
@@ -184,11 +185,18 @@ SELECT is(current_setting('tests.fk_error'),
           '... with the constraint, the table and the key in the error fields, as the built-in check gives them');
 SELECT throws_ok($$UPDATE crm.email_queue SET account_id = '0000000f-0000-0000-0000-0000000000e9' WHERE recipient_email = 't1@x.io'$$,
     '23503', NULL, 'moving a queued row to an unknown account is still refused by the foreign key');
-SELECT is((SELECT string_agg(p.proname || '=' || t.tgenabled::text, ', ' ORDER BY p.proname)
+SELECT throws_ok($$INSERT INTO crm.email_queue (account_id, recipient_email, subject, template_id)
+                  VALUES ('0000000a-0000-0000-0000-0000000000e9', 'fk6@x.io', 's', '0000000f-0000-0000-0000-0000000000e9')$$,
+    '23503', 'insert or update on table "email_queue" violates foreign key constraint "email_queue_template_id_fkey"',
+    'a template that does not exist: 23503, the template''s key named');
+SELECT is((SELECT string_agg(c.conname || ' ' || p.proname || '=' || t.tgenabled::text, ', ' ORDER BY c.conname, p.proname)
            FROM pg_trigger t JOIN pg_constraint c ON c.oid = t.tgconstraint JOIN pg_proc p ON p.oid = t.tgfoid
-           WHERE c.conname = 'email_queue_account_id_fkey'),
-          'RI_FKey_cascade_del=O, RI_FKey_check_ins=D, RI_FKey_check_upd=O, RI_FKey_noaction_upd=O',
-          'the foreign key''s cascade and update checks are on; only its per-row insert check is off');
+           WHERE c.conname IN ('email_queue_account_id_fkey', 'email_queue_template_id_fkey')),
+          'email_queue_account_id_fkey RI_FKey_cascade_del=O, email_queue_account_id_fkey RI_FKey_check_ins=D, '
+          'email_queue_account_id_fkey RI_FKey_check_upd=O, email_queue_account_id_fkey RI_FKey_noaction_upd=O, '
+          'email_queue_template_id_fkey RI_FKey_check_ins=D, email_queue_template_id_fkey RI_FKey_check_upd=O, '
+          'email_queue_template_id_fkey RI_FKey_noaction_upd=O, email_queue_template_id_fkey RI_FKey_setnull_del=O',
+          'the foreign keys'' cascades and update checks are on; only their per-row insert checks are off');
 INSERT INTO crm.accounts (id, name) VALUES ('0000000c-0000-0000-0000-0000000000e9', 'Queue C');
 SELECT is((SELECT count(*) FROM crm.enqueue_batch('[
     {"account_id": "0000000c-0000-0000-0000-0000000000e9", "to": "c1@x.io", "subject": "s", "text": "t"},
