@@ -177,6 +177,7 @@ CREATE TRIGGER email_queue_references_exist AFTER INSERT ON crm.email_queue
 DO $$
 DECLARE
     per_row_check name;
+    disabled integer := 0;
 BEGIN
     FOR per_row_check IN
         SELECT t.tgname
@@ -186,9 +187,10 @@ BEGIN
           AND t.tgfoid = 'pg_catalog."RI_FKey_check_ins"'::regproc
     LOOP
         EXECUTE format('ALTER TABLE crm.email_queue DISABLE TRIGGER %I', per_row_check);
+        disabled := disabled + 1;
     END LOOP;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'the queue''s foreign keys have no per-row insert checks to replace';
+    IF disabled <> 2 THEN
+        RAISE EXCEPTION 'expected the per-row insert checks of the queue''s two foreign keys, found %', disabled;
     END IF;
 END
 $$;

@@ -41,7 +41,7 @@ BEGIN
 END $$;
 SQL
 
-run_spec crm_iso_ours; check $? 0 "six interleavings of an enqueue and a deletion of its account or template: waits, 23503, rollback, 40001 under REPEATABLE READ, SET NULL; nothing left pointing at nothing"
+run_spec crm_iso_ours; check $? 0 "seven interleavings of an enqueue and a deletion of its account or template: waits, 23503, rollback, 40001 under REPEATABLE READ, SET NULL, a batch over two accounts; nothing left pointing at nothing"
 run_spec crm_iso_builtin; check $? 0 "... the same steps and results as with the foreign key's own per-row check"
 
 for db in crm_iso_ours crm_iso_builtin; do DB=postgres q -c "DROP DATABASE $db"; done

@@ -21,7 +21,7 @@ WITH facts AS (
     UNION ALL
     SELECT 'index ' || indexdef FROM pg_indexes WHERE schemaname = 'crm'
     UNION ALL
-    SELECT 'trigger ' || pg_get_triggerdef(t.oid) FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+    SELECT 'trigger ' || pg_get_triggerdef(t.oid) || ' enabled=' || t.tgenabled::text FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
     WHERE c.relnamespace = 'crm'::regnamespace AND NOT t.tgisinternal
     UNION ALL
     -- a foreign key's own triggers, by constraint (their names hold OIDs), enabled or not
