@@ -391,7 +391,13 @@ $$;
 CREATE TRIGGER email_queue_references_exist AFTER INSERT ON crm.email_queue
     REFERENCING NEW TABLE AS new_rows
     FOR EACH STATEMENT EXECUTE FUNCTION crm._email_queue_references_exist();
-DO $$
+-- Turns the foreign keys' per-row insert checks off (idempotent; returns how many). The install
+-- and the update call it; after a pg_upgrade, or a restore that enabled every trigger, a
+-- superuser may call it again (both checks running is correct, only slower).
+CREATE FUNCTION crm._disable_queue_reference_row_checks() RETURNS integer
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
 DECLARE
     per_row_check name;
     disabled integer := 0;
@@ -409,8 +415,10 @@ BEGIN
     IF disabled <> 2 THEN
         RAISE EXCEPTION 'expected the per-row insert checks of the queue''s two foreign keys, found %', disabled;
     END IF;
+    RETURN disabled;
 END
 $$;
+SELECT crm._disable_queue_reference_row_checks();
 
 CREATE TABLE crm.email_analytics (
     id              uuid PRIMARY KEY DEFAULT gen_random_uuid(),

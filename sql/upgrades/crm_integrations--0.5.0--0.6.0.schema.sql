@@ -174,23 +174,4 @@ DROP INDEX crm.email_queue_due_idx;
 CREATE TRIGGER email_queue_references_exist AFTER INSERT ON crm.email_queue
     REFERENCING NEW TABLE AS new_rows
     FOR EACH STATEMENT EXECUTE FUNCTION crm._email_queue_references_exist();
-DO $$
-DECLARE
-    per_row_check name;
-    disabled integer := 0;
-BEGIN
-    FOR per_row_check IN
-        SELECT t.tgname
-        FROM pg_catalog.pg_trigger t JOIN pg_catalog.pg_constraint c ON c.oid = t.tgconstraint
-        WHERE t.tgrelid = 'crm.email_queue'::regclass
-          AND c.conname IN ('email_queue_account_id_fkey', 'email_queue_template_id_fkey')
-          AND t.tgfoid = 'pg_catalog."RI_FKey_check_ins"'::regproc
-    LOOP
-        EXECUTE format('ALTER TABLE crm.email_queue DISABLE TRIGGER %I', per_row_check);
-        disabled := disabled + 1;
-    END LOOP;
-    IF disabled <> 2 THEN
-        RAISE EXCEPTION 'expected the per-row insert checks of the queue''s two foreign keys, found %', disabled;
-    END IF;
-END
-$$;
+SELECT crm._disable_queue_reference_row_checks();

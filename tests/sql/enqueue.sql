@@ -2,7 +2,7 @@
 -- offending field and nothing written, idempotency, sender and provider choice, templates,
 -- suppression, scheduling, batches, RLS.
 BEGIN;
-SELECT plan(63);
+SELECT plan(64);
 
 INSERT INTO crm.accounts (id, name, default_from_email) VALUES
   ('0000000a-0000-0000-0000-0000000000e9', 'Queue A', NULL),
@@ -197,6 +197,7 @@ SELECT is((SELECT string_agg(c.conname || ' ' || p.proname || '=' || t.tgenabled
           'email_queue_template_id_fkey RI_FKey_check_ins=D, email_queue_template_id_fkey RI_FKey_check_upd=O, '
           'email_queue_template_id_fkey RI_FKey_noaction_upd=O, email_queue_template_id_fkey RI_FKey_setnull_del=O',
           'the foreign keys'' cascades and update checks are on; only their per-row insert checks are off');
+SELECT is(crm._disable_queue_reference_row_checks(), 2, 'turning the per-row insert checks off again is idempotent (after a pg_upgrade)');
 INSERT INTO crm.accounts (id, name) VALUES ('0000000c-0000-0000-0000-0000000000e9', 'Queue C');
 SELECT is((SELECT count(*) FROM crm.enqueue_batch('[
     {"account_id": "0000000c-0000-0000-0000-0000000000e9", "to": "c1@x.io", "subject": "s", "text": "t"},
